@@ -1,0 +1,542 @@
+//! [`Contract`]: the handle applications hold.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::driver::{Capabilities, Driver, DriverError, Metadata};
+use crate::error::{Error, Result};
+use crate::key;
+use crate::metrics::{Counter, Counters, Metrics};
+use crate::registry;
+
+/// The longest TTL a contract accepts: 100 years. Longer ones are almost surely unit
+/// mistakes, and no backend keeps time that far ahead; pass `None` for no expiry.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60 + 25 * 24 * 60 * 60);
+
+/// A handle to one named store of one driver: what application code holds.
+///
+/// Cheap to clone; clones share one handle, so closing any of them closes all. `Send` and
+/// `Sync`: share it between threads freely.
+///
+/// ```
+/// use hodor_core::{Contract, Error};
+/// use hodor_memory as _; // links the "memory" driver
+///
+/// # fn main() -> Result<(), Error> {
+/// let sessions = Contract::new("memory", "sessions", None)?;
+/// sessions.set("user/42", "alice", None)?;
+/// assert_eq!(sessions.get("user/42")?, "alice");
+/// assert_eq!(sessions.list("user/")?, vec!["user/42"]);
+/// assert!(matches!(sessions.get("user/7"), Err(Error::NotFound { .. })));
+/// sessions.close()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Contract {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    driver_name: &'static str,
+    name: Arc<str>,
+    driver: Box<dyn Driver>,
+    capabilities: Capabilities,
+    closed: AtomicBool,
+    counters: Counters,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !*self.closed.get_mut() {
+            // Nobody is left to see an error from a drop; close() reports it when called.
+            let _ = self.driver.close();
+        }
+    }
+}
+
+impl fmt::Debug for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contract")
+            .field("driver", &self.inner.driver_name)
+            .field("name", &self.inner.name)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The contract name follows the key rules, so every driver can use it as a namespace.
+fn check_name(driver: &'static str, name: &str) -> Result<()> {
+    match key::problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidInput {
+            driver,
+            contract: Arc::from(name),
+            key: None,
+            reason: format!(
+                "invalid contract name: {reason}; a contract name follows the key rules"
+            ),
+        }),
+    }
+}
+
+impl Contract {
+    /// Opens the store called `name` with the driver registered as `driver`.
+    ///
+    /// The same driver and name give the same data: two memory contracts named `"sessions"`
+    /// in one process share their entries. `config` is driver-specific JSON; `None` and
+    /// `{}` mean defaults, and an unknown field or a wrong type is [`Error::InvalidConfig`]
+    /// naming the field. An unlinked driver is [`Error::UnknownDriver`], which lists the
+    /// linked ones.
+    pub fn new(driver: &str, name: &str, config: Option<serde_json::Value>) -> Result<Contract> {
+        let registration = registry::lookup(driver)?;
+        let driver_name = registration.name();
+        check_name(driver_name, name)?;
+        let opened = (registration.open_fn())(name, config)
+            .map_err(|e| map_error(driver_name, &Arc::from(name), "open", None, e))?;
+        Ok(Contract::build(driver_name, name, opened))
+    }
+
+    /// Wraps an already opened driver without the registry: for static libraries, targets
+    /// where link-time registration does not run, and drivers configured with things JSON
+    /// cannot carry (such as a test clock).
+    ///
+    /// `driver_name` is what [`Contract::driver`] and error messages report.
+    pub fn from_driver(
+        driver_name: &'static str,
+        name: &str,
+        driver: impl Driver,
+    ) -> Result<Contract> {
+        check_name(driver_name, name)?;
+        Ok(Contract::build(driver_name, name, Box::new(driver)))
+    }
+
+    fn build(driver_name: &'static str, name: &str, driver: Box<dyn Driver>) -> Contract {
+        let capabilities = driver.capabilities();
+        Contract {
+            inner: Arc::new(Inner {
+                driver_name,
+                name: Arc::from(name),
+                driver,
+                capabilities,
+                closed: AtomicBool::new(false),
+                counters: Counters::new(),
+            }),
+        }
+    }
+
+    /// The driver's registered name, e.g. `"memory"`.
+    pub fn driver(&self) -> &str {
+        self.inner.driver_name
+    }
+
+    /// The contract (store) name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// What the driver supports.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities
+    }
+
+    /// `true` once this contract or a clone of it was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Stores `value` under `key`, replacing any earlier value.
+    ///
+    /// `ttl: None` means no expiry and clears an earlier TTL. `Some(d)` makes the entry live
+    /// strictly before now + `d`, kept to the millisecond and rounded up; a zero TTL is
+    /// [`Error::InvalidInput`], and so is one over [`MAX_TTL`]. A driver without TTL support
+    /// returns [`Error::Unsupported`] rather than storing the value forever.
+    pub fn set(&self, key: &str, value: impl Into<Bytes>, ttl: Option<Duration>) -> Result<()> {
+        self.check("set", key)?;
+        let ttl = self.ttl(Some(key), ttl)?;
+        self.count(Counter::Sets, 1);
+        self.inner
+            .driver
+            .set(key, value.into(), ttl)
+            .map_err(|e| self.error("set", Some(key), e))
+    }
+
+    /// The value stored under `key`, without copying it.
+    ///
+    /// A missing or expired key is [`Error::NotFound`]; an expired value is never returned.
+    #[inline]
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        self.check("get", key)?;
+        match self.inner.driver.get(key) {
+            Ok(Some(value)) => {
+                self.count(Counter::Hits, 1);
+                Ok(value)
+            }
+            Ok(None) => {
+                self.count(Counter::Misses, 1);
+                Err(self.not_found(key))
+            }
+            Err(e) => Err(self.error("get", Some(key), e)),
+        }
+    }
+
+    /// Whether a live entry is stored under `key` (`false` when missing or expired).
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        self.check("exists", key)?;
+        self.inner
+            .driver
+            .exists(key)
+            .map_err(|e| self.error("exists", Some(key), e))
+    }
+
+    /// Removes `key`. `Ok(true)` when a live entry was removed, `Ok(false)` when there was
+    /// none; a missing key is never an error.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.check("delete", key)?;
+        self.count(Counter::Deletes, 1);
+        self.inner
+            .driver
+            .delete(key)
+            .map_err(|e| self.error("delete", Some(key), e))
+    }
+
+    /// Every live key that starts with `prefix`, sorted by bytes ascending.
+    ///
+    /// The prefix is plain bytes, not a path segment: `"foo"` lists `"foo/x"` and
+    /// `"foo.bar"`. `""` lists everything; no match is an empty list. Glob characters in the
+    /// prefix are data.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.check_open("list")?;
+        if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
+            // No valid key can start with such a prefix.
+            self.count(Counter::Lists, 1);
+            return Ok(Vec::new());
+        }
+        self.count(Counter::Lists, 1);
+        self.inner
+            .driver
+            .list(prefix)
+            .map_err(|e| self.error("list", None, e))
+    }
+
+    /// Size, last modification and expiry of the entry under `key`; [`Error::NotFound`]
+    /// like [`Contract::get`].
+    pub fn stat(&self, key: &str) -> Result<Metadata> {
+        self.check("stat", key)?;
+        match self.inner.driver.stat(key) {
+            Ok(Some(meta)) => Ok(meta),
+            Ok(None) => Err(self.not_found(key)),
+            Err(e) => Err(self.error("stat", Some(key), e)),
+        }
+    }
+
+    /// Closes the contract and every clone of it. Idempotent: closing again is `Ok(())`.
+    /// Afterwards every operation is [`Error::Closed`].
+    ///
+    /// For a process-local store (memory), the data is released when the last contract
+    /// opened on it is closed or dropped.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner
+            .driver
+            .close()
+            .map_err(|e| self.error("close", None, e))
+    }
+
+    /// Serializes `value` as JSON and stores it like [`Contract::set`].
+    ///
+    /// ```
+    /// # use hodor_memory as _;
+    /// let c = hodor_core::Contract::new("memory", "config", None)?;
+    /// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    /// struct Limits { rps: u32 }
+    ///
+    /// c.set_json("limits", &Limits { rps: 100 }, None)?;
+    /// assert_eq!(c.get_json::<Limits>("limits")?, Limits { rps: 100 });
+    /// # Ok::<(), hodor_core::Error>(())
+    /// ```
+    pub fn set_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        self.check("set_json", key)?;
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::InvalidInput {
+            driver: self.inner.driver_name,
+            contract: self.inner.name.clone(),
+            key: Some(key.to_owned()),
+            reason: format!(
+                "cannot serialize the {} value as JSON: {e}",
+                std::any::type_name::<T>()
+            ),
+        })?;
+        self.set(key, bytes, ttl)
+    }
+
+    /// Reads the value under `key` and deserializes it from JSON.
+    ///
+    /// A stored value that is not valid JSON for `T` is [`Error::InvalidInput`] naming the
+    /// type and the position of the problem.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let bytes = self.get(key)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidInput {
+            driver: self.inner.driver_name,
+            contract: self.inner.name.clone(),
+            key: Some(key.to_owned()),
+            reason: format!(
+                "the stored value is not JSON for {}: {e}; it was probably written with set() \
+                 or with another type",
+                std::any::type_name::<T>()
+            ),
+        })
+    }
+
+    /// The values of many keys in one call, in the order given, `None` for missing or
+    /// expired keys. Every key is checked before any is read. Atomic (one consistent
+    /// moment) when [`Capabilities::atomic_bulk`] says so.
+    pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.check_open("get_many")?;
+        self.check_keys(keys.iter().copied())?;
+        let values = self
+            .inner
+            .driver
+            .get_many(keys)
+            .map_err(|e| self.error("get_many", None, e))?;
+        if values.len() != keys.len() {
+            return Err(self.error(
+                "get_many",
+                None,
+                DriverError::backend(format!(
+                    "the driver returned {} values for {} keys",
+                    values.len(),
+                    keys.len()
+                )),
+            ));
+        }
+        let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+        self.count(Counter::Hits, hits);
+        self.count(Counter::Misses, keys.len() as u64 - hits);
+        Ok(values)
+    }
+
+    /// Stores many entries with one TTL. Every key is checked first: one invalid key fails
+    /// the whole call and nothing is written. A key given twice ends with its last value.
+    /// Atomic (no reader sees part of it) when [`Capabilities::atomic_bulk`] says so.
+    pub fn set_many<K, V>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+        ttl: Option<Duration>,
+    ) -> Result<()>
+    where
+        K: AsRef<str>,
+        V: Into<Bytes>,
+    {
+        self.check_open("set_many")?;
+        let owned: Vec<(K, Bytes)> = entries.into_iter().map(|(k, v)| (k, v.into())).collect();
+        self.check_keys(owned.iter().map(|(k, _)| k.as_ref()))?;
+        let ttl = self.ttl(None, ttl)?;
+        let borrowed: Vec<(&str, Bytes)> =
+            owned.iter().map(|(k, v)| (k.as_ref(), v.clone())).collect();
+        self.count(Counter::Sets, borrowed.len() as u64);
+        self.inner
+            .driver
+            .set_many(&borrowed, ttl)
+            .map_err(|e| self.error("set_many", None, e))
+    }
+
+    /// Removes many keys; returns how many live entries were removed. Every key is checked
+    /// before any is removed.
+    pub fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.check_open("delete_many")?;
+        self.check_keys(keys.iter().copied())?;
+        self.count(Counter::Deletes, keys.len() as u64);
+        self.inner
+            .driver
+            .delete_many(keys)
+            .map_err(|e| self.error("delete_many", None, e))
+    }
+
+    /// This handle's operation counters and the store's gauges.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.counters.snapshot(self.inner.driver.gauges())
+    }
+
+    #[inline]
+    fn count(&self, counter: Counter, n: u64) {
+        self.inner.counters.add(counter, n);
+    }
+
+    #[inline]
+    fn check_open(&self, operation: &'static str) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                driver: self.inner.driver_name,
+                contract: self.inner.name.clone(),
+                operation,
+            });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn check(&self, operation: &'static str, key: &str) -> Result<()> {
+        self.check_open(operation)?;
+        self.check_key(key)
+    }
+
+    #[inline]
+    fn check_key(&self, key: &str) -> Result<()> {
+        match key::problem(key) {
+            None => Ok(()),
+            Some(reason) => Err(Error::InvalidKey {
+                driver: self.inner.driver_name,
+                contract: self.inner.name.clone(),
+                key: key.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    fn check_keys<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Result<()> {
+        for key in keys {
+            self.check_key(key)?;
+        }
+        Ok(())
+    }
+
+    /// Validates a TTL and rounds it up to whole milliseconds.
+    fn ttl(&self, key: Option<&str>, ttl: Option<Duration>) -> Result<Option<Duration>> {
+        let Some(ttl) = ttl else { return Ok(None) };
+        let invalid = |reason: String| Error::InvalidInput {
+            driver: self.inner.driver_name,
+            contract: self.inner.name.clone(),
+            key: key.map(str::to_owned),
+            reason,
+        };
+        if ttl.is_zero() {
+            return Err(invalid(
+                "a TTL of zero would expire the entry before anyone could read it; pass None \
+                 for no expiry or a positive duration"
+                    .to_owned(),
+            ));
+        }
+        if ttl > MAX_TTL {
+            return Err(invalid(format!(
+                "a TTL of {ttl:?} is longer than the maximum of 100 years; pass None for no expiry"
+            )));
+        }
+        if !self.inner.capabilities.ttl {
+            return Err(Error::Unsupported {
+                driver: self.inner.driver_name,
+                contract: self.inner.name.clone(),
+                operation: "set with a TTL",
+                reason: Some("this driver does not expire entries".to_owned()),
+            });
+        }
+        Ok(Some(round_up_to_millis(ttl)))
+    }
+
+    #[cold]
+    fn not_found(&self, key: &str) -> Error {
+        Error::NotFound {
+            driver: self.inner.driver_name,
+            contract: self.inner.name.clone(),
+            key: key.to_owned(),
+        }
+    }
+
+    #[cold]
+    fn error(&self, operation: &'static str, key: Option<&str>, e: DriverError) -> Error {
+        map_error(self.inner.driver_name, &self.inner.name, operation, key, e)
+    }
+}
+
+/// Sub-millisecond parts round up, so a TTL never ends earlier than asked.
+fn round_up_to_millis(ttl: Duration) -> Duration {
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn map_error(
+    driver: &'static str,
+    contract: &Arc<str>,
+    operation: &'static str,
+    key: Option<&str>,
+    e: DriverError,
+) -> Error {
+    let contract = contract.clone();
+    let key = key.map(str::to_owned);
+    match e {
+        DriverError::Backend(source) => Error::Backend {
+            driver,
+            contract,
+            operation,
+            key,
+            source,
+        },
+        DriverError::Unsupported {
+            operation: what,
+            reason,
+        } => Error::Unsupported {
+            driver,
+            contract,
+            operation: what,
+            reason,
+        },
+        DriverError::CapacityExceeded(reason) => Error::CapacityExceeded {
+            driver,
+            contract,
+            key,
+            reason,
+        },
+        DriverError::InvalidInput(reason) => Error::InvalidInput {
+            driver,
+            contract,
+            key,
+            reason,
+        },
+        DriverError::InvalidConfig { field, reason } => Error::InvalidConfig {
+            driver,
+            contract,
+            field,
+            reason,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_milliseconds() {
+        assert_eq!(
+            round_up_to_millis(Duration::from_nanos(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            round_up_to_millis(Duration::from_micros(1500)),
+            Duration::from_millis(2)
+        );
+        assert_eq!(
+            round_up_to_millis(Duration::from_millis(7)),
+            Duration::from_millis(7)
+        );
+        assert_eq!(round_up_to_millis(MAX_TTL), MAX_TTL);
+    }
+
+    #[test]
+    fn contract_is_send_sync_clone_debug() {
+        fn assert_traits<T: Send + Sync + Clone + fmt::Debug>() {}
+        assert_traits::<Contract>();
+    }
+}
