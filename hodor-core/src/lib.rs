@@ -100,3 +100,8 @@ pub use error::{BoxError, Error, Result};
 pub use key::MAX_KEY_LEN;
 pub use metrics::Metrics;
 pub use registry::{Registration, drivers};
+
+/// The README's Rust examples compile and run as doc tests, so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
