@@ -152,7 +152,7 @@ pub fn open_with_clock(
 
 impl Driver for MemoryDriver {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.ttl(true)
+        Capabilities::NONE.ttl(true).atomic_bulk(true).limits(true)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -178,6 +178,18 @@ impl Driver for MemoryDriver {
 
     fn exists(&self, key: &str) -> DriverResult<bool> {
         Ok(self.store.exists(key))
+    }
+
+    fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
+        Ok(self.store.get_many(keys))
+    }
+
+    fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
+        self.store.set_many(entries, ttl)
+    }
+
+    fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
+        Ok(self.store.delete_many(keys))
     }
 
     fn close(&self) -> DriverResult<()> {

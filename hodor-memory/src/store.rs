@@ -4,28 +4,84 @@
 //! takes one shard's read lock and writes nothing shared. The ordered index (a `BTreeSet`
 //! of the same key allocations) is touched only when a key is created or removed, and lets
 //! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
+//!
+//! Lock order: shards before the index; several shards only in ascending order (bulk
+//! operations). Eviction and sweeping hold one shard at a time. Every index change happens
+//! while the shard that owns the key is locked, so the index never disagrees with the shards
+//! about a key that is not being written at that moment.
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use hodor_core::Metadata;
 use hodor_core::clock::{Clock, from_nanos};
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::config::MemoryConfig;
 use crate::key::{KeyRef, MAX_EXPIRY};
-use crate::shard::{Shard, Slot};
+use crate::shard::{Shard, Slot, charge};
 
-/// How many expired entries one lock hold may reclaim, so a sweep never stalls readers for
-/// long.
+/// How many expired entries one lock hold may reclaim, so a sweep never stalls readers long.
 const SWEEP_BATCH: usize = 1024;
 /// How many expired entries a write reclaims from its own shard on the way.
 const WRITE_RECLAIM: usize = 4;
+/// How long a writer keeps trying to make room while other writers hold all of it.
+const MAKE_ROOM_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Byte and entry limits, with the space reserved against them.
+///
+/// A writer reserves before it inserts and releases after it removes, so the reserved
+/// counters are never below what is resident, and a compare-and-swap never lets them pass
+/// the limits: what a caller can observe never exceeds a limit, even mid-write.
+struct Limits {
+    max_bytes: u64,
+    max_entries: u64,
+    bytes: AtomicU64,
+    entries: AtomicU64,
+}
+
+impl Limits {
+    fn try_add(counter: &AtomicU64, n: u64, max: u64) -> bool {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                cur.checked_add(n).filter(|&next| next <= max)
+            })
+            .is_ok()
+    }
+
+    /// Reserves both or neither.
+    fn try_reserve(&self, bytes: u64, entries: u64) -> bool {
+        if !Limits::try_add(&self.bytes, bytes, self.max_bytes) {
+            return false;
+        }
+        if !Limits::try_add(&self.entries, entries, self.max_entries) {
+            self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, bytes: u64, entries: u64) {
+        // Saturating: a release is always preceded by its reservation, so this never wraps;
+        // saturating keeps a bug from turning into an absurd gauge.
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_sub(bytes))
+            });
+        let _ = self
+            .entries
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_sub(entries))
+            });
+    }
+}
 
 pub(crate) struct Store {
     pub(crate) name: String,
@@ -34,6 +90,10 @@ pub(crate) struct Store {
     hasher: DefaultHashBuilder,
     shards: Box<[RwLock<Shard>]>,
     index: RwLock<BTreeSet<KeyRef>>,
+    limits: Option<Limits>,
+    /// With limits: no deadline in any shard is earlier than this (`u64::MAX`: none), so an
+    /// eviction can tell without locking every shard that nothing has expired.
+    earliest_deadline: AtomicU64,
 }
 
 fn shard_count() -> usize {
@@ -41,8 +101,28 @@ fn shard_count() -> usize {
     (cpus * 8).next_power_of_two().clamp(16, 1024)
 }
 
+fn expiry_for(now: u64, ttl: Option<Duration>) -> u64 {
+    match ttl {
+        None => 0,
+        Some(ttl) => {
+            let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+            now.saturating_add(ttl).min(MAX_EXPIRY)
+        }
+    }
+}
+
+fn inconsistent() -> DriverError {
+    DriverError::backend("the memory store's slot table is inconsistent (a bug in hodor-memory)")
+}
+
 impl Store {
     pub(crate) fn new(name: &str, config: MemoryConfig, clock: Clock) -> Store {
+        let limits = (config.max_bytes.is_some() || config.max_entries.is_some()).then(|| Limits {
+            max_bytes: config.max_bytes.unwrap_or(u64::MAX),
+            max_entries: config.max_entries.unwrap_or(u64::MAX),
+            bytes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+        });
         Store {
             name: name.to_owned(),
             config,
@@ -52,6 +132,8 @@ impl Store {
                 .map(|_| RwLock::new(Shard::default()))
                 .collect(),
             index: RwLock::new(BTreeSet::new()),
+            limits,
+            earliest_deadline: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -60,130 +142,58 @@ impl Store {
         self.hasher.hash_one(key)
     }
 
-    /// The shard for a hash. hashbrown uses the low bits (bucket) and the top seven (tag)
-    /// inside a table, so the shard comes from bits in between.
+    /// The shard number for a hash. hashbrown uses the low bits (bucket) and the top seven
+    /// (tag) inside a table, so the shard comes from bits in between.
     #[inline]
-    #[allow(clippy::indexing_slicing)] // the shard count is a power of two; the mask keeps i in range
-    fn shard(&self, hash: u64) -> &RwLock<Shard> {
-        let i = (hash >> 32) as usize & (self.shards.len() - 1);
-        &self.shards[i]
+    fn shard_of(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (self.shards.len() - 1)
     }
 
-    fn expiry_for(now: u64, ttl: Option<Duration>) -> u64 {
-        match ttl {
-            None => 0,
-            Some(ttl) => {
-                let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-                now.saturating_add(ttl).min(MAX_EXPIRY)
-            }
+    #[inline]
+    #[allow(clippy::indexing_slicing)] // shard_of masks with len - 1, len a power of two
+    fn shard(&self, number: usize) -> &RwLock<Shard> {
+        &self.shards[number & (self.shards.len() - 1)]
+    }
+
+    fn evicts(&self) -> bool {
+        self.limits.is_some()
+    }
+
+    #[inline]
+    fn live_slot<'s>(&self, shard: &'s Shard, hash: u64, key: &str) -> Option<&'s Slot> {
+        let slot = shard.slot(shard.find(hash, key.as_bytes())?)?;
+        if slot.key.expires() != 0 && !slot.key.is_live(self.clock.now_nanos()) {
+            return None;
         }
+        if self.evicts() {
+            slot.key.mark_visited();
+        }
+        Some(slot)
     }
 
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let hash = self.hash(key.as_bytes());
-        let shard = self.shard(hash).read();
-        let slot = shard.slot(shard.find(hash, key.as_bytes())?)?;
-        if slot.key.expires() != 0 && !slot.key.is_live(self.clock.now_nanos()) {
-            return None;
-        }
-        Some(slot.value.clone())
+        let shard = self.shard(self.shard_of(hash)).read();
+        self.live_slot(&shard, hash, key).map(|s| s.value.clone())
     }
 
     pub(crate) fn exists(&self, key: &str) -> bool {
         let hash = self.hash(key.as_bytes());
-        let shard = self.shard(hash).read();
-        let Some(slot) = shard.find(hash, key.as_bytes()).and_then(|i| shard.slot(i)) else {
-            return false;
-        };
-        slot.key.expires() == 0 || slot.key.is_live(self.clock.now_nanos())
+        let shard = self.shard(self.shard_of(hash)).read();
+        self.live_slot(&shard, hash, key).is_some()
     }
 
     pub(crate) fn stat(&self, key: &str) -> Option<Metadata> {
         let hash = self.hash(key.as_bytes());
-        let shard = self.shard(hash).read();
-        let slot = shard.slot(shard.find(hash, key.as_bytes())?)?;
+        let shard = self.shard(self.shard_of(hash)).read();
+        let slot = self.live_slot(&shard, hash, key)?;
         let expires = slot.key.expires();
-        if expires != 0 && !slot.key.is_live(self.clock.now_nanos()) {
-            return None;
-        }
         Some(Metadata {
             size: slot.value.len() as u64,
             modified: from_nanos(slot.modified),
             expires_at: (expires != 0).then(|| from_nanos(expires)),
         })
-    }
-
-    pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        let now = self.clock.now_nanos();
-        let expires = Store::expiry_for(now, ttl);
-        let hash = self.hash(key.as_bytes());
-        let hash_of = |k: &[u8]| self.hash(k);
-        let mut shard = self.shard(hash).write();
-        let mut reclaimed = Vec::new();
-        if shard.next_deadline().is_some_and(|at| at <= now) {
-            shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
-        }
-        if let Some(index) = shard.find(hash, key.as_bytes()) {
-            let Some(slot) = shard.slot_mut(index) else {
-                return Err(DriverError::backend(
-                    "memory store slot table is inconsistent",
-                ));
-            };
-            let old = slot.key.expires();
-            let was_expired = old != 0 && old <= now;
-            slot.value = value;
-            slot.modified = now;
-            slot.key.set_expires(expires);
-            shard.expiry_changed(index, old, expires);
-            if was_expired {
-                // The old entry was dead; replacing it reclaims it.
-                shard.expirations += 1;
-            }
-        } else {
-            let slot = Slot {
-                key: KeyRef::new(key, expires),
-                value,
-                modified: now,
-            };
-            let key_ref = slot.key.clone();
-            if shard.insert(hash, slot, hash_of).is_none() {
-                return Err(DriverError::CapacityExceeded(
-                    "a memory shard holds at most 2^32 entries".to_owned(),
-                ));
-            }
-            let mut index = self.index.write();
-            index.insert(key_ref);
-            for slot in &reclaimed {
-                index.remove(slot.key.as_bytes());
-            }
-            return Ok(());
-        }
-        if !reclaimed.is_empty() {
-            let mut index = self.index.write();
-            for slot in &reclaimed {
-                index.remove(slot.key.as_bytes());
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn delete(&self, key: &str) -> bool {
-        let hash = self.hash(key.as_bytes());
-        let mut shard = self.shard(hash).write();
-        let Some(index) = shard.find(hash, key.as_bytes()) else {
-            return false;
-        };
-        let Some(slot) = shard.remove(hash, index, |k| self.hash(k)) else {
-            return false;
-        };
-        let live = slot.key.expires() == 0 || slot.key.is_live(self.clock.now_nanos());
-        if !live {
-            shard.expirations += 1;
-        }
-        self.index.write().remove(slot.key.as_bytes());
-        drop(shard);
-        live
     }
 
     pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
@@ -198,11 +208,211 @@ impl Store {
             .collect()
     }
 
-    /// Reclaims every entry expired at the clock's current time, a batch per lock hold.
-    pub(crate) fn sweep(&self) {
+    pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
+        let hash = self.hash(key.as_bytes());
+        let number = self.shard_of(hash);
+        let Some(limits) = &self.limits else {
+            let mut shard = self.shard(number).write();
+            return self.write(&mut shard, hash, key, value, ttl).map(drop);
+        };
+        let new_charge = charge(key.len(), value.len());
+        self.check_fits(key, new_charge, 1)?;
+        loop {
+            // Reserve only the growth: an overwrite of a bigger value needs nothing.
+            let existing = {
+                let shard = self.shard(number).read();
+                shard
+                    .find(hash, key.as_bytes())
+                    .and_then(|i| shard.slot(i))
+                    .map(Slot::charge)
+            };
+            let (bytes, entries) = match existing {
+                Some(old) => (new_charge.saturating_sub(old), 0),
+                None => (new_charge, 1),
+            };
+            self.make_room(limits, bytes, entries, number)?;
+            let mut shard = self.shard(number).write();
+            let now_existing = shard
+                .find(hash, key.as_bytes())
+                .and_then(|i| shard.slot(i))
+                .map(Slot::charge);
+            if now_existing != existing {
+                // Another writer changed this key between the look and the lock.
+                drop(shard);
+                limits.release(bytes, entries);
+                continue;
+            }
+            self.write(&mut shard, hash, key, value, ttl)?;
+            if let Some(old) = existing {
+                limits.release(old.saturating_sub(new_charge), 0);
+            }
+            return Ok(());
+        }
+    }
+
+    /// Stores one entry in a locked shard; returns the charge of the entry it replaced.
+    /// Then reclaims a few expired entries of the shard.
+    fn write(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> DriverResult<Option<u64>> {
         let now = self.clock.now_nanos();
+        let expires = expiry_for(now, ttl);
+        let hash_of = |k: &[u8]| self.hash(k);
+        let replaced = match shard.find(hash, key.as_bytes()) {
+            Some(index) => {
+                let old = shard
+                    .overwrite(index, value, now, expires)
+                    .ok_or_else(inconsistent)?;
+                if old.expires != 0 && old.expires <= now {
+                    // The old entry was already dead; replacing it reclaims it.
+                    shard.expirations += 1;
+                }
+                Some(old.charge)
+            }
+            None => {
+                let slot = Slot {
+                    key: KeyRef::new(key, expires),
+                    value,
+                    modified: now,
+                };
+                let key_ref = slot.key.clone();
+                shard
+                    .insert(hash, slot, self.evicts(), hash_of)
+                    .ok_or_else(|| {
+                        DriverError::CapacityExceeded(
+                            "a memory shard holds at most 2^32 - 1 entries".to_owned(),
+                        )
+                    })?;
+                self.index.write().insert(key_ref);
+                None
+            }
+        };
+        if expires != 0 {
+            self.note_deadline(expires);
+        }
+        // After the write, so the entry being replaced is never reclaimed under the
+        // caller's reservation (the new entry's deadline is in the future).
+        if shard.next_deadline().is_some_and(|at| at <= now) {
+            let mut reclaimed = Vec::new();
+            shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
+            self.forget(&mut reclaimed);
+        }
+        Ok(replaced)
+    }
+
+    /// Removes slots that left a shard (still locked by the caller) from the index and
+    /// releases their charges.
+    fn forget(&self, removed: &mut Vec<Slot>) {
+        if removed.is_empty() {
+            return;
+        }
+        let mut index = self.index.write();
+        for slot in removed.iter() {
+            index.remove(slot.key.as_bytes());
+        }
+        drop(index);
+        if let Some(limits) = &self.limits {
+            let bytes = removed.iter().map(Slot::charge).sum();
+            limits.release(bytes, removed.len() as u64);
+        }
+        removed.clear();
+    }
+
+    fn note_deadline(&self, at: u64) {
+        if self.evicts() && self.earliest_deadline.load(Ordering::Acquire) > at {
+            self.earliest_deadline.fetch_min(at, Ordering::AcqRel);
+        }
+    }
+
+    /// `CapacityExceeded` for what no eviction can make room for.
+    fn check_fits(&self, key: &str, bytes: u64, entries: u64) -> DriverResult<()> {
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
+        if bytes > limits.max_bytes {
+            return Err(DriverError::CapacityExceeded(format!(
+                "{} is charged {bytes} bytes (key {} + value {} + {} overhead per entry), more \
+                 than max_bytes = {}; nothing was evicted. Raise max_bytes or store less",
+                if entries == 1 {
+                    "the entry"
+                } else {
+                    "the batch"
+                },
+                key.len(),
+                bytes.saturating_sub(key.len() as u64 + crate::shard::ENTRY_OVERHEAD),
+                crate::shard::ENTRY_OVERHEAD,
+                limits.max_bytes
+            )));
+        }
+        if entries > limits.max_entries {
+            return Err(DriverError::CapacityExceeded(format!(
+                "the batch has {entries} distinct keys, more than max_entries = {}; nothing was \
+                 evicted. Raise max_entries or split the batch",
+                limits.max_entries
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reserves space, evicting until it fits: expired entries first, then CLOCK victims,
+    /// starting in the writer's own shard. Holds no lock while it waits.
+    fn make_room(
+        &self,
+        limits: &Limits,
+        bytes: u64,
+        entries: u64,
+        home: usize,
+    ) -> DriverResult<()> {
+        let mut waiting_since = None;
+        while !limits.try_reserve(bytes, entries) {
+            if self.evict_one(home) {
+                continue;
+            }
+            // Everything left is reserved by writers that have not inserted yet; they will
+            // insert or release in a moment.
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > MAKE_ROOM_PATIENCE {
+                return Err(DriverError::CapacityExceeded(format!(
+                    "could not make room for {bytes} bytes within {MAKE_ROOM_PATIENCE:?}: \
+                     concurrent writers hold all of max_bytes = {} / max_entries = {}",
+                    limits.max_bytes, limits.max_entries
+                )));
+            }
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+
+    /// Frees one entry's worth of room, or more. `false` if the store has nothing to evict.
+    fn evict_one(&self, home: usize) -> bool {
+        let now = self.clock.now_nanos();
+        if self.earliest_deadline.load(Ordering::Acquire) <= now && self.expire_all(now) > 0 {
+            return true;
+        }
+        let hash_of = |k: &[u8]| self.hash(k);
+        for step in 0..self.shards.len() {
+            let mut shard = self.shard(home.wrapping_add(step)).write();
+            if let Some(victim) = shard.evict(hash_of) {
+                self.forget(&mut vec![victim]);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Reclaims every entry expired at `now` in every shard, a batch per lock hold; returns
+    /// how many. Refreshes the earliest-deadline hint.
+    fn expire_all(&self, now: u64) -> usize {
+        let hint = self.earliest_deadline.load(Ordering::Acquire);
         let hash_of = |k: &[u8]| self.hash(k);
         let mut removed = Vec::new();
+        let mut total = 0;
+        let mut earliest = u64::MAX;
         for shard in self.shards.iter() {
             loop {
                 if shard.read().next_deadline().is_none_or(|at| at > now) {
@@ -210,40 +420,183 @@ impl Store {
                 }
                 let mut guard = shard.write();
                 guard.expire(now, SWEEP_BATCH, hash_of, &mut removed);
-                let more = guard.next_deadline().is_some_and(|at| at <= now);
-                if !removed.is_empty() {
-                    let mut index = self.index.write();
-                    for slot in removed.drain(..) {
-                        index.remove(slot.key.as_bytes());
-                    }
-                }
-                drop(guard);
-                if !more {
+                total += removed.len();
+                self.forget(&mut removed);
+                if guard.next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
             }
+            if let Some(at) = shard.read().next_deadline() {
+                earliest = earliest.min(at);
+            }
         }
+        // Only raise the hint if no writer lowered it meanwhile.
+        let _ = self.earliest_deadline.compare_exchange(
+            hint,
+            earliest,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        total
+    }
+
+    /// The background sweep: reclaims everything expired now.
+    pub(crate) fn sweep(&self) {
+        self.expire_all(self.clock.now_nanos());
+    }
+
+    pub(crate) fn delete(&self, key: &str) -> bool {
+        let hash = self.hash(key.as_bytes());
+        let mut shard = self.shard(self.shard_of(hash)).write();
+        self.remove_locked(&mut shard, hash, key).unwrap_or(false)
+    }
+
+    /// Removes `key` from its locked shard; `Some(live)` if it was there.
+    fn remove_locked(&self, shard: &mut Shard, hash: u64, key: &str) -> Option<bool> {
+        let index = shard.find(hash, key.as_bytes())?;
+        let slot = shard.remove(hash, index, |k| self.hash(k))?;
+        let live = slot.key.expires() == 0 || slot.key.is_live(self.clock.now_nanos());
+        if !live {
+            shard.expirations += 1;
+        }
+        self.forget(&mut vec![slot]);
+        Some(live)
+    }
+
+    /// Locks the shards of `hashes` for writing, each once, in ascending order.
+    fn lock_all(&self, hashes: &[u64]) -> Vec<(usize, RwLockWriteGuard<'_, Shard>)> {
+        let mut numbers: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
+            .into_iter()
+            .map(|n| (n, self.shard(n).write()))
+            .collect()
+    }
+
+    fn locked<'g, 's>(
+        guards: &'g mut [(usize, RwLockWriteGuard<'s, Shard>)],
+        number: usize,
+    ) -> Option<&'g mut Shard> {
+        let at = guards.binary_search_by_key(&number, |(n, _)| *n).ok()?;
+        guards.get_mut(at).map(|(_, g)| &mut **g)
+    }
+
+    /// All values read at one moment: every involved shard is read-locked at once.
+    pub(crate) fn get_many(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
+        let mut numbers: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let guards: Vec<_> = numbers.iter().map(|&n| (n, self.shard(n).read())).collect();
+        keys.iter()
+            .zip(&hashes)
+            .map(|(key, &hash)| {
+                let number = self.shard_of(hash);
+                let at = guards.binary_search_by_key(&number, |(n, _)| *n).ok()?;
+                let (_, shard) = guards.get(at)?;
+                self.live_slot(shard, hash, key).map(|s| s.value.clone())
+            })
+            .collect()
+    }
+
+    /// Stores every entry while holding every involved shard: no reader sees part of it.
+    pub(crate) fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> DriverResult<()> {
+        // A key given twice ends with its last value: keep only the last occurrence.
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        let mut last: Vec<&(&str, Bytes)> = entries
+            .iter()
+            .rev()
+            .filter(|(k, _)| seen.insert(*k))
+            .collect();
+        last.reverse();
+        let hashes: Vec<u64> = last.iter().map(|(k, _)| self.hash(k.as_bytes())).collect();
+        let reserved = match &self.limits {
+            None => None,
+            Some(limits) => {
+                for (key, value) in &last {
+                    self.check_fits(key, charge(key.len(), value.len()), 1)?;
+                }
+                let bytes: u64 = last.iter().map(|(k, v)| charge(k.len(), v.len())).sum();
+                let count = last.len() as u64;
+                self.check_fits("", bytes, count)?;
+                let home = hashes.first().map_or(0, |&h| self.shard_of(h));
+                self.make_room(limits, bytes, count, home)?;
+                Some((limits, bytes, count))
+            }
+        };
+        let mut guards = self.lock_all(&hashes);
+        let mut replaced_bytes = 0;
+        let mut replaced_entries = 0;
+        for ((key, value), &hash) in last.iter().zip(&hashes) {
+            let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
+            if let Some(old) = self.write(shard, hash, key, value.clone(), ttl)? {
+                replaced_bytes += old;
+                replaced_entries += 1;
+            }
+        }
+        drop(guards);
+        if let Some((limits, _, _)) = reserved {
+            limits.release(replaced_bytes, replaced_entries);
+        }
+        Ok(())
+    }
+
+    /// Removes every key while holding every involved shard; returns how many live entries
+    /// were removed (a key listed twice counts once).
+    pub(crate) fn delete_many(&self, keys: &[&str]) -> usize {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
+        let mut guards = self.lock_all(&hashes);
+        let mut removed = 0;
+        for (key, &hash) in keys.iter().zip(&hashes) {
+            let Some(shard) = Store::locked(&mut guards, self.shard_of(hash)) else {
+                continue;
+            };
+            if self.remove_locked(shard, hash, key) == Some(true) {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     pub(crate) fn gauges(&self) -> Gauges {
-        let mut entries = 0u64;
-        let mut expirations = 0u64;
+        let (mut entries, mut bytes, mut expirations, mut evictions) = (0u64, 0u64, 0u64, 0u64);
         for shard in self.shards.iter() {
             let shard = shard.read();
             entries += shard.len() as u64;
+            bytes += shard.charged;
             expirations += shard.expirations;
+            evictions += shard.evictions;
+        }
+        if let Some(limits) = &self.limits {
+            // The shards are read one after another, so their sum can mix moments; the
+            // reserved counters are one moment and never pass the limits.
+            entries = limits.entries.load(Ordering::Acquire);
+            bytes = limits.bytes.load(Ordering::Acquire);
         }
         let mut gauges = Gauges::default();
         gauges.entries = Some(entries);
+        gauges.bytes = Some(bytes);
         gauges.expirations = Some(expirations);
-        gauges.evictions = Some(0);
+        gauges.evictions = Some(evictions);
+        gauges.max_bytes = self.config.max_bytes;
+        gauges.max_entries = self.config.max_entries;
         gauges
     }
 
     /// Releases all data; called when the last contract on this store closes.
     pub(crate) fn clear(&self) {
         for shard in self.shards.iter() {
-            shard.write().clear();
+            let mut shard = shard.write();
+            let (bytes, entries) = (shard.charged, shard.len() as u64);
+            shard.clear();
+            if let Some(limits) = &self.limits {
+                limits.release(bytes, entries);
+            }
         }
         *self.index.write() = BTreeSet::new();
     }
@@ -254,12 +607,13 @@ mod tests {
     use super::*;
     use hodor_core::clock::ManualClock;
 
-    fn store() -> (Store, ManualClock) {
+    fn store_with(config: MemoryConfig) -> (Store, ManualClock) {
         let clock = ManualClock::new();
-        (
-            Store::new("t", MemoryConfig::default(), clock.clone().into()),
-            clock,
-        )
+        (Store::new("t", config, clock.clone().into()), clock)
+    }
+
+    fn store() -> (Store, ManualClock) {
+        store_with(MemoryConfig::default())
     }
 
     #[test]
@@ -309,19 +663,71 @@ mod tests {
         for i in 0..2000 {
             s.set(&format!("n{i}"), Bytes::new(), None).unwrap();
         }
-        // Each write reclaims up to a few expired entries from its shard, without a sweep.
         let resident = s.gauges().entries.unwrap();
         assert!(resident < 3000, "{resident} entries resident");
     }
 
     #[test]
     fn clear_releases_everything() {
-        let (s, _) = store();
+        let (s, _) = store_with(MemoryConfig::default().max_entries(10));
         s.set("a", Bytes::from_static(b"1"), Some(Duration::from_secs(1)))
             .unwrap();
         s.clear();
-        assert_eq!(s.gauges().entries, Some(0));
+        let g = s.gauges();
+        assert_eq!((g.entries, g.bytes), (Some(0), Some(0)));
         assert!(s.list("").is_empty());
         assert!(s.get("a").is_none());
+    }
+
+    #[test]
+    fn the_entry_limit_evicts_and_the_index_follows() {
+        let (s, _) = store_with(MemoryConfig::default().max_entries(100));
+        for i in 0..1000 {
+            s.set(&format!("k{i:04}"), Bytes::from_static(b"v"), None)
+                .unwrap();
+            assert!(s.gauges().entries.unwrap() <= 100);
+        }
+        let listed = s.list("");
+        assert_eq!(listed.len(), 100);
+        for k in &listed {
+            assert!(s.exists(k), "{k} listed but evicted");
+        }
+        assert_eq!(s.gauges().evictions, Some(900));
+    }
+
+    #[test]
+    fn overwrites_near_the_limit_evict_nothing() {
+        let (s, _) = store_with(MemoryConfig::default().max_entries(10));
+        for i in 0..10 {
+            s.set(&format!("k{i}"), Bytes::from_static(b"v"), None)
+                .unwrap();
+        }
+        for round in 0..5 {
+            for i in 0..10 {
+                s.set(&format!("k{i}"), Bytes::from(vec![round; 10]), None)
+                    .unwrap();
+            }
+        }
+        assert_eq!(s.gauges().evictions, Some(0));
+        assert_eq!(s.list("").len(), 10);
+    }
+
+    #[test]
+    fn byte_accounting_matches_the_entries() {
+        let limit = 100 * charge(4, 100);
+        let (s, _) = store_with(MemoryConfig::default().max_bytes(limit));
+        for i in 0..1000u32 {
+            let len = (i % 200) as usize;
+            s.set(&format!("{i:04}"), Bytes::from(vec![0; len]), None)
+                .unwrap();
+            let g = s.gauges();
+            assert!(g.bytes.unwrap() <= limit);
+        }
+        let resident: u64 = s
+            .list("")
+            .iter()
+            .map(|k| charge(k.len(), s.get(k).unwrap().len()))
+            .sum();
+        assert_eq!(s.gauges().bytes, Some(resident));
     }
 }

@@ -1,0 +1,130 @@
+//! The eviction policy's hit ratio against exact LRU, on the traces the benchmark uses: it
+//! must be within 2 percentage points of LRU or better. Deterministic: fixed seeds, no time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hodor_core::Error;
+use hodor_memory::{MemoryConfig, open};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Zipf(s) over `n` keys by inverse CDF.
+fn zipf_trace(n: usize, s: f64, len: usize, seed: u64) -> Vec<u64> {
+    let mut cdf = Vec::with_capacity(n);
+    let mut total = 0.0;
+    for rank in 1..=n {
+        total += 1.0 / (rank as f64).powf(s);
+        cdf.push(total);
+    }
+    let mut rng = Rng(seed);
+    (0..len)
+        .map(|_| {
+            let u = rng.unit() * total;
+            cdf.partition_point(|&c| c < u) as u64
+        })
+        .collect()
+}
+
+/// Zipf traffic with long one-pass scans over cold keys mixed in.
+fn scan_trace(n: usize, len: usize, seed: u64) -> Vec<u64> {
+    let hot = zipf_trace(n, 0.99, len, seed);
+    let mut out = Vec::with_capacity(len * 2);
+    let mut cold = 10_000_000u64;
+    for (i, key) in hot.into_iter().enumerate() {
+        out.push(key);
+        // Every 20,000 requests, a scan of 5,000 keys nobody asks for again.
+        if i % 20_000 == 19_999 {
+            for _ in 0..5_000 {
+                out.push(cold);
+                cold += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Exact LRU: hit ratio of `trace` with room for `capacity` keys, read-through on a miss.
+fn lru_hit_ratio(trace: &[u64], capacity: usize, warmup: usize) -> f64 {
+    let mut last_use: HashMap<u64, u64> = HashMap::new();
+    let mut by_age: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut hits = 0;
+    for (tick, &key) in trace.iter().enumerate() {
+        let tick = tick as u64;
+        if let Some(old) = last_use.insert(key, tick) {
+            by_age.remove(&old);
+            if tick as usize >= warmup {
+                hits += 1;
+            }
+        } else if last_use.len() > capacity {
+            let (_, victim) = by_age.pop_first().unwrap();
+            last_use.remove(&victim);
+        }
+        by_age.insert(tick, key);
+    }
+    hits as f64 / (trace.len() - warmup) as f64
+}
+
+/// The memory driver with `max_entries = capacity`, read-through on a miss.
+fn hodor_hit_ratio(name: &str, trace: &[u64], capacity: usize, warmup: usize) -> f64 {
+    let c = open(name, MemoryConfig::default().max_entries(capacity as u64)).unwrap();
+    let mut hits = 0;
+    for (i, key) in trace.iter().enumerate() {
+        let key = format!("key:{key}");
+        match c.get(&key) {
+            Ok(_) => {
+                if i >= warmup {
+                    hits += 1;
+                }
+            }
+            Err(Error::NotFound { .. }) => c.set(&key, "v", None).unwrap(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    hits as f64 / (trace.len() - warmup) as f64
+}
+
+fn compare(name: &str, trace: &[u64], capacity: usize) {
+    let warmup = trace.len() / 5;
+    let lru = lru_hit_ratio(trace, capacity, warmup);
+    let ours = hodor_hit_ratio(name, trace, capacity, warmup);
+    println!(
+        "{name}: capacity {capacity}: exact LRU {:.2}%, hodor {:.2}%",
+        lru * 100.0,
+        ours * 100.0
+    );
+    assert!(
+        ours >= lru - 0.02,
+        "{name}: hodor {:.2}% is more than 2 points below exact LRU {:.2}%",
+        ours * 100.0,
+        lru * 100.0
+    );
+}
+
+#[test]
+fn zipf_hit_ratio_is_within_two_points_of_exact_lru() {
+    let trace = zipf_trace(100_000, 0.99, 300_000, 7);
+    for capacity in [1_000, 10_000] {
+        compare(&format!("hit-ratio-zipf-{capacity}"), &trace, capacity);
+    }
+}
+
+#[test]
+fn scan_heavy_hit_ratio_is_within_two_points_of_exact_lru() {
+    let trace = scan_trace(100_000, 200_000, 11);
+    for capacity in [2_000, 10_000] {
+        compare(&format!("hit-ratio-scan-{capacity}"), &trace, capacity);
+    }
+}
