@@ -335,17 +335,19 @@ impl Store {
             return Ok(());
         };
         if bytes > limits.max_bytes {
+            let what = if entries == 1 {
+                format!(
+                    "the entry is charged {bytes} bytes (key {} + value {} + {} overhead)",
+                    key.len(),
+                    bytes.saturating_sub(key.len() as u64 + crate::shard::ENTRY_OVERHEAD),
+                    crate::shard::ENTRY_OVERHEAD
+                )
+            } else {
+                format!("the batch of {entries} entries is charged {bytes} bytes")
+            };
             return Err(DriverError::CapacityExceeded(format!(
-                "{} is charged {bytes} bytes (key {} + value {} + {} overhead per entry), more \
-                 than max_bytes = {}; nothing was evicted. Raise max_bytes or store less",
-                if entries == 1 {
-                    "the entry"
-                } else {
-                    "the batch"
-                },
-                key.len(),
-                bytes.saturating_sub(key.len() as u64 + crate::shard::ENTRY_OVERHEAD),
-                crate::shard::ENTRY_OVERHEAD,
+                "{what}, more than max_bytes = {}; nothing was evicted. Raise max_bytes or \
+                 store less",
                 limits.max_bytes
             )));
         }
