@@ -17,7 +17,9 @@ pub(crate) fn problem(key: &str) -> Option<String> {
             "the key is {len} bytes, longer than the limit of {MAX_KEY_LEN} bytes"
         ));
     }
-    if let Some(at) = key.bytes().position(|b| b == 0) {
+    // `contains` on a byte slice is a vectorized memchr; find the position only to report it.
+    if key.as_bytes().contains(&0) {
+        let at = key.bytes().position(|b| b == 0).unwrap_or(0);
         return Some(format!("the key contains a NUL character at byte {at}"));
     }
     None

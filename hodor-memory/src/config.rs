@@ -92,3 +92,51 @@ impl MemoryConfig {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_unbounded_with_a_100ms_sweep() {
+        let c = MemoryConfig::default();
+        assert_eq!(
+            (c.max_bytes, c.max_entries, c.sweep_interval_ms),
+            (None, None, 100)
+        );
+        assert_eq!(c.problem(), None);
+    }
+
+    #[test]
+    fn limits_too_small_to_hold_anything_are_rejected() {
+        let smallest = crate::shard::charge(1, 0);
+        assert_eq!(MemoryConfig::default().max_bytes(smallest).problem(), None);
+        let (field, reason) = MemoryConfig::default()
+            .max_bytes(smallest - 1)
+            .problem()
+            .unwrap();
+        assert_eq!(field, "max_bytes");
+        assert!(reason.contains(&smallest.to_string()), "{reason}");
+        assert_eq!(
+            MemoryConfig::default().max_entries(0).problem().unwrap().0,
+            "max_entries"
+        );
+        assert_eq!(
+            MemoryConfig::default()
+                .sweep_interval_ms(0)
+                .problem()
+                .unwrap()
+                .0,
+            "sweep_interval_ms"
+        );
+    }
+
+    #[test]
+    fn json_round_trips_and_unknown_fields_are_refused() {
+        let c = MemoryConfig::default().max_entries(5);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(serde_json::from_value::<MemoryConfig>(json).unwrap(), c);
+        let err = serde_json::from_value::<MemoryConfig>(serde_json::json!({"max_byte": 1}));
+        assert!(err.unwrap_err().to_string().contains("max_byte"));
+    }
+}

@@ -215,3 +215,66 @@ impl Driver for MemoryDriver {
         self.store.gauges()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hodor_core::clock::ManualClock;
+
+    fn handles(name: &str) -> Option<usize> {
+        let stores = open_stores().lock().unwrap();
+        stores.get(name).map(|open| open.handles)
+    }
+
+    #[test]
+    fn each_open_is_a_handle_and_the_last_close_releases_the_store() {
+        let name = "driver-unit-handles";
+        let a = MemoryDriver::open(name, MemoryConfig::default(), Clock::system()).unwrap();
+        let b = MemoryDriver::open(name, MemoryConfig::default(), Clock::system()).unwrap();
+        assert!(Arc::ptr_eq(&a.store, &b.store));
+        assert_eq!(handles(name), Some(2));
+        a.set("k", Bytes::from_static(b"v"), None).unwrap();
+        a.close().unwrap();
+        assert_eq!(handles(name), Some(1));
+        assert!(b.get("k").unwrap().is_some());
+        b.close().unwrap();
+        assert_eq!(handles(name), None);
+        assert!(b.store.get("k").is_none(), "the data was released");
+    }
+
+    #[test]
+    fn a_store_joined_with_another_clock_or_config_is_refused() {
+        let name = "driver-unit-mismatch";
+        let _a = MemoryDriver::open(name, MemoryConfig::default(), Clock::system()).unwrap();
+        let clock = Clock::from(ManualClock::new());
+        assert!(matches!(
+            MemoryDriver::open(name, MemoryConfig::default(), clock),
+            Err(DriverError::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            MemoryDriver::open(
+                name,
+                MemoryConfig::default().max_entries(3),
+                Clock::system()
+            ),
+            Err(DriverError::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn sweep_reclaims_on_demand() {
+        let clock = ManualClock::new();
+        let d = MemoryDriver::open(
+            "driver-unit-sweep",
+            MemoryConfig::default(),
+            clock.clone().into(),
+        )
+        .unwrap();
+        d.set("k", Bytes::new(), Some(Duration::from_millis(5)))
+            .unwrap();
+        clock.advance(Duration::from_millis(5));
+        d.sweep();
+        assert_eq!(d.gauges().entries, Some(0));
+        assert_eq!(d.gauges().expirations, Some(1));
+    }
+}

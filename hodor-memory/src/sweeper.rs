@@ -94,3 +94,34 @@ fn run() {
             .0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MemoryConfig;
+    use hodor_core::clock::ManualClock;
+
+    #[test]
+    fn the_sweeper_reclaims_without_reads_and_never_keeps_a_store_alive() {
+        let clock = ManualClock::new();
+        let config = MemoryConfig::default().sweep_interval_ms(1);
+        let store = Arc::new(Store::new("sweeper-unit", config, clock.clone().into()));
+        register(&store);
+        store
+            .set("k", bytes::Bytes::new(), Some(Duration::from_millis(1)))
+            .unwrap();
+        clock.advance(Duration::from_millis(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.gauges().entries != Some(0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(store.gauges().entries, Some(0));
+
+        let weak = Arc::downgrade(&store);
+        drop(store);
+        assert!(
+            weak.upgrade().is_none(),
+            "the sweeper holds only weak references"
+        );
+    }
+}
