@@ -1,0 +1,327 @@
+//! The Redis driver's configuration.
+
+use std::fmt;
+use std::time::Duration;
+
+use hodor_core::driver::{DriverError, DriverResult};
+use serde::{Deserialize, Serialize};
+
+/// The URL used when the config names none: a server on this machine, database 0.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// Configuration of a Redis contract, given as JSON to
+/// `Contract::new("redis", name, config)`.
+///
+/// Every field is optional; `None` and `{}` give the defaults. Unknown fields and wrong
+/// types are `InvalidConfig` errors naming the field.
+///
+/// ```
+/// use hodor_redis::RedisConfig;
+/// use serde_json::json;
+///
+/// let config: RedisConfig = hodor_core::driver::parse_config(Some(json!({
+///     "url": "redis://:secret@cache.internal:6379/2",
+///     "pool_size": 16,
+///     "timeout_ms": 500,
+/// })))?;
+/// assert_eq!(config.pool_size, 16);
+/// // The password never shows in logs.
+/// assert!(!format!("{config:?}").contains("secret"));
+/// # Ok::<(), hodor_core::driver::DriverError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The server: `redis://[[user]:password@]host[:port][/db]`, or
+    /// `redis+unix:///path/to/socket[?db=N&user=U&pass=P]` for a Unix socket. Default
+    /// [`DEFAULT_URL`]. Username and password (Redis 6 ACL, or `:password` for the classic
+    /// `requirepass`) come from the URL.
+    pub url: String,
+    /// The database number; overrides the one in the URL when set.
+    pub database: Option<u32>,
+    /// The most connections this process opens to the server for all contracts that share
+    /// this config (default 8, 1 to 1024). A call waits for a free connection for at most
+    /// `timeout_ms`.
+    pub pool_size: u32,
+    /// How long opening one connection (TCP connect, authentication, `SELECT`) may take, in
+    /// milliseconds (default 2000, at least 1).
+    pub connect_timeout_ms: u64,
+    /// How long any one call may wait for a free connection, and how long any read or write
+    /// on a connection may block, in milliseconds (default 2000, at least 1). A server that
+    /// stops answering makes calls fail with `Backend` instead of hanging.
+    pub timeout_ms: u64,
+    /// How often, in milliseconds, this process removes the index entries of expired keys
+    /// for the contracts it has open (default 1000, at least 10). Redis frees the expired
+    /// values itself; this bounds how long their index entries stay.
+    pub prune_interval_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: DEFAULT_URL.to_owned(),
+            database: None,
+            pool_size: 8,
+            connect_timeout_ms: 2000,
+            timeout_ms: 2000,
+            prune_interval_ms: 1000,
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("database", &self.database)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("prune_interval_ms", &self.prune_interval_ms)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// A config for the server at `url`, everything else default.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            ..RedisConfig::default()
+        }
+    }
+
+    /// Sets [`RedisConfig::database`].
+    pub fn database(mut self, database: u32) -> Self {
+        self.database = Some(database);
+        self
+    }
+
+    /// Sets [`RedisConfig::pool_size`].
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Sets [`RedisConfig::connect_timeout_ms`].
+    pub fn connect_timeout_ms(mut self, ms: u64) -> Self {
+        self.connect_timeout_ms = ms;
+        self
+    }
+
+    /// Sets [`RedisConfig::timeout_ms`].
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = ms;
+        self
+    }
+
+    /// Sets [`RedisConfig::prune_interval_ms`].
+    pub fn prune_interval_ms(mut self, ms: u64) -> Self {
+        self.prune_interval_ms = ms;
+        self
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub(crate) fn prune_interval(&self) -> Duration {
+        Duration::from_millis(self.prune_interval_ms)
+    }
+
+    /// The URL with its password hidden, for messages.
+    pub(crate) fn display_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Checks what serde cannot, and builds the client's connection info.
+    pub(crate) fn connection_info(&self) -> DriverResult<redis::ConnectionInfo> {
+        const HOUR_MS: u64 = 60 * 60 * 1000;
+        let range = |field: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(DriverError::invalid_config(
+                    Some(field),
+                    format!("{value} is out of range; use {min} to {max}"),
+                ))
+            }
+        };
+        range("pool_size", u64::from(self.pool_size), 1, 1024)?;
+        range("connect_timeout_ms", self.connect_timeout_ms, 1, HOUR_MS)?;
+        range("timeout_ms", self.timeout_ms, 1, HOUR_MS)?;
+        range("prune_interval_ms", self.prune_interval_ms, 10, HOUR_MS)?;
+
+        let info =
+            redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(|e| {
+                DriverError::invalid_config(
+                    Some("url"),
+                    format!(
+                        "{:?} is not a Redis URL ({e}); write redis://[:password@]host[:port][/db] \
+                         or redis+unix:///path/to/socket",
+                        self.display_url()
+                    ),
+                )
+            })?;
+        if !info.addr().is_supported() {
+            return Err(DriverError::invalid_config(
+                Some("url"),
+                format!(
+                    "{:?} needs TLS (rediss://), which this build of hodor-redis does not \
+                     include; use a redis:// URL (for example through a TLS tunnel)",
+                    self.display_url()
+                ),
+            ));
+        }
+        Ok(match self.database {
+            None => info,
+            Some(db) => {
+                let settings = info.redis_settings().clone().set_db(i64::from(db));
+                info.set_redis_settings(settings)
+            }
+        })
+    }
+}
+
+/// Hides the password of a URL: `redis://user:secret@host` becomes `redis://user:***@host`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let (scheme, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(userinfo.split_at(colon).0);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    // Unix-socket URLs carry the password as a query parameter.
+    match tail.find("pass=") {
+        Some(i) => {
+            let (before, after) = tail.split_at(i + 5);
+            out.push_str(before);
+            out.push_str("***");
+            if let Some(amp) = after.find('&') {
+                out.push_str(after.split_at(amp).1);
+            }
+        }
+        None => out.push_str(tail),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hodor_core::driver::parse_config;
+    use serde_json::json;
+
+    fn field_of(r: DriverResult<impl fmt::Debug>) -> Option<String> {
+        match r {
+            Err(DriverError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c: RedisConfig = parse_config(None).unwrap();
+        assert_eq!(c, RedisConfig::default());
+        assert_eq!(c.url, DEFAULT_URL);
+        c.connection_info().unwrap();
+    }
+
+    #[test]
+    fn unknown_and_mistyped_fields_are_named() {
+        assert_eq!(
+            field_of(parse_config::<RedisConfig>(Some(json!({"uri": "x"})))).as_deref(),
+            Some("uri")
+        );
+        assert_eq!(
+            field_of(parse_config::<RedisConfig>(Some(json!({"pool_size": "8"})))).as_deref(),
+            Some("pool_size")
+        );
+        assert_eq!(
+            field_of(parse_config::<RedisConfig>(Some(json!({"database": -1})))).as_deref(),
+            Some("database")
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        for (field, value) in [
+            ("pool_size", json!(0)),
+            ("pool_size", json!(5000)),
+            ("timeout_ms", json!(0)),
+            ("connect_timeout_ms", json!(0)),
+            ("prune_interval_ms", json!(1)),
+        ] {
+            let c: RedisConfig = parse_config(Some(json!({ field: value }))).unwrap();
+            assert_eq!(field_of(c.connection_info()).as_deref(), Some(field));
+        }
+    }
+
+    #[test]
+    fn a_bad_url_is_named_without_its_password() {
+        let c = RedisConfig::new("http://:hunter2@example.com");
+        match c.connection_info() {
+            Err(DriverError::InvalidConfig { field, reason }) => {
+                assert_eq!(field.as_deref(), Some("url"));
+                assert!(!reason.contains("hunter2"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn url_database_user_and_password_are_read() {
+        let info = RedisConfig::new("redis://app:pw@127.0.0.1:6380/3")
+            .connection_info()
+            .unwrap();
+        assert_eq!(info.redis_settings().db(), 3);
+        assert_eq!(info.redis_settings().username(), Some("app"));
+        assert_eq!(info.redis_settings().password(), Some("pw"));
+        let info = RedisConfig::new("redis://127.0.0.1:6380/3")
+            .database(5)
+            .connection_info()
+            .unwrap();
+        assert_eq!(info.redis_settings().db(), 5);
+    }
+
+    #[test]
+    fn tls_urls_are_refused_without_tls_support() {
+        let c = RedisConfig::new("rediss://127.0.0.1:6380/0");
+        assert_eq!(field_of(c.connection_info()).as_deref(), Some("url"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("redis://u:p@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(redact("redis://:p@h"), "redis://:***@h");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(redact("redis://u@h"), "redis://u@h");
+        assert_eq!(
+            redact("redis+unix:///tmp/s?db=1&pass=x&user=u"),
+            "redis+unix:///tmp/s?db=1&pass=***&user=u"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(redact("redis://p@ss:w@rd@h"), "redis://p@ss:***@h");
+    }
+}

@@ -1,0 +1,290 @@
+//! [`RedisDriver`]: the [`Driver`] implementation.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
+use hodor_core::{Contract, Metadata};
+
+use crate::config::RedisConfig;
+use crate::error::BackendError;
+use crate::keys::{Namespace, lex_range};
+use crate::pool::{Pool, Retry};
+use crate::pruner;
+use crate::scripts;
+
+/// The name the driver registers under.
+pub const DRIVER_NAME: &str = "redis";
+
+/// A contract's handle on its namespace of one Redis server.
+///
+/// Most code opens it by name through [`Contract::new`]; [`crate::open`] opens it without
+/// the registry.
+pub struct RedisDriver {
+    pool: Arc<Pool>,
+    namespace: Namespace,
+    name: String,
+}
+
+impl std::fmt::Debug for RedisDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDriver")
+            .field("name", &self.name)
+            .field("server", &self.pool.server())
+            .field("config", &self.pool.config)
+            .finish()
+    }
+}
+
+impl RedisDriver {
+    /// Opens the contract `name` on the server `config` names.
+    ///
+    /// Contracts opened with equal configs share one connection pool. Opening checks that
+    /// the server answers and supports what the driver needs (Redis 6.2 or later, or
+    /// Valkey): an unreachable server is a `Backend` error here, within
+    /// `connect_timeout_ms`, rather than at the first call.
+    pub fn open(name: &str, config: &RedisConfig) -> DriverResult<RedisDriver> {
+        let pool = Pool::shared(config)?;
+        let namespace = Namespace::new(name);
+        // The cheapest call that proves the connection, the credentials, the database and
+        // ZRANGE ... BYLEX (Redis 6.2) all work.
+        let probe = pool.run(Retry::Idempotent, |conn| {
+            redis::cmd("ZRANGE")
+                .arg(namespace.index_key())
+                .arg("-")
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1)
+                .query::<Vec<Vec<u8>>>(conn)
+        });
+        if let Err(error) = probe {
+            return Err(match error {
+                DriverError::Backend(source) if source.to_string().contains("syntax error") => {
+                    DriverError::backend(BackendError::other(format!(
+                        "{} does not support ZRANGE ... BYLEX; hodor-redis needs Redis 6.2 or \
+                         later, or Valkey ({source})",
+                        pool.server()
+                    )))
+                }
+                other => other,
+            });
+        }
+        pool.register(&namespace);
+        Ok(RedisDriver {
+            pool,
+            namespace,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The contract's entries as the pruner sees them: how many keys the index holds, expired
+    /// ones not yet pruned included.
+    fn index_len(&self) -> DriverResult<u64> {
+        self.pool.run(Retry::Idempotent, |conn| {
+            redis::cmd("ZCARD")
+                .arg(self.namespace.index_key())
+                .query::<u64>(conn)
+        })
+    }
+}
+
+/// The registry's entry point: `Contract::new("redis", name, config)`.
+pub(crate) fn open_registered(
+    name: &str,
+    config: Option<serde_json::Value>,
+) -> DriverResult<Box<dyn Driver>> {
+    let config: RedisConfig = parse_config(config)?;
+    Ok(Box::new(RedisDriver::open(name, &config)?))
+}
+
+/// Opens the Redis contract `name` as a [`Contract`], without the registry.
+///
+/// ```no_run
+/// let sessions = hodor_redis::open("sessions", &hodor_redis::RedisConfig::new("redis://127.0.0.1:6379/0"))?;
+/// sessions.set("user/1", "alice", None)?;
+/// # Ok::<(), hodor_core::Error>(())
+/// ```
+pub fn open(name: &str, config: &RedisConfig) -> hodor_core::Result<Contract> {
+    let driver =
+        RedisDriver::open(name, config).map_err(|e| e.into_error(DRIVER_NAME, name, "open"))?;
+    Contract::from_driver(DRIVER_NAME, name, driver)
+}
+
+/// Wall-clock nanoseconds since the epoch, as stored in an entry's `m` field.
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn ttl_arg(ttl: Option<Duration>) -> String {
+    // The Contract hands over whole milliseconds, at most 100 years.
+    ttl.map(|d| d.as_millis().to_string()).unwrap_or_default()
+}
+
+impl Driver for RedisDriver {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .ttl(true)
+            .atomic_bulk(true)
+            .persistent(true)
+    }
+
+    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
+        let modified = now_nanos();
+        let ttl = ttl_arg(ttl);
+        let value_key = self.namespace.value_key(key);
+        self.pool.run(Retry::Idempotent, |conn| {
+            scripts::SET
+                .key(&value_key)
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .arg(key)
+                .arg(&value[..])
+                .arg(modified)
+                .arg(&ttl)
+                .arg(pruner::LIMIT)
+                .invoke::<()>(conn)
+        })
+    }
+
+    fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
+        let value_key = self.namespace.value_key(key);
+        let value = self.pool.run(Retry::Idempotent, |conn| {
+            redis::cmd("HGET")
+                .arg(&value_key)
+                .arg("v")
+                .query::<Option<Vec<u8>>>(conn)
+        })?;
+        Ok(value.map(Bytes::from))
+    }
+
+    fn delete(&self, key: &str) -> DriverResult<bool> {
+        let value_key = self.namespace.value_key(key);
+        let removed = self.pool.run(Retry::Never, |conn| {
+            scripts::DELETE
+                .key(&value_key)
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .arg(key)
+                .invoke::<u64>(conn)
+        })?;
+        Ok(removed > 0)
+    }
+
+    fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
+        let (min, max) = lex_range(prefix);
+        let members = self.pool.run(Retry::Idempotent, |conn| {
+            scripts::LIST
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .arg(&min)
+                .arg(&max)
+                .invoke::<Vec<Vec<u8>>>(conn)
+        })?;
+        members
+            .into_iter()
+            .map(|member| {
+                String::from_utf8(member).map_err(|e| {
+                    DriverError::backend(BackendError::other(format!(
+                        "the index of contract {:?} holds a key that is not UTF-8 ({e}); it was \
+                         written by something other than hodor",
+                        self.name
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
+        let value_key = self.namespace.value_key(key);
+        let found = self.pool.run(Retry::Idempotent, |conn| {
+            scripts::STAT
+                .key(&value_key)
+                .invoke::<Option<(u64, u64, Option<u64>)>>(conn)
+        })?;
+        Ok(found.map(|(size, modified_ns, deadline_ms)| Metadata {
+            size,
+            modified: UNIX_EPOCH + Duration::from_nanos(modified_ns),
+            expires_at: deadline_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        }))
+    }
+
+    fn exists(&self, key: &str) -> DriverResult<bool> {
+        let value_key = self.namespace.value_key(key);
+        self.pool.run(Retry::Idempotent, |conn| {
+            redis::cmd("EXISTS").arg(&value_key).query::<bool>(conn)
+        })
+    }
+
+    fn close(&self) -> DriverResult<()> {
+        self.pool.unregister(&self.namespace);
+        Ok(())
+    }
+
+    fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for key in keys {
+            pipe.cmd("HGET").arg(self.namespace.value_key(key)).arg("v");
+        }
+        let values = self.pool.run(Retry::Idempotent, |conn| {
+            pipe.query::<Vec<Option<Vec<u8>>>>(conn)
+        })?;
+        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+    }
+
+    fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let modified = now_nanos();
+        let ttl = ttl_arg(ttl);
+        let mut invocation = scripts::SET_MANY.prepare_invoke();
+        invocation
+            .key(self.namespace.index_key())
+            .key(self.namespace.expiry_key())
+            .arg(modified)
+            .arg(&ttl)
+            .arg(pruner::LIMIT);
+        for (key, value) in entries {
+            invocation
+                .key(self.namespace.value_key(key))
+                .arg(*key)
+                .arg(&value[..]);
+        }
+        self.pool
+            .run(Retry::Idempotent, |conn| invocation.invoke::<u64>(conn))
+            .map(drop)
+    }
+
+    fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = scripts::DELETE_MANY.prepare_invoke();
+        invocation
+            .key(self.namespace.index_key())
+            .key(self.namespace.expiry_key());
+        for key in keys {
+            invocation.key(self.namespace.value_key(key)).arg(*key);
+        }
+        let removed = self
+            .pool
+            .run(Retry::Never, |conn| invocation.invoke::<u64>(conn))?;
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    fn gauges(&self) -> Gauges {
+        let mut gauges = Gauges::default();
+        gauges.entries = self.index_len().ok();
+        gauges
+    }
+}

@@ -1,0 +1,97 @@
+//! # hodor-redis: the contract on a Redis or Valkey server
+//!
+//! The memory driver is process-local; this one lets several processes share a store. Code
+//! written against [`hodor_core::Contract`] moves over by changing the driver name and
+//! config, nothing else:
+//!
+//! ```no_run
+//! use hodor_core::Contract;
+//! use hodor_redis as _; // registers "redis"
+//! use serde_json::json;
+//!
+//! // was: Contract::new("memory", "sessions", None)?
+//! let sessions = Contract::new("redis", "sessions", Some(json!({"url": "redis://127.0.0.1:6379/0"})))?;
+//! sessions.set("session/alice", "token", Some(std::time::Duration::from_secs(3600)))?;
+//! assert_eq!(sessions.list("session/")?, ["session/alice"]);
+//! # Ok::<(), hodor_core::Error>(())
+//! ```
+//!
+//! It needs Redis 6.2 or later, or Valkey. The config is [`RedisConfig`].
+//!
+//! ## What differs from the memory driver
+//! - **Same name, same data, across processes.** The contract name is a key namespace on the
+//!   server. Data outlives the process ([`Capabilities::persistent`](hodor_core::Capabilities)),
+//!   as far as the server persists it (RDB/AOF are the server's settings).
+//! - **TTL precision.** Expiry is kept by the server's clock to the millisecond: an entry
+//!   set with TTL `d` at server time `t` is live while the server's time is before
+//!   `t + d` rounded up to the next millisecond, never less. `stat`'s `expires_at` is that
+//!   deadline on the server's clock and `modified` is the writer's clock, so the two agree
+//!   only as well as the machines' clocks do.
+//! - **The server can be unreachable.** Opening a contract checks the server and fails with
+//!   `Error::Backend` if it does not answer within `connect_timeout_ms`. After that, every
+//!   call is bounded: if the server is down or stops answering, the call returns
+//!   `Error::Backend` after at most about `timeout_ms` plus `connect_timeout_ms` (twice
+//!   that when a dropped connection is retried, see below); it never hangs. When the server
+//!   is back, the same contract works again without being reopened. A read or a `set` that
+//!   finds its pooled connection dropped (say, the server restarted while it was idle) is
+//!   sent once more on a new connection; `delete` is not, because a retry could report
+//!   `false` for an entry the first attempt removed, so it returns `Backend` instead.
+//! - **Memory limits belong to the server** (its `maxmemory`): the driver has no
+//!   `max_bytes` or `max_entries` and no [`Capabilities::limits`](hodor_core::Capabilities).
+//!   Run the server with `maxmemory-policy noeviction` (the default) or a `volatile-*`
+//!   policy: a server that evicts keys on its own can drop a contract's index, after which
+//!   `list` misses keys that `get` still finds.
+//! - **Bulk operations are atomic** ([`Capabilities::atomic_bulk`](hodor_core::Capabilities)):
+//!   `set_many` and `delete_many` are one server-side script each, and `get_many` is one
+//!   `MULTI`/`EXEC` transaction.
+//! - **TLS is not included**: the redis crate's TLS would add a native TLS stack to the
+//!   build; use `redis://` (for example over a TLS tunnel such as stunnel). A `rediss://`
+//!   URL is an `InvalidConfig` error naming `url`.
+//!
+//! ## Design
+//! Each entry is a Redis hash `hodor:{<name>}:v:<key>` holding the value, the modification
+//! time and the deadline, with the server-side expiry set on the hash itself (see Layout
+//! below). A sorted set per contract with every member at score 0
+//! is the index: Redis orders equal-score members by bytes, so `list(prefix)` is one
+//! `ZRANGE ... BYLEX` over the prefix's range, exact, sorted, free of duplicates, with
+//! glob characters meaning nothing, and costing O(log n + k) in the contract's own keys, not
+//! in the size of the database. A second sorted set scores the keys that have a TTL by
+//! their deadline; `list` drops members whose deadline has passed, so it agrees with `get`
+//! to the millisecond. Every write is a Lua script that updates the hash and both sets
+//! together, so no reader sees one without the others.
+//!
+//! ## Layout
+//! A contract named `N` owns `hodor:{E}:v:<key>` (hashes), `hodor:{E}:i` (the index) and
+//! `hodor:{E}:x` (deadlines), where `E` is `N` with `%`, `{` and `}` percent-encoded. So no
+//! two (name, key) pairs share a Redis key and no key can reach into another namespace, and
+//! `{E}` is a Redis Cluster hash tag that keeps a contract in one slot.
+//!
+//! ## Expiry and reclaiming
+//! Redis frees expired hashes itself (on access, and by its active expiry cycle). The
+//! members of expired keys in the index and deadline sets are removed by every write to the
+//! contract (up to 1000 per write) and by one thread per connection pool every
+//! `prune_interval_ms` (1 s by default) for each contract open in the process, so they are
+//! reclaimed within about one interval while any process has the contract open.
+//!
+//! ## Connections
+//! Contracts opened with equal configs share one pool of at most `pool_size` connections,
+//! opened on demand on the calling thread with `connect_timeout_ms`, each with read and
+//! write timeouts of `timeout_ms`. A connection an operation failed on is closed, never
+//! reused, so a late reply cannot be mistaken for the answer to the next request.
+
+#![deny(missing_docs)]
+// Library code never panics on caller input; unit tests may (see clippy.toml).
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod config;
+mod driver;
+mod error;
+mod keys;
+mod pool;
+mod pruner;
+mod scripts;
+
+pub use config::{DEFAULT_URL, RedisConfig};
+pub use driver::{DRIVER_NAME, RedisDriver, open};
+
+hodor_core::register_driver!(DRIVER_NAME, driver::open_registered);

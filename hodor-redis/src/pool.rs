@@ -1,0 +1,240 @@
+//! A small, bounded connection pool, shared by every contract opened with one config.
+//!
+//! Why not r2d2: its connections are opened by a background thread pool with the redis
+//! crate's `get_connection()`, which has no connect timeout, and it runs a `PING` on every
+//! checkout unless told not to. This pool opens connections on the calling thread with
+//! the configured connect timeout, sets the read and write timeouts on each connection,
+//! never waits longer than `timeout_ms` for a free one, and throws away any connection an
+//! operation failed on (a timed-out request may still be answered later, and that answer
+//! must never be read as the reply to the next request). It needs no extra dependency
+//! and no threads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
+
+use hodor_core::driver::{DriverError, DriverResult};
+use parking_lot::{Condvar, Mutex};
+use redis::{Client, Connection, RedisResult};
+
+use crate::config::RedisConfig;
+use crate::error::BackendError;
+use crate::keys::Namespace;
+use crate::pruner;
+
+/// Whether an operation may be sent again after its connection dropped mid-call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Sending it twice has the effect of sending it once (reads, `set`).
+    Idempotent,
+    /// Its reply depends on whether an earlier attempt ran (`delete` reports what it
+    /// removed), so a dropped connection is reported, not retried.
+    Never,
+}
+
+pub(crate) struct Pool {
+    client: Client,
+    pub(crate) config: RedisConfig,
+    server: String,
+    state: Mutex<State>,
+    freed: Condvar,
+    /// The contracts open on this pool, by index key, with their handle counts: what the
+    /// pruner visits.
+    namespaces: Mutex<HashMap<Vec<u8>, (Namespace, usize)>>,
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<Connection>,
+    /// Connections that exist: idle plus checked out plus being opened.
+    open: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("server", &self.server)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pools by config: contracts opened with equal configs share one pool.
+fn pools() -> &'static Mutex<HashMap<RedisConfig, Weak<Pool>>> {
+    static POOLS: OnceLock<Mutex<HashMap<RedisConfig, Weak<Pool>>>> = OnceLock::new();
+    POOLS.get_or_init(Mutex::default)
+}
+
+impl Pool {
+    /// The pool for `config`, shared with every open contract that uses an equal config.
+    pub(crate) fn shared(config: &RedisConfig) -> DriverResult<Arc<Pool>> {
+        let mut pools = pools().lock();
+        if let Some(pool) = pools.get(config).and_then(Weak::upgrade) {
+            return Ok(pool);
+        }
+        let info = config.connection_info()?;
+        let client = Client::open(info).map_err(|e| {
+            DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
+        })?;
+        let pool = Arc::new(Pool {
+            client,
+            config: config.clone(),
+            server: config.display_url(),
+            state: Mutex::new(State::default()),
+            freed: Condvar::new(),
+            namespaces: Mutex::default(),
+        });
+        pruner::start(&pool)?;
+        pools.retain(|_, weak| weak.strong_count() > 0);
+        pools.insert(config.clone(), Arc::downgrade(&pool));
+        Ok(pool)
+    }
+
+    /// The server as shown in messages (no password).
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub(crate) fn register(&self, namespace: &Namespace) {
+        let mut namespaces = self.namespaces.lock();
+        namespaces
+            .entry(namespace.index_key().to_vec())
+            .or_insert_with(|| (namespace.clone(), 0))
+            .1 += 1;
+    }
+
+    pub(crate) fn unregister(&self, namespace: &Namespace) {
+        let mut namespaces = self.namespaces.lock();
+        if let Some(entry) = namespaces.get_mut(namespace.index_key()) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                namespaces.remove(namespace.index_key());
+            }
+        }
+    }
+
+    pub(crate) fn namespaces(&self) -> Vec<Namespace> {
+        self.namespaces
+            .lock()
+            .values()
+            .map(|(ns, _)| ns.clone())
+            .collect()
+    }
+
+    /// Runs `op` on a pooled connection.
+    ///
+    /// A connection whose operation failed is closed, never reused. If it failed because
+    /// the connection had dropped (the server restarted or closed it while it sat idle),
+    /// the other idle connections are closed too, since they most likely dropped the same
+    /// way, and an [`Retry::Idempotent`] operation is sent once more on a new connection.
+    pub(crate) fn run<T>(
+        &self,
+        retry: Retry,
+        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> DriverResult<T> {
+        let (mut conn, reused) = self.checkout()?;
+        match op(&mut conn) {
+            Ok(value) => {
+                self.checkin(conn);
+                Ok(value)
+            }
+            Err(error) => {
+                self.discard(conn);
+                if !error.is_connection_dropped() {
+                    return Err(self.error(error));
+                }
+                self.discard_idle();
+                if !(reused && retry == Retry::Idempotent) {
+                    return Err(self.error(error));
+                }
+                let (mut conn, _) = self.checkout()?;
+                match op(&mut conn) {
+                    Ok(value) => {
+                        self.checkin(conn);
+                        Ok(value)
+                    }
+                    Err(error) => {
+                        self.discard(conn);
+                        Err(self.error(error))
+                    }
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: redis::RedisError) -> DriverError {
+        DriverError::backend(BackendError::redis(
+            &self.server,
+            self.config.timeout_ms,
+            error,
+        ))
+    }
+
+    /// An idle connection (`true`: reused), or a new one if fewer than `pool_size` exist;
+    /// otherwise waits up to `timeout_ms` for one to be returned.
+    fn checkout(&self) -> DriverResult<(Connection, bool)> {
+        let deadline = Instant::now() + self.config.timeout();
+        let mut state = self.state.lock();
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok((conn, true));
+            }
+            if state.open < self.config.pool_size as usize {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(conn) => Ok((conn, false)),
+                    Err(error) => {
+                        self.release_slot();
+                        Err(self.error(error))
+                    }
+                };
+            }
+            if self.freed.wait_until(&mut state, deadline).timed_out() {
+                return Err(DriverError::backend(BackendError::other(format!(
+                    "all {} connections to {} stayed busy for {} ms (the timeout_ms setting); \
+                     raise pool_size or look for slow calls",
+                    self.config.pool_size, self.server, self.config.timeout_ms
+                ))));
+            }
+        }
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.config.connect_timeout())?;
+        let timeout = Some(self.config.timeout());
+        conn.set_read_timeout(timeout)?;
+        conn.set_write_timeout(timeout)?;
+        Ok(conn)
+    }
+
+    fn checkin(&self, conn: Connection) {
+        let mut state = self.state.lock();
+        state.idle.push(conn);
+        drop(state);
+        self.freed.notify_one();
+    }
+
+    fn discard(&self, conn: Connection) {
+        drop(conn);
+        self.release_slot();
+    }
+
+    fn release_slot(&self) {
+        let mut state = self.state.lock();
+        state.open = state.open.saturating_sub(1);
+        drop(state);
+        self.freed.notify_one();
+    }
+
+    fn discard_idle(&self) {
+        let mut state = self.state.lock();
+        let dropped = std::mem::take(&mut state.idle);
+        state.open = state.open.saturating_sub(dropped.len());
+        drop(state);
+        drop(dropped);
+        self.freed.notify_all();
+    }
+}

@@ -1,0 +1,173 @@
+//! The Lua scripts that keep an entry, the index and the expiry set in step.
+//!
+//! Redis runs a script atomically, so no reader ever sees an entry without its index member
+//! or the other way round, and a bulk write is all-or-nothing for readers. Every script
+//! touches only keys of one contract (one cluster slot, see [`crate::keys`]).
+//!
+//! # Time
+//! Deadlines come from the server's clock (`TIME`, in microseconds), which is the clock
+//! Redis expires keys by. A TTL of `d` ms set at server time `t` gets the deadline
+//! `D = ceil(t + d)` in whole milliseconds, and the hash is given `PEXPIREAT D - 1`: Redis
+//! keeps a key while `now <= expire-at`, so the entry is live exactly while `now < D`
+//! (never early, at most the rounding to the next millisecond late). The index uses the
+//! same rule, so `list` agrees with `get`.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Shared helpers, prepended to every script.
+const PRELUDE: &str = r#"
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+-- Removes the index members of keys whose deadline has passed, at most `limit` of them.
+local function prune(idx, exp, now_ms, limit)
+  local dead = redis.call('ZRANGE', exp, '-inf', int(now_ms), 'BYSCORE', 'LIMIT', 0, limit)
+  if #dead > 0 then
+    redis.call('ZREM', idx, unpack(dead))
+    redis.call('ZREM', exp, unpack(dead))
+  end
+  return #dead
+end
+
+-- Replaces one entry (value, modified time and TTL) and its index members.
+local function write(vkey, idx, exp, member, value, modified, ttl, now)
+  redis.call('DEL', vkey)
+  if ttl == '' then
+    redis.call('HSET', vkey, 'v', value, 'm', modified)
+    redis.call('ZREM', exp, member)
+  else
+    local now_ms = math.floor(now / 1000)
+    local deadline = math.floor((now + tonumber(ttl) * 1000 + 999) / 1000)
+    -- PEXPIREAT at or before the current millisecond would delete the key at once.
+    local at = math.max(deadline - 1, now_ms + 1)
+    deadline = at + 1
+    redis.call('HSET', vkey, 'v', value, 'm', modified, 'e', int(deadline))
+    redis.call('PEXPIREAT', vkey, int(at))
+    redis.call('ZADD', exp, int(deadline), member)
+  end
+  redis.call('ZADD', idx, 0, member)
+end
+"#;
+
+fn script(body: &str) -> Script {
+    let mut code = String::with_capacity(PRELUDE.len() + body.len());
+    code.push_str(PRELUDE);
+    code.push_str(body);
+    Script::new(&code)
+}
+
+/// `KEYS`: value hash, index, expiry set. `ARGV`: member, value, modified ns, TTL in ms or
+/// `""`, prune limit.
+pub(crate) static SET: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local now = now_us()
+write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
+prune(KEYS[2], KEYS[3], math.floor(now / 1000), ARGV[5])
+return 1
+"#,
+    )
+});
+
+/// `KEYS`: index, expiry set, then one value hash per entry. `ARGV`: modified ns, TTL in ms
+/// or `""`, prune limit, then member and value per entry.
+pub(crate) static SET_MANY: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local now = now_us()
+local n = #KEYS - 2
+for i = 1, n do
+  write(KEYS[i + 2], KEYS[1], KEYS[2], ARGV[2 * i + 2], ARGV[2 * i + 3], ARGV[1], ARGV[2], now)
+end
+prune(KEYS[1], KEYS[2], math.floor(now / 1000), ARGV[3])
+return n
+"#,
+    )
+});
+
+/// `KEYS`: value hash, index, expiry set. `ARGV`: member. Returns 1 if a live entry was
+/// removed (`DEL` does not count an expired key).
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return n
+"#,
+    )
+});
+
+/// `KEYS`: index, expiry set, then one value hash per key. `ARGV`: the members. Returns how
+/// many live entries were removed; a key given twice counts once.
+pub(crate) static DELETE_MANY: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local removed = 0
+for i = 1, #ARGV do
+  removed = removed + redis.call('DEL', KEYS[i + 2])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return removed
+"#,
+    )
+});
+
+/// `KEYS`: value hash. Returns `{size, modified ns, deadline ms or nil}`, or nil.
+pub(crate) static STAT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local f = redis.call('HMGET', KEYS[1], 'm', 'e')
+if not f[1] then
+  return false
+end
+return {redis.call('HSTRLEN', KEYS[1], 'v'), f[1], f[2]}
+"#,
+    )
+});
+
+/// `KEYS`: index, expiry set. `ARGV`: `ZRANGE BYLEX` min and max. Returns the live members
+/// in that range, in byte order. Reads only: members of expired keys are skipped here and
+/// removed by writes and the pruner.
+pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local members = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX')
+if #members == 0 then
+  return members
+end
+local now_ms = math.floor(now_us() / 1000)
+local live = {}
+local chunk = 256
+for first = 1, #members, chunk do
+  local last = math.min(first + chunk - 1, #members)
+  local deadlines = redis.call('ZMSCORE', KEYS[2], unpack(members, first, last))
+  for i = first, last do
+    local d = deadlines[i - first + 1]
+    if not d or tonumber(d) > now_ms then
+      live[#live + 1] = members[i]
+    end
+  end
+end
+return live
+"#,
+    )
+});
+
+/// `KEYS`: index, expiry set. `ARGV`: limit. Returns how many expired members were removed.
+pub(crate) static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+return prune(KEYS[1], KEYS[2], math.floor(now_us() / 1000), ARGV[1])
+"#,
+    )
+});

@@ -1,0 +1,206 @@
+//! The Redis server the tests run against.
+//!
+//! `HODOR_REDIS_URL` names a server to use. Without it, the tests start `redis-server` from
+//! `PATH` on a free loopback port with persistence off, one per test binary. If neither is
+//! available, each test prints a loud skip line and passes, unless `HODOR_REQUIRE_REDIS=1`,
+//! where it fails.
+//!
+//! No server outlives the test process: `redis-server` runs under a small `sh` wrapper that
+//! reads its standard input from this process and kills the server (`SIGKILL`, which also
+//! ends a server a test had frozen with `SIGSTOP`) as soon as that input closes, which the
+//! kernel does when this process exits, however it exits.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+const WRAPPER: &str = r#"
+redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
+    --logfile "" >/dev/null 2>&1 &
+srv=$!
+echo "$srv"
+read -r _
+kill -9 "$srv" 2>/dev/null
+wait "$srv" 2>/dev/null
+"#;
+
+/// A `redis-server` this process started.
+pub struct Server {
+    pub port: u16,
+    pid: u32,
+    wrapper: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Server {
+    /// Starts a server on a free port.
+    pub fn start() -> Option<Server> {
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(server) = Server::start_on(port) {
+                return Some(server);
+            }
+        }
+        None
+    }
+
+    /// Starts a server on `port`; `None` if `redis-server` is missing or does not come up.
+    pub fn start_on(port: u16) -> Option<Server> {
+        let mut wrapper = Command::new("sh")
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg("sh")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let stdin = wrapper.stdin.take();
+        let mut line = String::new();
+        BufReader::new(wrapper.stdout.take()?)
+            .read_line(&mut line)
+            .ok()?;
+        let pid: u32 = line.trim().parse().ok()?;
+        let mut server = Server {
+            port,
+            pid,
+            wrapper,
+            stdin,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ping(&server.url()) {
+                return Some(server);
+            }
+            if matches!(Command::new("kill").arg("-0").arg(pid.to_string()).status(), Ok(s) if !s.success())
+            {
+                break; // redis-server exited: missing, or the port was taken
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.stop();
+        None
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server and waits until it is gone.
+    pub fn stop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.wrapper.wait();
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open but nothing is answered.
+    pub fn freeze(&self) {
+        signal("-STOP", self.pid);
+    }
+
+    /// Undoes [`Server::freeze`].
+    pub fn thaw(&self) {
+        signal("-CONT", self.pid);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+        return false;
+    };
+    redis::cmd("PING").query::<String>(&mut conn).is_ok()
+}
+
+fn required() -> bool {
+    std::env::var("HODOR_REQUIRE_REDIS").is_ok_and(|v| v == "1")
+}
+
+/// Skips the calling test (or fails it under `HODOR_REQUIRE_REDIS=1`).
+pub fn skip(test: &str, why: &str) {
+    if required() {
+        panic!("HODOR_REQUIRE_REDIS=1 but {test} cannot run: {why}");
+    }
+    eprintln!(
+        "\n!!!!! SKIPPED {test}: {why}. Set HODOR_REDIS_URL or install redis-server \
+         (apt-get install redis-server) to run it. !!!!!\n"
+    );
+}
+
+/// The URL of the shared test server: `HODOR_REDIS_URL`, or a server started for this test
+/// binary. `None` (after a loud skip line) when there is neither.
+pub fn url(test: &str) -> Option<String> {
+    static SHARED: OnceLock<Option<(String, Option<Server>)>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        if let Ok(url) = std::env::var("HODOR_REDIS_URL") {
+            return Some((url, None));
+        }
+        let server = Server::start()?;
+        Some((server.url(), Some(server)))
+    });
+    match shared {
+        Some((url, _)) => Some(url.clone()),
+        None => {
+            skip(
+                test,
+                "HODOR_REDIS_URL is not set and redis-server could not be started from PATH",
+            );
+            None
+        }
+    }
+}
+
+/// A contract name no other test or run uses, so tests can share one server.
+pub fn unique(base: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("test-{}-{nanos}-{n}/{base}", std::process::id())
+}
+
+/// The JSON config for `url`.
+pub fn config(url: &str) -> serde_json::Value {
+    json!({ "url": url })
+}
+
+/// A raw connection, to look behind the driver.
+pub fn raw(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap()
+}
