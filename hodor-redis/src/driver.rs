@@ -230,13 +230,14 @@ impl Driver for RedisDriver {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // One script, not a MULTI pipeline: one reply to wait for (so one read timeout
+        // bounds the call), and atomic all the same.
+        let mut invocation = scripts::GET_MANY.prepare_invoke();
         for key in keys {
-            pipe.cmd("HGET").arg(self.namespace.value_key(key)).arg("v");
+            invocation.key(self.namespace.value_key(key));
         }
         let values = self.pool.run(Retry::Idempotent, |conn| {
-            pipe.query::<Vec<Option<Vec<u8>>>>(conn)
+            invocation.invoke::<Vec<Option<Vec<u8>>>>(conn)
         })?;
         Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
     }

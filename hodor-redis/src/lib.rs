@@ -42,8 +42,7 @@
 //!   policy: a server that evicts keys on its own can drop a contract's index, after which
 //!   `list` misses keys that `get` still finds.
 //! - **Bulk operations are atomic** ([`Capabilities::atomic_bulk`](hodor_core::Capabilities)):
-//!   `set_many` and `delete_many` are one server-side script each, and `get_many` is one
-//!   `MULTI`/`EXEC` transaction.
+//!   `set_many`, `delete_many` and `get_many` are one server-side script each.
 //! - **TLS is not included**: the redis crate's TLS would add a native TLS stack to the
 //!   build; use `redis://` (for example over a TLS tunnel such as stunnel). A `rediss://`
 //!   URL is an `InvalidConfig` error naming `url`.

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use hodor_core::driver::{DriverError, DriverResult};
 use parking_lot::{Condvar, Mutex};
-use redis::{Client, Connection, RedisResult};
+use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
 
 use crate::config::RedisConfig;
 use crate::error::BackendError;
@@ -33,7 +33,9 @@ pub(crate) enum Retry {
 }
 
 pub(crate) struct Pool {
+    /// A client that only opens the socket: the handshake is ours, see [`Pool::connect`].
     client: Client,
+    handshake: Handshake,
     pub(crate) config: RedisConfig,
     server: String,
     state: Mutex<State>,
@@ -41,6 +43,13 @@ pub(crate) struct Pool {
     /// The contracts open on this pool, by index key, with their handle counts: what the
     /// pruner visits.
     namespaces: Mutex<HashMap<Vec<u8>, (Namespace, usize)>>,
+}
+
+/// What a new connection must send before it is used.
+struct Handshake {
+    username: Option<String>,
+    password: Option<String>,
+    database: i64,
 }
 
 #[derive(Default)]
@@ -73,11 +82,19 @@ impl Pool {
             return Ok(pool);
         }
         let info = config.connection_info()?;
-        let client = Client::open(info).map_err(|e| {
+        let settings = info.redis_settings();
+        let handshake = Handshake {
+            username: settings.username().map(str::to_owned),
+            password: settings.password().map(str::to_owned),
+            database: settings.db(),
+        };
+        let bare = RedisConnectionInfo::default().set_skip_set_lib_name();
+        let client = Client::open(info.set_redis_settings(bare)).map_err(|e| {
             DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
         })?;
         let pool = Arc::new(Pool {
             client,
+            handshake,
             config: config.clone(),
             server: config.display_url(),
             state: Mutex::new(State::default()),
@@ -200,10 +217,49 @@ impl Pool {
         }
     }
 
+    /// Opens a connection within `connect_timeout_ms`, all of it.
+    ///
+    /// The redis client can authenticate and select the database itself, but it sends those
+    /// commands as one pipeline and then waits the full timeout for each reply in turn, so a
+    /// server that accepts connections but does not answer would hold a connect for a
+    /// multiple of the timeout. Here each handshake command gets what is left of one
+    /// deadline.
     fn connect(&self) -> RedisResult<Connection> {
-        let conn = self
+        let deadline = Instant::now() + self.config.connect_timeout();
+        let mut conn = self
             .client
             .get_connection_with_timeout(self.config.connect_timeout())?;
+        let remaining = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the connection handshake did not finish within connect_timeout_ms",
+                    ))
+                })
+        };
+        let handshake = &self.handshake;
+        if let Some(password) = &handshake.password {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(username) = &handshake.username {
+                auth.arg(username);
+            }
+            auth.arg(password);
+            let left = Some(remaining()?);
+            conn.set_read_timeout(left)?;
+            conn.set_write_timeout(left)?;
+            auth.query::<()>(&mut conn)?;
+        }
+        if handshake.database != 0 {
+            let left = Some(remaining()?);
+            conn.set_read_timeout(left)?;
+            conn.set_write_timeout(left)?;
+            redis::cmd("SELECT")
+                .arg(handshake.database)
+                .query::<()>(&mut conn)?;
+        }
         let timeout = Some(self.config.timeout());
         conn.set_read_timeout(timeout)?;
         conn.set_write_timeout(timeout)?;

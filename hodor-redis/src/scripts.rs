@@ -122,6 +122,19 @@ return removed
     )
 });
 
+/// `KEYS`: value hashes. Returns their values in order, nil where missing.
+pub(crate) static GET_MANY: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local values = {}
+for i = 1, #KEYS do
+  values[i] = redis.call('HGET', KEYS[i], 'v')
+end
+return values
+"#,
+    )
+});
+
 /// `KEYS`: value hash. Returns `{size, modified ns, deadline ms or nil}`, or nil.
 pub(crate) static STAT: LazyLock<Script> = LazyLock::new(|| {
     script(

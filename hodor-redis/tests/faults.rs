@@ -1,0 +1,188 @@
+//! A server that goes away, or stops answering, makes every call fail with `Backend` within
+//! the configured timeouts, never a hang or a panic; when it comes back, the same contract
+//! works again without being reopened.
+//!
+//! These tests start and stop their own `redis-server`, so they need one on `PATH` (even
+//! when `HODOR_REDIS_URL` is set).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hodor_core::{Contract, Error};
+use hodor_redis as _;
+use serde_json::json;
+use support::Server;
+
+const TIMEOUT_MS: u64 = 300;
+const CONNECT_TIMEOUT_MS: u64 = 300;
+
+/// What one call may take at most: a wait for a connection, a connect and one read, for two
+/// attempts, plus scheduling slack for a loaded CI machine.
+fn bound() -> Duration {
+    Duration::from_millis(2 * (2 * TIMEOUT_MS + CONNECT_TIMEOUT_MS) + 1000)
+}
+
+fn start(test: &str) -> Option<Server> {
+    let server = Server::start();
+    if server.is_none() {
+        support::skip(test, "redis-server could not be started from PATH");
+    }
+    server
+}
+
+fn open(server: &Server) -> Contract {
+    Contract::new(
+        "redis",
+        &support::unique("faults"),
+        Some(json!({
+            "url": server.url(),
+            "timeout_ms": TIMEOUT_MS,
+            "connect_timeout_ms": CONNECT_TIMEOUT_MS,
+            "pool_size": 4,
+            // Not 0, so every new connection also runs the SELECT handshake.
+            "database": 1,
+        })),
+    )
+    .unwrap()
+}
+
+type Op = (&'static str, fn(&Contract) -> Result<(), Error>);
+
+/// Every operation of the contract, each as one call.
+fn operations() -> Vec<Op> {
+    vec![
+        ("set", |c| c.set("k", "v", None)),
+        ("set ttl", |c| {
+            c.set("k", "v", Some(Duration::from_secs(60)))
+        }),
+        ("get", |c| c.get("k").map(drop)),
+        ("exists", |c| c.exists("k").map(drop)),
+        ("list", |c| c.list("").map(drop)),
+        ("stat", |c| c.stat("k").map(drop)),
+        ("get_many", |c| c.get_many(&["k", "j"]).map(drop)),
+        ("set_many", |c| c.set_many([("k", "v"), ("j", "w")], None)),
+        ("delete", |c| c.delete("k").map(drop)),
+        ("delete_many", |c| c.delete_many(&["k", "j"]).map(drop)),
+    ]
+}
+
+/// Runs every operation, asserting each is `Backend` within the bound; returns the slowest.
+fn all_fail_in_time(c: &Contract, phase: &str) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for (name, op) in operations() {
+        let started = Instant::now();
+        let result = op(c);
+        let took = started.elapsed();
+        eprintln!("{phase}: {name} -> {took:?}");
+        match result {
+            Err(Error::Backend { .. }) => {}
+            other => panic!("{phase}: {name} returned {other:?}, expected Backend"),
+        }
+        assert!(took < bound(), "{phase}: {name} took {took:?}");
+        slowest = slowest.max(took);
+    }
+    // Gauges cannot fail; they say "unknown" instead.
+    assert_eq!(c.metrics().entries, None);
+    slowest
+}
+
+fn all_succeed(c: &Contract, phase: &str) {
+    for (name, op) in operations() {
+        if let Err(e) = op(c) {
+            panic!("{phase}: {name} failed: {e}");
+        }
+    }
+    c.set("after", "ok", None).unwrap();
+    assert_eq!(c.get("after").unwrap(), "ok");
+}
+
+#[test]
+fn a_stopped_server_fails_every_call_in_time_and_a_restarted_one_works_again() {
+    let Some(mut server) = start("a_stopped_server_fails_every_call_in_time") else {
+        return;
+    };
+    let port = server.port;
+    let c = open(&server);
+    all_succeed(&c, "before stop");
+
+    server.stop();
+    let slowest = all_fail_in_time(&c, "server stopped");
+    // A second round finds no pooled connections left and fails just as cleanly.
+    all_fail_in_time(&c, "server still stopped");
+    eprintln!("server stopped: slowest call {slowest:?}");
+
+    let server = Server::start_on(port).expect("restart on the same port");
+    all_succeed(&c, "after restart");
+    drop(server);
+}
+
+#[test]
+fn a_frozen_server_times_out_every_call_and_recovers_when_thawed() {
+    let Some(server) = start("a_frozen_server_times_out_every_call") else {
+        return;
+    };
+    let c = open(&server);
+    all_succeed(&c, "before freeze");
+
+    // The process is stopped, its sockets stay open: connects succeed and reads never
+    // return, so only the timeouts end the calls.
+    server.freeze();
+    let slowest = all_fail_in_time(&c, "server frozen");
+    eprintln!("server frozen: slowest call {slowest:?}");
+    assert!(
+        slowest >= Duration::from_millis(TIMEOUT_MS.min(CONNECT_TIMEOUT_MS)),
+        "the calls must have waited for a timeout, not failed at once"
+    );
+
+    server.thaw();
+    all_succeed(&c, "after thaw");
+}
+
+#[test]
+fn a_server_restarted_while_idle_is_invisible_to_reads_and_sets() {
+    let Some(mut server) = start("a_server_restarted_while_idle") else {
+        return;
+    };
+    let port = server.port;
+    let c = open(&server);
+    // Fill the pool with idle connections that the restart will break.
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let c = c.clone();
+            std::thread::spawn(move || c.set(&format!("warm{i}"), "v", None).unwrap())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    server.stop();
+    let _server = Server::start_on(port).expect("restart on the same port");
+    // Each pooled connection is dead; the first call finds out, drops them all, and
+    // retries on a new connection.
+    assert!(matches!(c.get("warm0"), Err(Error::NotFound { .. })));
+    c.set("k", "v", None).unwrap();
+    assert_eq!(c.get("k").unwrap(), "v");
+    assert_eq!(c.list("").unwrap(), ["k"]);
+}
+
+#[test]
+fn opening_against_a_frozen_server_fails_within_the_connect_timeout() {
+    let Some(server) = start("opening_against_a_frozen_server") else {
+        return;
+    };
+    server.freeze();
+    let started = Instant::now();
+    let result = Contract::new(
+        "redis",
+        "frozen",
+        Some(
+            json!({"url": server.url(), "connect_timeout_ms": CONNECT_TIMEOUT_MS, "timeout_ms": TIMEOUT_MS}),
+        ),
+    );
+    let took = started.elapsed();
+    server.thaw();
+    eprintln!("open against frozen server -> {took:?}");
+    assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
+    assert!(took < bound(), "{took:?}");
+}
