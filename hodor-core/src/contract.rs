@@ -395,14 +395,19 @@ impl Contract {
 
     #[inline]
     fn check_key(&self, key: &str) -> Result<()> {
-        match key::problem(key) {
-            None => Ok(()),
-            Some(reason) => Err(Error::InvalidKey {
-                driver: self.inner.driver_name,
-                contract: self.inner.name.clone(),
-                key: key.to_owned(),
-                reason,
-            }),
+        if key::is_valid(key) {
+            return Ok(());
+        }
+        Err(self.invalid_key(key))
+    }
+
+    #[cold]
+    fn invalid_key(&self, key: &str) -> Error {
+        Error::InvalidKey {
+            driver: self.inner.driver_name,
+            contract: self.inner.name.clone(),
+            key: key.to_owned(),
+            reason: key::problem(key).unwrap_or_default(),
         }
     }
 

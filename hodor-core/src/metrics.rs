@@ -3,6 +3,7 @@
 //! Counting must not serialize threads, so there is no single atomic that every `get` bumps:
 //! each thread adds to one of several cache-line-sized stripes, and a snapshot sums them.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -79,12 +80,22 @@ fn stripe_count() -> usize {
 }
 
 /// This thread's stripe number, assigned round-robin the first time a thread counts.
+#[inline]
 fn thread_stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        // A const initializer makes the access a plain load, with no lazy-init state check.
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    STRIPE.with(|s| *s)
+    STRIPE.with(|s| {
+        let stripe = s.get();
+        if stripe != usize::MAX {
+            return stripe;
+        }
+        let assigned = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+        s.set(assigned);
+        assigned
+    })
 }
 
 impl Counters {
