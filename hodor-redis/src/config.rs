@@ -33,8 +33,8 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// The server: `redis://[[user]:password@]host[:port][/db]`, or
-    /// `redis+unix:///path/to/socket[?db=N&user=U&pass=P]` for a Unix socket. Default
+    /// The server: `redis://[[user]:password@]host[:port][/db]`, `rediss://...` for TLS,
+    /// or `redis+unix:///path/to/socket[?db=N&user=U&pass=P]` for a Unix socket. Default
     /// [`DEFAULT_URL`]. Username and password (Redis 6 ACL, or `:password` for the classic
     /// `requirepass`) come from the URL.
     pub url: String,
@@ -55,6 +55,14 @@ pub struct RedisConfig {
     /// for the contracts it has open (default 1000, at least 10). Redis frees the expired
     /// values itself; this bounds how long their index entries stay.
     pub prune_interval_ms: u64,
+    /// With a `rediss://` URL: a PEM file of the certificate authorities to trust instead
+    /// of the system's.
+    pub tls_ca_file: Option<String>,
+    /// With a `rediss://` URL: a PEM client certificate, for servers that authenticate
+    /// clients (`tls-auth-clients yes`). Needs [`RedisConfig::tls_key_file`].
+    pub tls_cert_file: Option<String>,
+    /// The PEM private key of [`RedisConfig::tls_cert_file`].
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for RedisConfig {
@@ -66,6 +74,9 @@ impl Default for RedisConfig {
             connect_timeout_ms: 2000,
             timeout_ms: 2000,
             prune_interval_ms: 1000,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -79,6 +90,9 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("timeout_ms", &self.timeout_ms)
             .field("prune_interval_ms", &self.prune_interval_ms)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -113,6 +127,12 @@ impl RedisConfig {
     /// Sets [`RedisConfig::timeout_ms`].
     pub fn timeout_ms(mut self, ms: u64) -> Self {
         self.timeout_ms = ms;
+        self
+    }
+
+    /// Sets [`RedisConfig::tls_ca_file`].
+    pub fn tls_ca_file(mut self, path: impl Into<String>) -> Self {
+        self.tls_ca_file = Some(path.into());
         self
     }
 
@@ -172,11 +192,39 @@ impl RedisConfig {
             return Err(DriverError::invalid_config(
                 Some("url"),
                 format!(
-                    "{:?} needs TLS (rediss://), which this build of hodor-redis does not \
-                     include; use a redis:// URL (for example through a TLS tunnel)",
+                    "{:?} needs TLS (rediss://), which this build of hodor-redis leaves out; \
+                     enable the crate's `tls` feature (on by default)",
                     self.display_url()
                 ),
             ));
+        }
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        for (field, value) in [
+            ("tls_ca_file", &self.tls_ca_file),
+            ("tls_cert_file", &self.tls_cert_file),
+            ("tls_key_file", &self.tls_key_file),
+        ] {
+            if value.is_some() && !tls {
+                return Err(DriverError::invalid_config(
+                    Some(field),
+                    "is only used with TLS; write the url as rediss://...",
+                ));
+            }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(DriverError::invalid_config(
+                    Some("tls_key_file"),
+                    "a client certificate (tls_cert_file) needs its private key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(DriverError::invalid_config(
+                    Some("tls_cert_file"),
+                    "a private key (tls_key_file) needs its client certificate",
+                ));
+            }
+            _ => {}
         }
         Ok(match self.database {
             None => info,
@@ -306,9 +354,33 @@ mod tests {
     }
 
     #[test]
-    fn tls_urls_are_refused_without_tls_support() {
-        let c = RedisConfig::new("rediss://127.0.0.1:6380/0");
-        assert_eq!(field_of(c.connection_info()).as_deref(), Some("url"));
+    fn tls_fields_need_a_tls_url_and_each_other() {
+        let plain = RedisConfig::new("redis://127.0.0.1:6380/0");
+        let tls = RedisConfig::new("rediss://127.0.0.1:6380/0");
+        assert_eq!(
+            field_of(plain.clone().tls_ca_file("ca.pem").connection_info()).as_deref(),
+            Some("tls_ca_file")
+        );
+        if cfg!(feature = "tls") {
+            let mut cert_only = tls.clone();
+            cert_only.tls_cert_file = Some("c.pem".into());
+            assert_eq!(
+                field_of(cert_only.connection_info()).as_deref(),
+                Some("tls_key_file")
+            );
+            let mut key_only = tls.clone();
+            key_only.tls_key_file = Some("k.pem".into());
+            assert_eq!(
+                field_of(key_only.connection_info()).as_deref(),
+                Some("tls_cert_file")
+            );
+        }
+        let result = tls.connection_info();
+        if cfg!(feature = "tls") {
+            result.unwrap();
+        } else {
+            assert_eq!(field_of(result).as_deref(), Some("url"));
+        }
     }
 
     #[test]

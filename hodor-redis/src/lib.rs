@@ -43,9 +43,11 @@
 //!   `list` misses keys that `get` still finds.
 //! - **Bulk operations are atomic** ([`Capabilities::atomic_bulk`](hodor_core::Capabilities)):
 //!   `set_many`, `delete_many` and `get_many` are one server-side script each.
-//! - **TLS is not included**: the redis crate's TLS would add a native TLS stack to the
-//!   build; use `redis://` (for example over a TLS tunnel such as stunnel). A `rediss://`
-//!   URL is an `InvalidConfig` error naming `url`.
+//! - **TLS**: a `rediss://` URL connects over TLS (rustls with the ring provider, so no
+//!   system TLS library is involved), trusting the system's certificate authorities or the
+//!   PEM file in `tls_ca_file`; `tls_cert_file` and `tls_key_file` give a client
+//!   certificate for servers that require one. The crate's `tls` feature (on by default)
+//!   brings it in; without it a `rediss://` URL is an `InvalidConfig` error naming `url`.
 //!
 //! ## Design
 //! Each entry is a Redis hash `hodor:{<name>}:v:<key>` holding the value, the modification

@@ -68,6 +68,64 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+#[cfg(not(feature = "tls"))]
+fn client(_config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Client> {
+    Client::open(info).map_err(|e| {
+        DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
+    })
+}
+
+/// A client for `info`; for a `rediss://` URL, with the configured certificates.
+#[cfg(feature = "tls")]
+fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Client> {
+    if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+        return Client::open(info).map_err(|e| {
+            DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
+        });
+    }
+    // rustls uses the process-wide crypto provider. Install ring unless the program chose
+    // one already, so that building a TLS config can never panic for want of one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let read = |field: &'static str, path: &Option<String>| -> DriverResult<Option<Vec<u8>>> {
+        path.as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    DriverError::invalid_config(Some(field), format!("cannot read {path:?}: {e}"))
+                })
+            })
+            .transpose()
+    };
+    let root_cert = read("tls_ca_file", &config.tls_ca_file)?;
+    let client_tls = match (
+        read("tls_cert_file", &config.tls_cert_file)?,
+        read("tls_key_file", &config.tls_key_file)?,
+    ) {
+        (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        _ => None,
+    };
+    let field = if config.tls_cert_file.is_some() {
+        "tls_cert_file"
+    } else {
+        "tls_ca_file"
+    };
+    Client::build_with_tls(
+        info,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| {
+        DriverError::invalid_config(
+            Some(field),
+            format!("the TLS certificates are unusable: {e}"),
+        )
+    })
+}
+
 /// Pools by config: contracts opened with equal configs share one pool.
 fn pools() -> &'static Mutex<HashMap<RedisConfig, Weak<Pool>>> {
     static POOLS: OnceLock<Mutex<HashMap<RedisConfig, Weak<Pool>>>> = OnceLock::new();
@@ -89,9 +147,7 @@ impl Pool {
             database: settings.db(),
         };
         let bare = RedisConnectionInfo::default().set_skip_set_lib_name();
-        let client = Client::open(info.set_redis_settings(bare)).map_err(|e| {
-            DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
-        })?;
+        let client = client(config, info.set_redis_settings(bare))?;
         let pool = Arc::new(Pool {
             client,
             handshake,

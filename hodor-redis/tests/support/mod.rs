@@ -22,8 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 const WRAPPER: &str = r#"
-redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
-    --logfile "" >/dev/null 2>&1 &
+port=$1
+shift
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
+    --logfile "" "$@" >/dev/null 2>&1 &
 srv=$!
 echo "$srv"
 read -r _
@@ -51,13 +53,23 @@ impl Server {
         None
     }
 
+    /// Starts a server on a free port with more `redis-server` arguments.
+    pub fn start_with(args: &[String]) -> Option<Server> {
+        (0..5).find_map(|_| Server::start_on_with(free_port(), args))
+    }
+
     /// Starts a server on `port`; `None` if `redis-server` is missing or does not come up.
     pub fn start_on(port: u16) -> Option<Server> {
+        Server::start_on_with(port, &[])
+    }
+
+    fn start_on_with(port: u16, args: &[String]) -> Option<Server> {
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(WRAPPER)
             .arg("sh")
             .arg(port.to_string())
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -126,7 +138,7 @@ fn signal(sig: &str, pid: u32) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
