@@ -12,7 +12,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 const WRAPPER: &str = r#"
+command -v redis-server >/dev/null 2>&1 || exit 127
 port=$1
 shift
 redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
@@ -164,7 +165,10 @@ pub fn skip(test: &str, why: &str) {
     if required() {
         panic!("HODOR_REQUIRE_REDIS=1 but {test} cannot run: {why}");
     }
-    eprintln!(
+    // Straight to the process's stderr: the test harness captures eprintln! output of
+    // passing tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!! SKIPPED {test}: {why}. Set HODOR_REDIS_URL or install redis-server \
          (apt-get install redis-server) to run it. !!!!!\n"
     );
