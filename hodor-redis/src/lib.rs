@@ -30,8 +30,11 @@
 //! - **The server can be unreachable.** Opening a contract checks the server and fails with
 //!   `Error::Backend` if it does not answer within `connect_timeout_ms`. After that, every
 //!   call is bounded: if the server is down or stops answering, the call returns
-//!   `Error::Backend` after at most about `timeout_ms` plus `connect_timeout_ms` (twice
-//!   that when a dropped connection is retried, see below); it never hangs. When the server
+//!   `Error::Backend`; it never hangs. A call spends at most `timeout_ms` waiting for a free
+//!   connection (only when all `pool_size` are busy), `connect_timeout_ms` opening one, and
+//!   `timeout_ms` waiting for the reply: a stopped server fails calls at once (connection
+//!   refused), a hung one after `timeout_ms`. (A retried call, below, can take that twice,
+//!   but the retry follows only an immediate "connection dropped" error.) When the server
 //!   is back, the same contract works again without being reopened. A read or a `set` that
 //!   finds its pooled connection dropped (say, the server restarted while it was idle) is
 //!   sent once more on a new connection; `delete` is not, because a retry could report
@@ -48,6 +51,10 @@
 //!   PEM file in `tls_ca_file`; `tls_cert_file` and `tls_key_file` give a client
 //!   certificate for servers that require one. The crate's `tls` feature (on by default)
 //!   brings it in; without it a `rediss://` URL is an `InvalidConfig` error naming `url`.
+//!
+//! - **Gauges**: `metrics().entries` is the size of the contract's index (`ZCARD`,
+//!   expired keys not yet pruned included), one round trip, or `None` when the server
+//!   cannot be reached; the other gauges are `None`.
 //!
 //! ## Design
 //! Each entry is a Redis hash `hodor:{<name>}:v:<key>` holding the value, the modification
