@@ -52,6 +52,11 @@
 //!   certificate for servers that require one. The crate's `tls` feature (on by default)
 //!   brings it in; without it a `rediss://` URL is an `InvalidConfig` error naming `url`.
 //!
+//! - **One server**: the driver talks to one Redis node (or a proxy in front of several).
+//!   The keys are laid out for Redis Cluster (one hash tag per contract), but the driver
+//!   does not follow cluster redirections or Sentinel failovers itself.
+//! - **`list` is one server-side call**: listing a very large contract in one go holds the
+//!   server for as long as reading those keys takes, as `ZRANGE` would.
 //! - **Gauges**: `metrics().entries` is the size of the contract's index (`ZCARD`,
 //!   expired keys not yet pruned included), one round trip, or `None` when the server
 //!   cannot be reached; the other gauges are `None`.
