@@ -97,6 +97,17 @@ fn an_entry_is_live_strictly_before_its_deadline() {
 }
 
 #[test]
+fn a_key_set_again_after_it_expired_is_listed() {
+    let (c, clock) = clocked("set-after-expiry");
+    c.set("k", "old", Some(Duration::from_millis(1))).unwrap();
+    clock.advance(Duration::from_millis(1));
+    // This write reclaims the expired entry of the same key on its way in.
+    c.set("k", "new", None).unwrap();
+    assert_eq!(c.get("k").unwrap(), "new");
+    assert_eq!(c.list("").unwrap(), ["k"]);
+}
+
+#[test]
 fn set_without_ttl_clears_the_old_one_and_a_new_ttl_replaces_it() {
     let (c, clock) = clocked("ttl-replace");
     c.set("k", "1", Some(Duration::from_secs(1))).unwrap();
