@@ -5,8 +5,8 @@
 //! of the same key allocations) is touched only when a key is created or removed, and lets
 //! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
 //!
-//! Lock order: shards before the index; several shards only in ascending order (bulk
-//! operations). Eviction and sweeping hold one shard at a time. Every index change happens
+//! Lock order: the batch gate, then shards, then the index; several shards only in
+//! ascending order (bulk operations). Eviction and sweeping hold one shard at a time. Every index change happens
 //! while the shard that owns the key is locked, so the index never disagrees with the shards
 //! about a key that is not being written at that moment.
 
@@ -90,6 +90,9 @@ pub(crate) struct Store {
     hasher: DefaultHashBuilder,
     shards: Box<[RwLock<Shard>]>,
     index: RwLock<BTreeSet<KeyRef>>,
+    /// Held exclusively by `set_many` and `delete_many` while they change the index key by
+    /// key, and shared by `list`, so a list never sees part of a batch.
+    batches: RwLock<()>,
     limits: Option<Limits>,
     /// With limits: no deadline in any shard is earlier than this (`u64::MAX`: none), so an
     /// eviction can tell without locking every shard that nothing has expired.
@@ -132,6 +135,7 @@ impl Store {
                 .map(|_| RwLock::new(Shard::default()))
                 .collect(),
             index: RwLock::new(BTreeSet::new()),
+            batches: RwLock::new(()),
             limits,
             earliest_deadline: AtomicU64::new(u64::MAX),
         }
@@ -199,6 +203,7 @@ impl Store {
     pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
         let now = self.clock.now_nanos();
         let prefix = prefix.as_bytes();
+        let _batches = self.batches.read();
         let index = self.index.read();
         index
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
@@ -531,6 +536,7 @@ impl Store {
                 Some((limits, bytes, count))
             }
         };
+        let _batches = self.batches.write();
         let mut guards = self.lock_all(&hashes);
         let mut replaced_bytes = 0;
         let mut replaced_entries = 0;
@@ -552,6 +558,7 @@ impl Store {
     /// were removed (a key listed twice counts once).
     pub(crate) fn delete_many(&self, keys: &[&str]) -> usize {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
+        let _batches = self.batches.write();
         let mut guards = self.lock_all(&hashes);
         let mut removed = 0;
         for (key, &hash) in keys.iter().zip(&hashes) {
