@@ -1,3 +1,132 @@
-//! The hodor conformance suite (work in progress: the cases land with their own change).
+//! # hodor-testkit: the conformance suite every hodor driver runs
+//!
+//! Code written against [`hodor_core::Contract`] must behave the same on every driver. This
+//! crate checks that a driver keeps the contract, with one line in the driver crate's
+//! `tests/conformance.rs`:
+//!
+//! ```ignore
+//! hodor_testkit::conformance_tests!(MyHarness::new());
+//! ```
+//!
+//! `cargo test` then shows one test per case, named after the rule it checks
+//! (`conformance::list_is_sorted_by_bytes`, `conformance::ttl_set_without_ttl_clears_it`,
+//! ...), so a failure names the broken rule and `cargo test ttl_` runs one family.
+//!
+//! - **Every rule, by name.** Over 80 cases: round trips up to 16 MiB, a table of
+//!   [awkward keys](AWKWARD_KEYS), listing order and prefixes, TTL boundaries, stat, close,
+//!   sharing by name, concurrency, bulk calls, metrics and limits. The list is [`cases::ALL`].
+//! - **Capability-aware.** A case that needs what the driver does not claim (TTLs, atomic
+//!   bulk calls, limits, a manual clock) prints why it is skipped and passes.
+//! - **Deterministic time.** With a [`TestClock::Manual`] clock the TTL cases check the
+//!   deadline to the nanosecond (live 1 ns before, gone at it) without sleeping; with
+//!   [`TestClock::Real`] they sleep and poll within the slack the harness allows.
+//! - **Model-based.** `model_matches_reference` runs random sequences of operations (and
+//!   clock moves) against the driver and a reference model, compares every result, and
+//!   shrinks a failure to a minimal sequence with proptest.
+//! - **Strict.** This crate's own tests run the suite against deliberately broken drivers
+//!   (unsorted lists, expiry off by one, lost writes under concurrency, ...) and check that
+//!   each one fails.
+//!
+//! ## Writing a driver
+//!
+//! A driver is a type implementing [`hodor_core::Driver`]: `capabilities`, `set`, `get`,
+//! `delete`, `list` and `stat` are required; `exists`, `close`, the bulk calls and `gauges`
+//! have defaults. The [`Contract`](hodor_core::Contract) in front of it has already checked
+//! keys (1 to 1024 bytes, no NUL), refused calls after close, rejected zero TTLs and
+//! rounded TTLs up to whole milliseconds, and it adds the driver, contract and key to every
+//! error, so a driver returns the small [`DriverError`](hodor_core::driver::DriverError).
+//! What a driver must do itself:
+//!
+//! - **Overwrite** on `set`, clearing an earlier TTL when `ttl` is `None`.
+//! - **Expire exactly**: an entry set at `t` with TTL `d` is live strictly before `t + d`
+//!   and gone from that instant on for `get`, `exists`, `stat`, `list` and `delete` (which
+//!   returns `false` for an expired entry).
+//! - **List** live keys starting with the prefix as plain bytes, sorted by bytes, each once.
+//! - **Share by name**: two drivers opened with one name see the same data, and different
+//!   names share nothing.
+//! - **Never panic**, and be `Send + Sync`: contracts are shared between threads.
+//!
+//! Register it so `Contract::new("name", ...)` finds it, at module level in the driver
+//! crate:
+//!
+//! ```ignore
+//! fn open(name: &str, config: Option<serde_json::Value>)
+//!     -> hodor_core::driver::DriverResult<Box<dyn hodor_core::Driver>> { ... }
+//!
+//! hodor_core::register_driver!("mydriver", open);
+//! ```
+//!
+//! A program links it with `use my_driver_crate as _;`. Then give the suite a [`Harness`]:
+//! how to open a store by name, and which clock the stores read. A driver that can take an
+//! injected [`Clock`](hodor_core::clock::Clock) should accept one (the suite then controls
+//! time exactly); a server-backed driver uses [`TestClock::Real`] with a small slack:
+//!
+//! ```
+//! use hodor_core::clock::ManualClock;
+//! use hodor_core::{Contract, Result};
+//! use hodor_testkit::{Harness, TestClock};
+//!
+//! struct MemoryHarness(ManualClock);
+//!
+//! impl Harness for MemoryHarness {
+//!     fn open(&self, name: &str) -> Result<Contract> {
+//!         // Every store the harness opens reads the harness's clock.
+//!         hodor_memory::open_with_clock(name, Default::default(), self.0.clone().into())
+//!     }
+//!     fn clock(&self) -> TestClock {
+//!         TestClock::Manual(self.0.clone())
+//!     }
+//! }
+//!
+//! // In tests/conformance.rs:
+//! // hodor_testkit::conformance_tests!(MemoryHarness(ManualClock::new()));
+//! # let report = hodor_testkit::run_cases(
+//! #     &MemoryHarness(ManualClock::new()),
+//! #     &[hodor_testkit::cases::ALL[0]],
+//! # );
+//! # assert!(report.is_success());
+//! ```
+//!
+//! `examples/custom-driver` in the hodor repository is a complete driver of about a hundred
+//! lines (a `Mutex<BTreeMap>` with expiry) that passes the whole suite: copy it to start.
+//!
+//! ### Capabilities
+//!
+//! A driver states what it supports in [`Capabilities`](hodor_core::Capabilities); the
+//! suite checks each claim and skips what is not claimed:
+//!
+//! | capability | meaning | cases |
+//! |---|---|---|
+//! | `ttl` | `set` accepts a TTL and entries expire; without it a TTL is `Unsupported` | every `ttl_*` case, expiry in the model, lists and metrics |
+//! | `atomic_bulk` | no reader sees part of a `set_many` or `delete_many`; `get_many` reads one moment | `set_many_is_atomic_for_readers`, `delete_many_is_atomic_for_readers` |
+//! | `limits` | the driver enforces `max_bytes` / `max_entries` by evicting, and reports them in its gauges; the harness implements [`Harness::open_limited`] | every `limits_*` case |
+//! | `persistent` | data outlives the process; without it a store's data is released when its last contract is closed or dropped | `data_lifetime_follows_persistence` |
+//!
+//! ### Running the suite from code
+//!
+//! [`run_cases`] and [`run_suite`] run cases against a harness and return a [`Report`]
+//! instead of stopping at the first failure.
 
 #![deny(missing_docs)]
+// A conformance case reports a broken rule by panicking, like any test; unwrap and expect on
+// a driver's results are how the cases assert, so the workspace's lints against them do not
+// apply here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![warn(clippy::indexing_slicing)]
+
+mod ctx;
+mod harness;
+mod keys;
+mod macros;
+mod run;
+
+pub mod cases;
+
+pub use harness::{Harness, Limits, TestClock};
+pub use keys::{AWKWARD_KEYS, INVALID_KEYS, LONGEST_KEY, PRINTABLE_ASCII};
+pub use run::{Case, Outcome, Report, run_cases, run_suite};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::harness::WithRegressions;
+}

@@ -1,0 +1,27 @@
+//! The hodor conformance suite against the memory driver on the system clock, as a
+//! server-backed driver would run it: TTL cases sleep for short deadlines and poll.
+
+use std::time::Duration;
+
+use hodor_core::{Contract, Result};
+use hodor_memory::MemoryConfig;
+use hodor_testkit::{Harness, TestClock};
+
+/// Opens memory stores on the system clock.
+struct RealTimeMemory;
+
+impl Harness for RealTimeMemory {
+    fn open(&self, name: &str) -> Result<Contract> {
+        hodor_memory::open(name, MemoryConfig::default())
+    }
+
+    fn clock(&self) -> TestClock {
+        // The memory driver expires entries exactly at their deadline; the slack only
+        // absorbs scheduling delays on a loaded machine.
+        TestClock::Real {
+            slack: Duration::from_millis(250),
+        }
+    }
+}
+
+hodor_testkit::conformance_tests!(RealTimeMemory);

@@ -1,0 +1,182 @@
+//! [`Harness`]: how the suite opens a driver's stores and controls its time.
+
+use std::time::Duration;
+
+use hodor_core::clock::ManualClock;
+use hodor_core::{Contract, Result};
+
+/// What a driver crate gives the conformance suite: a way to open stores by name, and the
+/// clock those stores read.
+///
+/// [`conformance_tests!`](crate::conformance_tests) evaluates the harness expression afresh
+/// in every test, so each case has its own harness (and, with a manual clock, its own time)
+/// and parallel cases never disturb each other.
+///
+/// ```
+/// use hodor_core::clock::ManualClock;
+/// use hodor_core::{Contract, Result};
+/// use hodor_testkit::{Harness, TestClock};
+///
+/// struct MemoryHarness {
+///     clock: ManualClock,
+/// }
+///
+/// impl Harness for MemoryHarness {
+///     fn open(&self, name: &str) -> Result<Contract> {
+///         let config = hodor_memory::MemoryConfig::default();
+///         hodor_memory::open_with_clock(name, config, self.clock.clone().into())
+///     }
+///
+///     fn clock(&self) -> TestClock {
+///         TestClock::Manual(self.clock.clone())
+///     }
+/// }
+/// # let h = MemoryHarness { clock: ManualClock::new() };
+/// # assert!(h.open("doc-harness").is_ok());
+/// ```
+pub trait Harness {
+    /// Opens the store called `name`.
+    ///
+    /// The same name must give the same store: the sharing cases open a name twice and
+    /// expect each contract to see the other's writes. The suite makes every name unique
+    /// per case and per run (case name, process id, start time and a counter), so cases
+    /// can run in parallel against one server. Names are valid keys (short ASCII), so a
+    /// driver can use them as namespaces.
+    fn open(&self, name: &str) -> Result<Contract>;
+
+    /// The clock every contract this harness opens reads.
+    ///
+    /// [`TestClock::Manual`] for drivers that accept an injected clock: the TTL cases then
+    /// cross deadlines exactly, to the nanosecond, without sleeping. [`TestClock::Real`]
+    /// for backends that keep their own time (a server): the cases sleep and poll instead,
+    /// and check only that an entry is present well before its deadline and gone by the
+    /// deadline plus the slack.
+    fn clock(&self) -> TestClock;
+
+    /// Opens the store called `name` with a byte and/or entry limit, for drivers whose
+    /// [`Capabilities::limits`](hodor_core::Capabilities::limits) is set.
+    ///
+    /// `None` (the default) means the harness cannot open limited stores, and the limit
+    /// cases are skipped. A harness that returns `Some` must honour both limits; a limit
+    /// of `None` in `limits` means no limit of that kind.
+    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
+        let _ = (name, limits);
+        None
+    }
+
+    /// The file where the model-based case saves the failing operation sequences it finds,
+    /// so they are replayed first on the next run (proptest's regression file).
+    ///
+    /// [`conformance_tests!`](crate::conformance_tests) sets this to
+    /// `proptest-regressions/<module>.txt` in the driver crate; the default, `None`, keeps
+    /// nothing. Check the file into version control.
+    fn regressions_file(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The time the stores of a [`Harness`] read.
+#[derive(Clone, Debug)]
+pub enum TestClock {
+    /// The stores read this clock, and only the suite moves it.
+    Manual(ManualClock),
+    /// The stores keep real time (their own or the system's).
+    Real {
+        /// How long after its deadline an expired entry may still be seen, allowing for
+        /// a backend's expiry granularity, clock skew and network delay. The TTL cases wait
+        /// this long past a deadline before calling an entry that is still there a failure,
+        /// so keep it as small as the backend allows.
+        slack: Duration,
+    },
+}
+
+/// The limits a [`Harness::open_limited`] store enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The most bytes the store may hold (as the driver counts them in
+    /// [`Metrics::bytes`](hodor_core::Metrics::bytes)); `None` for no byte limit.
+    pub max_bytes: Option<u64>,
+    /// The most entries the store may hold; `None` for no entry limit.
+    pub max_entries: Option<u64>,
+}
+
+impl Limits {
+    /// No limits; add them with [`Limits::max_bytes`] and [`Limits::max_entries`].
+    pub const NONE: Limits = Limits {
+        max_bytes: None,
+        max_entries: None,
+    };
+
+    /// Sets the byte limit.
+    pub const fn max_bytes(mut self, bytes: u64) -> Limits {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the entry limit.
+    pub const fn max_entries(mut self, entries: u64) -> Limits {
+        self.max_entries = Some(entries);
+        self
+    }
+}
+
+impl<H: Harness + ?Sized> Harness for &H {
+    fn open(&self, name: &str) -> Result<Contract> {
+        (**self).open(name)
+    }
+    fn clock(&self) -> TestClock {
+        (**self).clock()
+    }
+    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
+        (**self).open_limited(name, limits)
+    }
+    fn regressions_file(&self) -> Option<&'static str> {
+        (**self).regressions_file()
+    }
+}
+
+impl<H: Harness + ?Sized> Harness for Box<H> {
+    fn open(&self, name: &str) -> Result<Contract> {
+        (**self).open(name)
+    }
+    fn clock(&self) -> TestClock {
+        (**self).clock()
+    }
+    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
+        (**self).open_limited(name, limits)
+    }
+    fn regressions_file(&self) -> Option<&'static str> {
+        (**self).regressions_file()
+    }
+}
+
+/// A harness with its regression file set; what the macro-generated tests run.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WithRegressions<H> {
+    harness: H,
+    file: &'static str,
+}
+
+impl<H: Harness> WithRegressions<H> {
+    #[doc(hidden)]
+    pub fn new(harness: H, file: &'static str) -> Self {
+        WithRegressions { harness, file }
+    }
+}
+
+impl<H: Harness> Harness for WithRegressions<H> {
+    fn open(&self, name: &str) -> Result<Contract> {
+        self.harness.open(name)
+    }
+    fn clock(&self) -> TestClock {
+        self.harness.clock()
+    }
+    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
+        self.harness.open_limited(name, limits)
+    }
+    fn regressions_file(&self) -> Option<&'static str> {
+        Some(self.file)
+    }
+}

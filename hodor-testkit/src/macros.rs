@@ -1,0 +1,280 @@
+//! The one list of cases, and the macros built from it.
+
+/// Generates the conformance tests in a driver crate: one `#[test]` per case, named after
+/// the case, inside `mod conformance`.
+///
+/// ```
+/// // tests/conformance.rs of a driver crate
+/// use hodor_core::clock::ManualClock;
+/// use hodor_testkit::{Harness, TestClock};
+///
+/// struct MyHarness(ManualClock);
+///
+/// impl Harness for MyHarness {
+///     fn open(&self, name: &str) -> hodor_core::Result<hodor_core::Contract> {
+///         hodor_memory::open_with_clock(name, Default::default(), self.0.clone().into())
+///     }
+///     fn clock(&self) -> TestClock {
+///         TestClock::Manual(self.0.clone())
+///     }
+/// }
+///
+/// hodor_testkit::conformance_tests!(MyHarness(ManualClock::new()));
+/// # fn main() {}
+/// ```
+///
+/// `cargo test` then lists `conformance::list_is_sorted_by_bytes`,
+/// `conformance::ttl_get_is_not_found_from_the_deadline` and so on, and
+/// `cargo test list_` runs only the listing cases. The argument is an expression of a type
+/// implementing [`Harness`](crate::Harness), evaluated afresh in every test, so each case
+/// gets its own harness (and its own manual clock). Items of the file are in scope.
+///
+/// To run the suite twice in one file (say with a manual and a real clock), name the
+/// module: `conformance_tests!(mod real_time, MyHarness::real())`.
+///
+/// The model-based case saves the failing sequences it finds to
+/// `proptest-regressions/<module>.txt` in the driver crate (check it in); the driver crate
+/// needs no dependency on proptest.
+#[macro_export]
+macro_rules! conformance_tests {
+    (mod $module:ident, $harness:expr $(,)?) => {
+        $crate::__with_cases!(__conformance_tests!($module, $harness));
+    };
+    ($harness:expr $(,)?) => {
+        $crate::__with_cases!(__conformance_tests!(conformance, $harness));
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    (($module:ident, $harness:expr) $($group:ident :: $name:ident : $rule:literal;)*) => {
+        /// The hodor conformance suite: one test per case.
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[doc = $rule]
+                #[test]
+                fn $name() {
+                    let harness = $crate::__private::WithRegressions::new(
+                        $harness,
+                        concat!(
+                            env!("CARGO_MANIFEST_DIR"),
+                            "/proptest-regressions/",
+                            stringify!($module),
+                            ".txt"
+                        ),
+                    );
+                    $crate::cases::$name(&harness);
+                }
+            )*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_functions {
+    (() $($group:ident :: $name:ident : $rule:literal;)*) => {
+        $(
+            #[doc = $rule]
+            pub fn $name(harness: &dyn $crate::Harness) {
+                $group::$name(&$crate::ctx::Ctx::new(harness, stringify!($name)));
+            }
+        )*
+
+        /// Every case, in the order the generated tests are defined; run them with
+        /// [`run_cases`](crate::run_cases).
+        pub const ALL: &[$crate::Case] = &[
+            $($crate::Case { name: stringify!($name), rule: $rule, run: $name },)*
+        ];
+    };
+}
+
+/// The one list of cases: `module::name: "the rule it checks";`. Adding a case means
+/// writing `pub(crate) fn name(t: &Ctx)` in the module and one line here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_cases {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! {
+            ($($args)*)
+
+            round_trip::round_trip_empty_value:
+                "An empty value is stored and read back as empty.";
+            round_trip::round_trip_one_byte_value:
+                "A one-byte value round-trips through get, get_many and stat.";
+            round_trip::round_trip_one_mebibyte_value:
+                "A 1 MiB value round-trips byte for byte.";
+            round_trip::round_trip_sixteen_mebibyte_value:
+                "A 16 MiB value round-trips byte for byte.";
+            round_trip::round_trip_every_byte_value:
+                "A value holding every byte 0..=255 (NUL, invalid UTF-8) round-trips unchanged.";
+            round_trip::overwrite_replaces_the_value:
+                "set overwrites: the last value written is the one read, under one key.";
+            round_trip::overwrite_with_a_shorter_value_leaves_no_tail:
+                "Overwriting with a shorter value leaves nothing of the longer one.";
+            round_trip::json_values_round_trip:
+                "set_json/get_json round-trip a typed value; non-JSON bytes are InvalidInput.";
+
+            keys::awkward_keys_round_trip:
+                "Every key in AWKWARD_KEYS is stored and read back as its exact bytes.";
+            keys::awkward_keys_are_listed:
+                "Every awkward key is listed, sorted, and lists the keys it is a prefix of.";
+            keys::awkward_keys_are_deleted:
+                "Every awkward key is deleted exactly, leaving every other key in place.";
+            keys::similar_keys_are_distinct:
+                "Keys differing by case, normalization, whitespace or escaping are distinct.";
+            keys::invalid_keys_are_rejected:
+                "Empty, 1025-byte and NUL keys are InvalidKey on every operation, writing nothing.";
+
+            missing::get_missing_is_not_found_naming_the_key:
+                "get of a missing key is NotFound naming the key, contract and driver.";
+            missing::stat_missing_is_not_found_naming_the_key:
+                "stat of a missing key is NotFound naming the key, contract and driver.";
+            missing::exists_missing_is_false:
+                "exists of a missing key is false, not an error.";
+            missing::delete_missing_is_false:
+                "delete of a missing key is Ok(false), not an error, and touches nothing else.";
+            missing::delete_is_true_once:
+                "delete returns true for the live entry it removes, then false.";
+
+            list::list_is_a_byte_prefix_not_a_path:
+                "list matches a plain byte prefix: `foo` lists `foo/x`, `foo.bar` and `foobar`.";
+            list::list_is_sorted_by_bytes:
+                "list is sorted by bytes: `t-/` before `t/`, uppercase first, UTF-8 by bytes.";
+            list::list_has_no_duplicates:
+                "A key written many times, through several contracts, is listed once.";
+            list::list_empty_prefix_lists_everything:
+                "list(\"\") returns every live key.";
+            list::list_without_match_is_empty:
+                "A prefix that matches nothing lists an empty vector, not an error.";
+            list::list_full_key_as_prefix_returns_it:
+                "A key's full name, used as a prefix, lists the key itself.";
+            list::list_omits_deleted_keys:
+                "Deleted keys are never listed.";
+            list::list_of_ten_thousand_keys_is_complete:
+                "10,000 keys are all listed, in order, with no page lost.";
+            list::list_glob_characters_are_data:
+                "Glob and pattern characters in a prefix (`*?[]%_.`) match only themselves.";
+            list::list_prefix_no_key_can_have_is_empty:
+                "A prefix longer than any key, or holding NUL, lists nothing and is no error.";
+
+            ttl::ttl_get_is_not_found_from_the_deadline:
+                "get returns the value strictly before set time + TTL and NotFound from then on.";
+            ttl::ttl_exists_is_false_from_the_deadline:
+                "exists is true strictly before set time + TTL and false from then on.";
+            ttl::ttl_stat_is_not_found_from_the_deadline:
+                "stat succeeds strictly before set time + TTL and is NotFound from then on.";
+            ttl::ttl_list_omits_keys_from_the_deadline:
+                "list shows a key strictly before set time + TTL and never from then on.";
+            ttl::ttl_delete_of_an_expired_key_is_false:
+                "delete of an expired key returns false: it removes no live entry.";
+            ttl::ttl_get_many_is_none_from_the_deadline:
+                "get_many answers None for a key from its deadline on.";
+            ttl::ttl_set_without_ttl_clears_it:
+                "set without a TTL clears an earlier TTL: the entry never expires.";
+            ttl::ttl_new_ttl_replaces_the_old:
+                "A new TTL replaces the old one, whether longer or shorter.";
+            ttl::ttl_zero_is_invalid_input:
+                "A TTL of zero is InvalidInput and writes nothing.";
+            ttl::ttl_over_the_maximum_is_invalid_input:
+                "A TTL over MAX_TTL is InvalidInput; exactly MAX_TTL is accepted.";
+            ttl::ttl_stat_reports_expires_at:
+                "stat reports expires_at = set time + TTL, and none once the TTL is cleared.";
+            ttl::ttl_sub_millisecond_rounds_up:
+                "TTLs are kept to the millisecond, rounded up: 1 ns lives 1 ms.";
+            ttl::ttl_expired_key_can_be_set_again:
+                "An expired key can be set again, and is then live, listed once, without expiry.";
+            ttl::ttl_unsupported_is_an_error:
+                "A driver without TTLs refuses a TTL with Unsupported and stores nothing.";
+            ttl::ttl_entries_without_ttl_never_expire:
+                "Entries set without a TTL outlive every deadline.";
+
+            stat::stat_size_matches_the_value:
+                "stat size is the value's length in bytes.";
+            stat::stat_modified_is_the_set_time:
+                "stat modified is the wall-clock time of the last set; reads leave it alone.";
+            stat::stat_modified_moves_forward_on_overwrite:
+                "An overwrite (set or set_many) moves modified forward.";
+            stat::stat_without_ttl_has_no_expiry:
+                "An entry set without a TTL reports expires_at None.";
+
+            close::close_is_idempotent:
+                "close is idempotent: closing again, or through a clone, is Ok.";
+            close::every_operation_after_close_is_closed:
+                "After close every operation is Closed, naming the contract and operation.";
+            close::close_closes_every_clone:
+                "Closing a clone closes the original and every other clone.";
+            close::close_leaves_other_contracts_open:
+                "Closing one contract leaves separately opened contracts on the store open.";
+            close::data_lifetime_follows_persistence:
+                "Data outlives its last contract exactly when the driver claims persistence.";
+
+            sharing::same_name_shares_data:
+                "Two contracts opened with one name see each other's writes and deletes.";
+            sharing::different_names_are_isolated:
+                "Stores with different names, even names extending each other, share nothing.";
+            sharing::same_name_shares_expiry:
+                "A TTL set through one contract expires the entry for every contract.";
+
+            concurrency::concurrent_writers_lose_no_write:
+                "Concurrent writers of distinct keys lose no write.";
+            concurrency::contended_writers_leave_a_written_value:
+                "Contended writers of one key leave one thread's last written value.";
+            concurrency::readers_never_see_torn_values:
+                "Readers racing writers see whole values only, never a mix of two.";
+            concurrency::readers_never_see_expired_values:
+                "Readers racing the clock never see a value after its deadline, nor see it return.";
+            concurrency::concurrent_deletes_remove_once:
+                "Of concurrent deletes of one live key, exactly one returns true.";
+            concurrency::concurrent_lists_stay_sorted_and_complete:
+                "A list racing writes to other keys is sorted and misses no stable key.";
+
+            bulk::get_many_returns_values_in_key_order:
+                "get_many returns values in the order of the keys given.";
+            bulk::get_many_missing_keys_are_none:
+                "get_many answers None for missing keys.";
+            bulk::get_many_repeats_duplicate_keys:
+                "get_many answers a key given twice twice.";
+            bulk::set_many_last_duplicate_wins:
+                "set_many with a key given twice keeps the last value.";
+            bulk::delete_many_counts_each_live_key_once:
+                "delete_many counts each live key removed once, however often it is given.";
+            bulk::bulk_invalid_key_changes_nothing:
+                "One invalid key fails a bulk call whole: nothing is written or removed.";
+            bulk::set_many_ttl_applies_to_every_entry:
+                "set_many's TTL applies to every entry it writes.";
+            bulk::set_many_without_ttl_clears_ttls:
+                "set_many without a TTL clears the earlier TTLs of the keys it writes.";
+            bulk::bulk_calls_with_no_keys_are_no_ops:
+                "Bulk calls with no keys succeed and change nothing.";
+            bulk::set_many_is_atomic_for_readers:
+                "With atomic_bulk, no reader sees part of a set_many.";
+            bulk::delete_many_is_atomic_for_readers:
+                "With atomic_bulk, no reader sees part of a delete_many.";
+
+            metrics::metrics_count_single_operations_exactly:
+                "Counters are exact after a known sequence; gets = hits + misses.";
+            metrics::metrics_count_bulk_operations_per_key:
+                "Bulk calls count once per key given.";
+            metrics::metrics_count_expired_reads_as_misses:
+                "A read of an expired key counts as a miss, not a hit.";
+            metrics::metrics_are_per_contract_handle:
+                "Counters belong to one contract and its clones, not to the store.";
+            metrics::gauges_match_the_stored_entries:
+                "Reported gauges match what is stored: entries, bytes and no evictions.";
+
+            limits::limits_hold_after_every_set:
+                "With limits, bytes and entries stay within them after every set.";
+            limits::limits_evict_expired_entries_first:
+                "With limits, expired entries are reclaimed before any live one is evicted.";
+            limits::limits_reject_a_value_larger_than_max_bytes:
+                "A value larger than max_bytes is CapacityExceeded and evicts nothing.";
+
+            model::model_matches_reference:
+                "Random operation sequences give the results of a reference model, step by step.";
+        }
+    };
+}
