@@ -4,7 +4,7 @@
 use hodor_core::clock::ManualClock;
 use hodor_core::{Contract, Result};
 use hodor_memory::MemoryConfig;
-use hodor_testkit::{Harness, TestClock};
+use hodor_testkit::{Harness, Limits, TestClock};
 
 /// Opens memory stores that all read one manual clock.
 struct ManualMemory {
@@ -28,8 +28,25 @@ impl Harness for ManualMemory {
         TestClock::Manual(self.clock.clone())
     }
 
-    // The memory driver has no size limits yet, so `open_limited` keeps its default (None)
-    // and the limit cases are skipped.
+    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
+        Some(hodor_memory::open_with_clock(
+            name,
+            limited(limits),
+            self.clock.clone().into(),
+        ))
+    }
+}
+
+/// A memory config with the suite's limits.
+fn limited(limits: Limits) -> MemoryConfig {
+    let mut config = MemoryConfig::default();
+    if let Some(bytes) = limits.max_bytes {
+        config = config.max_bytes(bytes);
+    }
+    if let Some(entries) = limits.max_entries {
+        config = config.max_entries(entries);
+    }
+    config
 }
 
 hodor_testkit::conformance_tests!(ManualMemory::new());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hodor_core::{Contract, Result};
 use hodor_memory::MemoryConfig;
-use hodor_testkit::{Harness, TestClock};
+use hodor_testkit::{Harness, Limits, TestClock};
 
 /// Opens memory stores on the system clock.
 struct RealTimeMemory;
@@ -21,6 +21,17 @@ impl Harness for RealTimeMemory {
         TestClock::Real {
             slack: Duration::from_millis(250),
         }
+    }
+
+    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
+        let mut config = MemoryConfig::default();
+        if let Some(bytes) = limits.max_bytes {
+            config = config.max_bytes(bytes);
+        }
+        if let Some(entries) = limits.max_entries {
+            config = config.max_entries(entries);
+        }
+        Some(hodor_memory::open(name, config))
     }
 }
 
