@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub struct MemoryConfig {
     /// The most bytes the store may hold, counting each entry as its key length plus its
-    /// value length plus a fixed 128-byte overhead (see the crate docs), so the limit tracks
+    /// value length plus a fixed 120-byte overhead (see the crate docs), so the limit tracks
     /// real memory. `None` (the default): no limit. When a `set` would exceed it, entries
     /// are evicted first (expired ones, then by CLOCK); a single entry larger than the limit
     /// is `CapacityExceeded`.

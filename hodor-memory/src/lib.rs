@@ -37,7 +37,7 @@
 //!
 //! ## Limits and eviction
 //! [`MemoryConfig::max_bytes`] and [`MemoryConfig::max_entries`] bound the store (both
-//! unbounded by default). Each entry is charged its key length + value length + 128 bytes,
+//! unbounded by default). Each entry is charged its key length + value length + 120 bytes,
 //! the measured cost of an entry's slot, key header, hash bucket and index share, plus the
 //! 24-byte header `Bytes` allocates for a `Vec`-backed value once it is read; so `max_bytes`
 //! tracks the store's real memory.

@@ -16,11 +16,11 @@ use crate::key::KeyRef;
 
 /// Bytes an entry is charged beyond its key and value. Measured with a counting allocator
 /// over 10^4 to 3 x 10^6 entries with 21-byte keys and 64-byte values (x86_64): the slot
-/// (48), the key allocation's header and padding (~27), the ordered index's share (~15), the
-/// hash table bucket (~7-10) and slot-array growth slack (~5) make ~101 bytes; a value built
-/// from a `Vec` or `String` gains `Bytes`' 24-byte shared header the first time it is read.
-/// An entry with a TTL also holds a deadline (~17 bytes) that is not charged.
-pub(crate) const ENTRY_OVERHEAD: u64 = 128;
+/// (48), the key allocation's 16-byte header, the ordered index's share (~15), the hash
+/// table bucket (~7-10) and slot-array growth slack (~3-5) make 90 to 94 bytes; a value
+/// built from a `Vec` or `String` gains `Bytes`' 24-byte shared header the first time it is
+/// read. An entry with a TTL also holds a deadline (~17 bytes) that is not charged.
+pub(crate) const ENTRY_OVERHEAD: u64 = 120;
 
 /// What an entry is charged against `max_bytes`.
 #[inline]

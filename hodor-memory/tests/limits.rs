@@ -79,7 +79,7 @@ fn a_hundred_writer_threads_never_push_bytes_over_the_limit() {
     let keys = c.list("").unwrap();
     let resident: u64 = keys
         .iter()
-        .map(|k| k.len() as u64 + c.stat(k).unwrap().size + 128)
+        .map(|k| k.len() as u64 + c.stat(k).unwrap().size + 120)
         .sum();
     assert!(resident <= LIMIT, "{resident} resident bytes over {LIMIT}");
     assert_eq!(m.entries, Some(keys.len() as u64));
