@@ -1,0 +1,230 @@
+//! How much to run: the full benchmark, `--quick`, and the smoke test's tiny version.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::results::Workload;
+
+/// One key-count × value-size combination of the throughput workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// Keys loaded.
+    pub keys: usize,
+    /// Bytes per value.
+    pub value: usize,
+}
+
+/// The `list` workload's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct ListPlan {
+    /// Keys in the store (the cell with this many keys and 64-byte values hosts it).
+    pub keys: usize,
+    /// How many keys each listed prefix matches.
+    pub sizes: Vec<u64>,
+    /// How long the lister runs per repetition.
+    pub duration: Duration,
+    /// Writes the concurrent writer does per millisecond.
+    pub writes_per_ms: u32,
+}
+
+/// The TTL workload's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct TtlPlan {
+    /// Key space.
+    pub keys: usize,
+    /// TTLs are uniform in `1..=max_ttl_ms` milliseconds.
+    pub max_ttl_ms: u16,
+    /// Run time per repetition, sampling included.
+    pub duration: Duration,
+    /// Time before the first sample.
+    pub warmup: Duration,
+    /// Time between samples.
+    pub sample_every: Duration,
+    /// Repetitions per store.
+    pub reps: usize,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+/// The churn workload's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChurnPlan {
+    /// Key space: three times the byte limit.
+    pub keys: usize,
+    /// Accesses per trace.
+    pub trace_len: usize,
+}
+
+/// Everything one run does.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// `full`, `quick` or `smoke`.
+    pub name: &'static str,
+    /// Interleaved repetitions of every throughput measurement.
+    pub reps: usize,
+    /// Length of one throughput measurement.
+    pub duration: Duration,
+    /// Untimed run of each store before the first repetition.
+    pub warmup: Duration,
+    /// Key-count × value-size cells.
+    pub cells: Vec<Cell>,
+    /// Thread counts.
+    pub threads: Vec<usize>,
+    /// Operations in each thread's pre-generated stream (replayed in a loop).
+    pub stream_ops: usize,
+    /// `set` of new keys runs in cells with at most this many keys.
+    pub set_new_max_keys: usize,
+    /// The mixed workloads that run in cells with `target_keys` keys (get hits always run).
+    pub big_mixes: Vec<Workload>,
+    /// The cell the get-hit and Zipf targets are read from.
+    pub target_keys: usize,
+    /// The cell the Contract-overhead and metrics-cost targets are read from.
+    pub small_keys: usize,
+    /// `list`.
+    pub list: ListPlan,
+    /// TTL expiry.
+    pub ttl: TtlPlan,
+    /// Eviction hit ratio.
+    pub churn: ChurnPlan,
+    /// Entry counts at which memory per entry is measured.
+    pub memory_entries: Vec<usize>,
+}
+
+const K10: usize = 10_000;
+const M1: usize = 1_000_000;
+
+impl Plan {
+    /// The full benchmark: every cell, longer measurements.
+    pub fn full() -> Plan {
+        Plan {
+            name: "full",
+            reps: 5,
+            duration: Duration::from_millis(250),
+            warmup: Duration::from_millis(100),
+            cells: vec![
+                Cell {
+                    keys: K10,
+                    value: 64,
+                },
+                Cell {
+                    keys: K10,
+                    value: 4096,
+                },
+                Cell {
+                    keys: M1,
+                    value: 64,
+                },
+                Cell {
+                    keys: M1,
+                    value: 4096,
+                },
+            ],
+            threads: vec![1, 2],
+            stream_ops: 1 << 20,
+            set_new_max_keys: M1,
+            big_mixes: vec![Workload::Mix95, Workload::Mix50],
+            target_keys: M1,
+            small_keys: K10,
+            list: ListPlan {
+                keys: M1,
+                sizes: vec![10, 100, 1000],
+                duration: Duration::from_millis(300),
+                writes_per_ms: 100,
+            },
+            ttl: TtlPlan {
+                keys: M1,
+                max_ttl_ms: 100,
+                duration: Duration::from_secs(3),
+                warmup: Duration::from_millis(500),
+                sample_every: Duration::from_millis(25),
+                reps: 5,
+                threads: 2,
+            },
+            churn: ChurnPlan {
+                keys: 200_000,
+                trace_len: 2_000_000,
+            },
+            memory_entries: vec![K10, M1],
+        }
+    }
+
+    /// Under a minute: the cells the targets need, shorter measurements.
+    pub fn quick() -> Plan {
+        Plan {
+            name: "quick",
+            reps: 5,
+            duration: Duration::from_millis(40),
+            warmup: Duration::from_millis(20),
+            cells: vec![
+                Cell {
+                    keys: K10,
+                    value: 64,
+                },
+                Cell {
+                    keys: M1,
+                    value: 64,
+                },
+            ],
+            stream_ops: 1 << 19,
+            set_new_max_keys: K10,
+            big_mixes: vec![Workload::Mix95],
+            list: ListPlan {
+                duration: Duration::from_millis(60),
+                ..Plan::full().list
+            },
+            ttl: TtlPlan {
+                duration: Duration::from_millis(1000),
+                reps: 3,
+                ..Plan::full().ttl
+            },
+            churn: ChurnPlan {
+                keys: 60_000,
+                trace_len: 600_000,
+            },
+            memory_entries: vec![M1],
+            ..Plan::full()
+        }
+    }
+
+    /// A few milliseconds per workload, for the test suite: proves the harness runs, not
+    /// how fast anything is.
+    pub fn smoke() -> Plan {
+        Plan {
+            name: "smoke",
+            reps: 2,
+            duration: Duration::from_millis(3),
+            warmup: Duration::from_millis(1),
+            cells: vec![Cell {
+                keys: 2000,
+                value: 64,
+            }],
+            threads: vec![1, 2],
+            stream_ops: 4096,
+            set_new_max_keys: 2000,
+            big_mixes: vec![Workload::Mix95, Workload::Mix50],
+            target_keys: 2000,
+            small_keys: 2000,
+            list: ListPlan {
+                keys: 2000,
+                sizes: vec![10, 100],
+                duration: Duration::from_millis(5),
+                writes_per_ms: 20,
+            },
+            ttl: TtlPlan {
+                keys: 2000,
+                max_ttl_ms: 5,
+                duration: Duration::from_millis(120),
+                warmup: Duration::from_millis(40),
+                sample_every: Duration::from_millis(10),
+                reps: 1,
+                threads: 2,
+            },
+            churn: ChurnPlan {
+                keys: 1500,
+                trace_len: 6000,
+            },
+            memory_entries: vec![2000],
+        }
+    }
+}

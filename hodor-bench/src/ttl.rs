@@ -1,0 +1,245 @@
+//! Every `set` with a random short TTL: how many expired entries stay resident.
+//!
+//! Worker threads do 50% `get` / 50% `set` on uniformly random keys, each set with a TTL
+//! drawn uniformly from 1 ms to `max_ttl_ms`. Before each set a worker notes the instant the
+//! entry will expire (taken before the call, so the store's own deadline is never earlier:
+//! the count of live entries can only err low, which makes expired entries err high). To
+//! sample, the main thread parks the workers, reads the store's resident count and counts
+//! the keys that were live at the instant the last worker stopped writing, then lets them
+//! go on: the difference is expired-but-resident, from one consistent snapshot. (Counting
+//! at the instant of reading instead would blame the store for entries that expired while
+//! the workers were parked, when no write could reclaim them.) Parked time is not counted in
+//! the throughput.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::keys::Values;
+use crate::plan::Plan;
+use crate::results::{Summary, TtlRow, TtlSample};
+use crate::rng::Rng;
+use crate::stores::{Built, Kind, Limit, Spec, Store};
+use crate::stream::{OpKind, Stream};
+use crate::{Progress, with_store};
+
+fn streams(plan: &Plan, keys: &[String]) -> Vec<Stream> {
+    let n = plan.ttl.keys;
+    (0..plan.ttl.threads)
+        .map(|t| {
+            let mut rng = Rng::new(0x77e1 + t as u64);
+            let mut s = Stream::with_capacity(plan.stream_ops);
+            for _ in 0..plan.stream_ops {
+                let i = rng.below(n as u64);
+                if rng.below(2) == 0 {
+                    s.push(OpKind::Get, &keys[i as usize], i, 0, 0);
+                } else {
+                    let ttl = 1 + rng.below(u64::from(plan.ttl.max_ttl_ms)) as u32;
+                    s.push(OpKind::Set, &keys[i as usize], i, i as usize, ttl);
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// Tells workers to park so the sampler can take a consistent snapshot.
+struct Gate {
+    pause: AtomicBool,
+    parked: AtomicUsize,
+    /// When the last worker parked, in nanoseconds since the epoch: writes stopped then.
+    stopped_writing: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Gate {
+    /// Parks the calling worker while a snapshot is being taken; returns the time parked.
+    fn wait(&self, epoch: Instant) -> Duration {
+        if !self.pause.load(Ordering::Acquire) {
+            return Duration::ZERO;
+        }
+        let start = Instant::now();
+        self.stopped_writing
+            .fetch_max(epoch.elapsed().as_nanos() as u64, Ordering::AcqRel);
+        self.parked.fetch_add(1, Ordering::AcqRel);
+        while self.pause.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        self.parked.fetch_sub(1, Ordering::AcqRel);
+        start.elapsed()
+    }
+}
+
+/// One worker: replays its stream until stopped, noting each set's deadline. Returns the
+/// operations done and the seconds spent running (parked time excluded).
+fn worker<S: Store + ?Sized>(
+    store: &S,
+    stream: &Stream,
+    values: &Values,
+    deadlines: &[AtomicU64],
+    epoch: Instant,
+    gate: &Gate,
+) -> (u64, f64) {
+    let ops = stream.ops();
+    let start = Instant::now();
+    let mut parked = Duration::ZERO;
+    let mut done = 0u64;
+    let mut at = 0;
+    while !gate.stop.load(Ordering::Relaxed) {
+        parked += gate.wait(epoch);
+        let end = (at + 64).min(ops.len());
+        for op in &ops[at..end] {
+            let key = stream.key(op);
+            match op.kind {
+                OpKind::Set => {
+                    let ttl = op.ttl().unwrap_or_default();
+                    let deadline = (epoch.elapsed() + ttl).as_nanos() as u64;
+                    deadlines[op.key as usize].store(deadline, Ordering::Relaxed);
+                    store.set(key, values.get(op.value as usize).clone(), op.ttl());
+                }
+                _ => {
+                    black_box(store.get(key));
+                }
+            }
+        }
+        done += (end - at) as u64;
+        at = if end == ops.len() { 0 } else { end };
+    }
+    (done, (start.elapsed() - parked).as_secs_f64())
+}
+
+struct Rep {
+    samples: Vec<TtlSample>,
+    mops: f64,
+}
+
+fn one_rep<S: Store + Sync + ?Sized>(
+    store: &S,
+    streams: &[Stream],
+    values: &Values,
+    plan: &Plan,
+) -> Rep {
+    let deadlines: Vec<AtomicU64> = (0..plan.ttl.keys).map(|_| AtomicU64::new(0)).collect();
+    let gate = Gate {
+        pause: AtomicBool::new(false),
+        parked: AtomicUsize::new(0),
+        stopped_writing: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    let barrier = Barrier::new(streams.len() + 1);
+    let epoch = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = streams
+            .iter()
+            .map(|stream| {
+                let (barrier, deadlines, gate) = (&barrier, &deadlines, &gate);
+                scope.spawn(move || {
+                    barrier.wait();
+                    worker(store, stream, values, deadlines, epoch, gate)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let mut samples = Vec::new();
+        let mut next = start + plan.ttl.warmup;
+        while next < start + plan.ttl.duration {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            gate.pause.store(true, Ordering::Release);
+            while gate.parked.load(Ordering::Acquire) < streams.len() {
+                std::thread::yield_now();
+            }
+            let resident = store.resident();
+            let now = gate.stopped_writing.load(Ordering::Acquire);
+            let live = deadlines
+                .iter()
+                .filter(|d| d.load(Ordering::Relaxed) > now)
+                .count() as u64;
+            gate.stopped_writing.store(0, Ordering::Release);
+            gate.pause.store(false, Ordering::Release);
+            samples.push(TtlSample {
+                at_ms: start.elapsed().as_millis() as u64,
+                resident,
+                live,
+            });
+            next += plan.ttl.sample_every;
+        }
+        gate.stop.store(true, Ordering::Relaxed);
+        let mops = handles
+            .into_iter()
+            .map(|h| h.join().expect("a TTL worker panicked"))
+            .map(|(ops, secs)| ops as f64 / secs / 1e6)
+            .sum();
+        Rep { samples, mops }
+    })
+}
+
+fn expired_share(s: &TtlSample) -> f64 {
+    if s.resident == 0 {
+        0.0
+    } else {
+        s.resident.saturating_sub(s.live) as f64 / s.resident as f64
+    }
+}
+
+/// Runs the TTL workload on the stores that expire entries (hodor through `Contract`, moka).
+pub fn run(
+    plan: &Plan,
+    keys: &[String],
+    rows: &mut Vec<TtlRow>,
+    notes: &mut Vec<String>,
+    progress: &Progress,
+) {
+    progress.say(&format!(
+        "random TTL 1-{} ms on every set, {} keys, {} threads",
+        plan.ttl.max_ttl_ms, plan.ttl.keys, plan.ttl.threads
+    ));
+    let values = Values::new(64, plan.ttl.keys, 0x77);
+    let streams = streams(plan, keys);
+    let kinds = [Kind::Hodor, Kind::Moka];
+    let spec = Spec {
+        entries: plan.ttl.keys,
+        limit: Limit::None,
+    };
+    let mut reps: BTreeMap<Kind, Vec<Rep>> = BTreeMap::new();
+    for rep in 0..plan.ttl.reps {
+        for j in 0..kinds.len() {
+            let kind = kinds[(j + rep) % kinds.len()];
+            let built = match Built::open(kind, spec) {
+                Ok(b) => b,
+                Err(e) => {
+                    notes.push(format!("ttl: {} could not be built: {e}", kind.label()));
+                    continue;
+                }
+            };
+            let result = with_store!(
+                &built,
+                s => Some(one_rep(s, &streams, &values, plan)),
+                _l => None
+            );
+            if let Some(result) = result {
+                reps.entry(kind).or_default().push(result);
+            }
+        }
+    }
+    for (store, reps) in reps {
+        let per = |f: &dyn Fn(&Rep) -> f64| Summary::of(reps.iter().map(f).collect());
+        let mean = |r: &Rep, f: &dyn Fn(&TtlSample) -> f64| {
+            r.samples.iter().map(f).sum::<f64>() / r.samples.len().max(1) as f64
+        };
+        rows.push(TtlRow {
+            store,
+            expired_mean: per(&|r| mean(r, &expired_share)),
+            expired_max: per(&|r| r.samples.iter().map(expired_share).fold(0.0, f64::max)),
+            resident_mean: per(&|r| mean(r, &|s| s.resident as f64)),
+            live_mean: per(&|r| mean(r, &|s| s.live as f64)),
+            mops: per(&|r| r.mops),
+            samples: reps.last().map(|r| r.samples.clone()).unwrap_or_default(),
+        });
+    }
+}

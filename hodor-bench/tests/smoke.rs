@@ -1,0 +1,117 @@
+//! Runs every workload of the benchmark for a few milliseconds, so the harness cannot rot.
+//! It checks that each part produced sane results, never how fast anything was.
+
+use hodor_bench::memory::CountingAlloc;
+use hodor_bench::plan::Plan;
+use hodor_bench::results::Workload;
+use hodor_bench::stores::Kind;
+use hodor_bench::{Progress, chart, report};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+#[test]
+fn every_workload_runs_and_reports() {
+    let plan = Plan::smoke();
+    let r = hodor_bench::run(&plan, &Progress::new(true));
+    let keys = plan.cells[0].keys;
+
+    for workload in [
+        Workload::GetHit,
+        Workload::Mix95,
+        Workload::Mix50,
+        Workload::SetNew,
+    ] {
+        for kind in Kind::ALL {
+            for &threads in &plan.threads {
+                let row = r.throughput(workload, keys, 64, threads, kind);
+                if threads > 1 && !kind.concurrent() {
+                    assert!(row.is_none(), "{kind:?} ran on {threads} threads");
+                    continue;
+                }
+                let row = row.unwrap_or_else(|| panic!("no {workload:?} row for {kind:?}"));
+                assert_eq!(row.samples.len(), plan.reps);
+                assert!(row.min > 0.0, "{workload:?} {kind:?}: {row:?}");
+            }
+        }
+    }
+    for row in &r.throughput {
+        assert_eq!(row.misses, 0, "every get targets a loaded key: {row:?}");
+        assert_eq!(row.failed, 0, "{row:?}");
+    }
+
+    for kind in [Kind::Hodor, Kind::HodorDriver, Kind::BTreeMap] {
+        for &matches in &plan.list.sizes {
+            let row = r
+                .list
+                .iter()
+                .find(|l| l.store == kind && l.matches == matches);
+            assert!(
+                row.is_some_and(|l| l.micros.median > 0.0),
+                "{kind:?} list {matches}"
+            );
+        }
+    }
+    assert!(
+        r.notes.iter().all(|n| !n.starts_with("list:")),
+        "{:?}",
+        r.notes
+    );
+
+    let ttl: Vec<Kind> = r.ttl.iter().map(|t| t.store).collect();
+    assert_eq!(ttl, [Kind::Hodor, Kind::Moka]);
+    for t in &r.ttl {
+        assert!(!t.samples.is_empty());
+        assert!(t.samples.iter().all(|s| s.resident > 0), "{t:?}");
+    }
+
+    assert_eq!(r.churn.len(), 8);
+    for c in &r.churn {
+        assert!((0.0..=1.0).contains(&c.lru_hit_ratio) && c.lru_hit_ratio > 0.1);
+        if let Ok(h) = c.hit_ratio {
+            assert!((0.0..=1.0).contains(&h), "{c:?}");
+        }
+    }
+    assert!(
+        r.churn
+            .iter()
+            .filter(|c| matches!(c.store, Kind::Moka | Kind::QuickCache))
+            .all(|c| c.hit_ratio.is_ok())
+    );
+
+    for kind in Kind::ALL {
+        let row = r
+            .memory
+            .iter()
+            .find(|m| m.store == kind && !m.ttl)
+            .unwrap_or_else(|| panic!("no memory row for {kind:?}"));
+        // Every store needs at least a value handle (a 32-byte Bytes) per entry.
+        assert!(
+            row.overhead_per_entry > 32.0 && row.overhead_per_entry < 2000.0,
+            "{row:?}"
+        );
+    }
+    assert!(r.memory.iter().any(|m| m.store == Kind::Hodor && m.ttl));
+    assert!(r.metrics_cost.is_some());
+
+    let md = report::markdown(&r);
+    let lines: Vec<&str> = md.lines().collect();
+    let ratios = &lines[lines.len() - r.ratios.len()..];
+    assert_eq!(r.ratios.len(), 11);
+    assert!(ratios.iter().all(|l| l.starts_with("ratio ")), "{ratios:?}");
+    assert!(
+        ratios
+            .iter()
+            .all(|l| l.ends_with(" ok") || l.ends_with(" MISS") || l.ends_with(" n/a")),
+        "{ratios:?}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("hodor-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("bench.png");
+    chart::draw(&r, &png).unwrap();
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+    serde_json::to_string(&r).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
