@@ -99,6 +99,8 @@ impl Progress {
 pub fn run(plan: &Plan, progress: &Progress) -> Results {
     let started = Instant::now();
     let counting = memory::installed();
+    // Read hodor's per-entry charge now, before anything is measured.
+    let overhead = stores::entry_overhead();
     let max_keys = plan
         .cells
         .iter()
@@ -120,6 +122,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         metrics_cost: None,
         ratios: Vec::new(),
         notes: Vec::new(),
+        entry_overhead: overhead,
         seconds: 0.0,
     };
     progress.say(&format!(
@@ -132,16 +135,26 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
     let (small_cells, big_cells): (Vec<_>, Vec<_>) =
         cells.iter().partition(|c| c.keys < plan.target_keys);
 
-    for &cell in &small_cells {
+    let phases = plan.phases;
+    let cells_needed = phases.throughput || phases.list || phases.memory;
+    for &cell in small_cells.iter().filter(|_| cells_needed) {
         let stores = run_cell(plan, cell, &keys, counting, &mut r, progress);
         drop(stores);
         run_set_new(plan, cell, &keys, &mut r, progress);
     }
-    ttl::run(plan, &keys, &mut r.ttl, &mut r.notes, progress);
-    churn::run(plan, &keys, &mut r.churn, progress);
-    let mut kept = memory_with_ttl(plan, &keys, counting, &mut r, progress);
+    if phases.ttl {
+        ttl::run(plan, &keys, &mut r.ttl, &mut r.notes, progress);
+    }
+    if phases.churn {
+        churn::run(plan, &keys, &mut r.churn, progress);
+    }
+    let mut kept = if phases.memory {
+        memory_with_ttl(plan, &keys, counting, &mut r, progress)
+    } else {
+        Vec::new()
+    };
     let last = big_cells.len();
-    for (i, &cell) in big_cells.iter().enumerate() {
+    for (i, &cell) in big_cells.iter().enumerate().filter(|_| cells_needed) {
         let stores = run_cell(plan, cell, &keys, counting, &mut r, progress);
         if i + 1 == last {
             kept.extend(stores);
@@ -165,7 +178,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
             ));
         }
     }
-    if !counting {
+    if !counting && plan.phases.memory {
         r.notes.push(
             "memory per entry not measured: the counting allocator is not the global allocator"
                 .to_owned(),
@@ -193,7 +206,10 @@ fn run_cell(
         "loading {} keys with {} B values into every store",
         cell.keys, cell.value
     ));
-    let count = counting && cell.value == 64 && plan.memory_entries.contains(&cell.keys);
+    let count = plan.phases.memory
+        && counting
+        && cell.value == 64
+        && plan.memory_entries.contains(&cell.keys);
     let stores = throughput::build_cell(
         cell,
         keys,
@@ -223,7 +239,7 @@ fn run_cell(
             progress,
         );
     }
-    if cell.keys == plan.small_keys && cell.value == 64 {
+    if plan.phases.throughput && cell.keys == plan.small_keys && cell.value == 64 {
         progress.say("counting cost: Contract get vs exists on a no-op driver");
         let mut rng = Rng::new(0xc057);
         let mut s = Stream::with_capacity(plan.stream_ops);
@@ -243,7 +259,7 @@ fn run_set_new(
     r: &mut Results,
     progress: &Progress,
 ) {
-    if cell.keys <= plan.set_new_max_keys {
+    if plan.phases.throughput && cell.keys <= plan.set_new_max_keys {
         let values = Values::new(cell.value, cell.keys, cell.value as u64);
         throughput::run_set_new(
             plan,

@@ -9,16 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hodor_bench::memory::CountingAlloc;
-use hodor_bench::plan::Plan;
+use hodor_bench::plan::{Phases, Plan};
 use hodor_bench::{Progress, chart, report};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-const USAGE: &str = "usage: hodor-bench [--quick] [--out DIR] [--update-readme]
+const USAGE: &str = "usage: hodor-bench [--quick] [--only PHASES] [--out DIR] [--update-readme]
        hodor-bench --profile STORE WORKLOAD KEYS THREADS SECONDS
 
   --quick          the cells the targets need, in under a minute
+  --only PHASES    run only some of throughput,list,ttl,churn,memory (comma-separated)
   --out DIR        where results.json, results.md and bench.png go (default target/hodor-bench)
   --update-readme  also rewrite README.md's Performance section and docs/bench.png
   --profile        run one store and workload (get, mix95, mix50, set-new) for perf or
@@ -30,6 +31,7 @@ const END: &str = "<!-- bench:end -->";
 
 struct Args {
     quick: bool,
+    only: Option<String>,
     out: PathBuf,
     update_readme: bool,
 }
@@ -43,6 +45,7 @@ fn workspace_root() -> PathBuf {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
+        only: None,
         out: workspace_root().join("target").join("hodor-bench"),
         update_readme: false,
     };
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--update-readme" => args.update_readme = true,
+            "--only" => args.only = Some(it.next().ok_or("--only needs a list of phases")?),
             "--out" => {
                 args.out = it
                     .next()
@@ -122,11 +126,24 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; run with --release for meaningful numbers");
     }
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if let Some(only) = &args.only {
+        if args.update_readme {
+            eprintln!("--update-readme needs the whole run, not --only");
+            return ExitCode::from(2);
+        }
+        match Phases::parse(only) {
+            Ok(phases) => plan.phases = phases,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let progress = Progress::new(false);
     let results = hodor_bench::run(&plan, &progress);
 

@@ -52,7 +52,7 @@ fn record(size: usize, sign: i64) {
     CLASS_BYTES[c].fetch_add(sign * size as i64, Ordering::Relaxed);
 }
 
-/// A global allocator that counts live bytes and blocks while [`measure`] runs.
+/// A global allocator that counts live bytes and blocks while [`build_and_load`] counts.
 #[derive(Debug)]
 pub struct CountingAlloc;
 

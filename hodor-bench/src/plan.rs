@@ -56,6 +56,58 @@ pub struct ChurnPlan {
     pub trace_len: usize,
 }
 
+/// Which parts run (all by default; `--only` picks some).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Phases {
+    /// Get hits, the Zipf mixes, inserts of new keys (and the counting cost).
+    pub throughput: bool,
+    /// `list` with a concurrent writer.
+    pub list: bool,
+    /// Random short TTLs.
+    pub ttl: bool,
+    /// Eviction hit ratio.
+    pub churn: bool,
+    /// Memory per entry.
+    pub memory: bool,
+}
+
+impl Phases {
+    /// Everything.
+    pub const ALL: Phases = Phases {
+        throughput: true,
+        list: true,
+        ttl: true,
+        churn: true,
+        memory: true,
+    };
+
+    /// Parses a comma-separated list of phase names.
+    pub fn parse(list: &str) -> Result<Phases, String> {
+        let mut p = Phases {
+            throughput: false,
+            list: false,
+            ttl: false,
+            churn: false,
+            memory: false,
+        };
+        for name in list.split(',') {
+            match name.trim() {
+                "throughput" => p.throughput = true,
+                "list" => p.list = true,
+                "ttl" => p.ttl = true,
+                "churn" => p.churn = true,
+                "memory" => p.memory = true,
+                other => {
+                    return Err(format!(
+                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory"
+                    ));
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
 /// Everything one run does.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
@@ -89,6 +141,8 @@ pub struct Plan {
     pub churn: ChurnPlan,
     /// Entry counts at which memory per entry is measured.
     pub memory_entries: Vec<usize>,
+    /// Which parts run.
+    pub phases: Phases,
 }
 
 const K10: usize = 10_000;
@@ -146,6 +200,7 @@ impl Plan {
                 trace_len: 2_000_000,
             },
             memory_entries: vec![K10, M1],
+            phases: Phases::ALL,
         }
     }
 
@@ -225,6 +280,7 @@ impl Plan {
                 trace_len: 6000,
             },
             memory_entries: vec![2000],
+            phases: Phases::ALL,
         }
     }
 }

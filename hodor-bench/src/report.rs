@@ -168,9 +168,9 @@ fn body(r: &Results, level: usize) -> String {
         );
         let _ = writeln!(
             out,
-            "| store | expired but resident, mean | expired but resident, max | resident entries | live entries | Mops/s |"
+            "| store | expired but resident: mean | 90th percentile | max | resident entries | live entries | Mops/s |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         for t in &r.ttl {
             let pct = |s: &Summary| {
                 format!(
@@ -182,9 +182,10 @@ fn body(r: &Results, level: usize) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {} |",
                 t.store.label(),
                 pct(&t.expired_mean),
+                pct(&t.expired_p90),
                 pct(&t.expired_max),
                 t.resident_mean.median,
                 t.live_mean.median,
@@ -196,13 +197,16 @@ fn body(r: &Results, level: usize) -> String {
             .filter(|k| !k.ttl())
             .map(|k| k.label())
             .collect();
-        let _ = writeln!(out, "| {} | N/A (no TTL) | | | | |", others.join(", "));
+        let _ = writeln!(out, "| {} | N/A (no TTL) | | | | | |", others.join(", "));
     }
 
     if !r.churn.is_empty() {
         let _ = writeln!(
             out,
-            "\n{h} Churn: hit ratio with a working set 3× the limit, cache-aside, one thread\n"
+            "\n{h} Churn: hit ratio with a working set 3× the limit, cache-aside, one thread\n\n\
+             Every store (and the exact LRU) charges an entry its key and value plus {} bytes, \
+             hodor's own rule.\n",
+            r.entry_overhead
         );
         let _ = writeln!(
             out,

@@ -115,6 +115,9 @@ pub struct TtlSample {
     pub resident: u64,
     /// Entries whose TTL has not run out.
     pub live: u64,
+    /// Live entries as the store itself lists them (`list("")`), for stores that can list:
+    /// a check of the benchmark's own count.
+    pub listed: Option<u64>,
 }
 
 /// Expired-but-resident entries under a random short TTL on every set.
@@ -124,6 +127,8 @@ pub struct TtlRow {
     pub store: Kind,
     /// Mean share of resident entries that had expired, per repetition.
     pub expired_mean: Summary,
+    /// The 90th percentile of the share over a repetition's samples, per repetition.
+    pub expired_p90: Summary,
     /// Largest share seen in any sample, per repetition.
     pub expired_max: Summary,
     /// Mean resident entries, per repetition.
@@ -262,6 +267,9 @@ pub struct Results {
     pub ratios: Vec<Ratio>,
     /// Anything the reader should know: stores that could not run, sanity failures.
     pub notes: Vec<String>,
+    /// The fixed bytes hodor charges each entry against `max_bytes` beyond its key and
+    /// value; every evicting store and the LRU reference charge the same.
+    pub entry_overhead: u64,
     /// Seconds the run took.
     pub seconds: f64,
 }

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -111,10 +112,26 @@ impl Kind {
     }
 }
 
-/// What every store charges an entry against a byte limit: the key and value bytes. The
-/// exact-LRU reference, moka's weigher and quick_cache's weighter all use this.
+/// What every store charges an entry against a byte limit: hodor's own rule, key and value
+/// bytes plus a fixed per-entry overhead. The exact-LRU reference, moka's weigher and
+/// quick_cache's weighter all use it, so every store holds the same entries under one
+/// `max_bytes`.
 pub fn charge(key_len: usize, value_len: usize) -> u64 {
-    (key_len + value_len) as u64
+    (key_len + value_len) as u64 + entry_overhead()
+}
+
+/// The fixed part of hodor's charge, read from the driver itself (the bytes gauge after
+/// storing one entry, minus its key and value), so this stays right if hodor changes it.
+pub fn entry_overhead() -> u64 {
+    static OVERHEAD: OnceLock<u64> = OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
+        let probe = Contract::new("memory", &unique_name("charge-probe"), None).ok();
+        let bytes = probe.and_then(|c| {
+            c.set("k", Bytes::from_static(b"v"), None).ok()?;
+            c.metrics().bytes
+        });
+        bytes.map_or(0, |b| b.saturating_sub(2))
+    })
 }
 
 /// A size limit for the stores that evict.

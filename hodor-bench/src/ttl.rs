@@ -162,10 +162,17 @@ fn one_rep<S: Store + Sync + ?Sized>(
                 .count() as u64;
             gate.stopped_writing.store(0, Ordering::Release);
             gate.pause.store(false, Ordering::Release);
+            // Every worker must be running again before the next pause, or a late one
+            // would still count as parked and the next snapshot would not wait for it.
+            while gate.parked.load(Ordering::Acquire) > 0 {
+                std::thread::yield_now();
+            }
+            let listed = store.list("").map(|keys| keys.len() as u64);
             samples.push(TtlSample {
                 at_ms: start.elapsed().as_millis() as u64,
                 resident,
                 live,
+                listed,
             });
             next += plan.ttl.sample_every;
         }
@@ -177,6 +184,16 @@ fn one_rep<S: Store + Sync + ?Sized>(
             .sum();
         Rep { samples, mops }
     })
+}
+
+/// The 90th percentile (nearest rank).
+fn p90(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    let rank = (xs.len() * 9).div_ceil(10).max(1);
+    xs[rank - 1]
 }
 
 fn expired_share(s: &TtlSample) -> f64 {
@@ -235,6 +252,7 @@ pub fn run(
         rows.push(TtlRow {
             store,
             expired_mean: per(&|r| mean(r, &expired_share)),
+            expired_p90: per(&|r| p90(r.samples.iter().map(expired_share).collect())),
             expired_max: per(&|r| r.samples.iter().map(expired_share).fold(0.0, f64::max)),
             resident_mean: per(&|r| mean(r, &|s| s.resident as f64)),
             live_mean: per(&|r| mean(r, &|s| s.live as f64)),
