@@ -259,7 +259,7 @@ fn run_set_new(
     r: &mut Results,
     progress: &Progress,
 ) {
-    if plan.phases.throughput && cell.keys <= plan.set_new_max_keys {
+    if plan.phases.throughput && cell.keys <= plan.set_new_max_keys && cell.value == 64 {
         let values = Values::new(cell.value, cell.keys, cell.value as u64);
         throughput::run_set_new(
             plan,

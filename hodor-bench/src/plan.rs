@@ -125,7 +125,8 @@ pub struct Plan {
     pub threads: Vec<usize>,
     /// Operations in each thread's pre-generated stream (replayed in a loop).
     pub stream_ops: usize,
-    /// `set` of new keys runs in cells with at most this many keys.
+    /// `set` of new keys runs in the 64-byte cells with at most this many keys (values are
+    /// shared `Bytes`, so their size does not change what an insert costs).
     pub set_new_max_keys: usize,
     /// The mixed workloads that run in cells with `target_keys` keys (get hits always run).
     pub big_mixes: Vec<Workload>,

@@ -168,9 +168,9 @@ fn body(r: &Results, level: usize) -> String {
         );
         let _ = writeln!(
             out,
-            "| store | expired but resident: mean | 90th percentile | max | resident entries | live entries | Mops/s |"
+            "| store | expired but resident: mean | 90th percentile | max | resident entries | live entries | Mops/s | snapshots after a worker waited > 1 ms for a CPU | 90th percentile without those |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         for t in &r.ttl {
             let pct = |s: &Summary| {
                 format!(
@@ -182,14 +182,17 @@ fn body(r: &Results, level: usize) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {} | {} of {} | {} |",
                 t.store.label(),
                 pct(&t.expired_mean),
                 pct(&t.expired_p90),
                 pct(&t.expired_max),
                 t.resident_mean.median,
                 t.live_mean.median,
-                cell(&t.mops)
+                cell(&t.mops),
+                t.samples_disturbed,
+                t.samples_total,
+                pct(&t.expired_p90_undisturbed)
             );
         }
         let others: Vec<&str> = Kind::ALL
@@ -197,7 +200,11 @@ fn body(r: &Results, level: usize) -> String {
             .filter(|k| !k.ttl())
             .map(|k| k.label())
             .collect();
-        let _ = writeln!(out, "| {} | N/A (no TTL) | | | | | |", others.join(", "));
+        let _ = writeln!(
+            out,
+            "| {} | N/A (no TTL) | | | | | | | |",
+            others.join(", ")
+        );
     }
 
     if !r.churn.is_empty() {

@@ -118,6 +118,8 @@ pub struct TtlSample {
     /// Live entries as the store itself lists them (`list("")`), for stores that can list:
     /// a check of the benchmark's own count.
     pub listed: Option<u64>,
+    /// A worker waited over a millisecond for a CPU shortly before.
+    pub disturbed: bool,
 }
 
 /// Expired-but-resident entries under a random short TTL on every set.
@@ -131,12 +133,19 @@ pub struct TtlRow {
     pub expired_p90: Summary,
     /// Largest share seen in any sample, per repetition.
     pub expired_max: Summary,
+    /// The 90th percentile over the snapshots no worker stall preceded, per repetition: a
+    /// diagnosis of machine noise, not the target.
+    pub expired_p90_undisturbed: Summary,
     /// Mean resident entries, per repetition.
     pub resident_mean: Summary,
     /// Mean live entries, per repetition.
     pub live_mean: Summary,
     /// Million operations per second, per repetition.
     pub mops: Summary,
+    /// Snapshots taken, over all repetitions.
+    pub samples_total: usize,
+    /// Snapshots shortly after a worker waited over a millisecond for a CPU.
+    pub samples_disturbed: usize,
     /// The last repetition's samples.
     pub samples: Vec<TtlSample>,
 }

@@ -115,7 +115,7 @@ pub fn compute(r: &Results) -> Vec<Ratio> {
         Goal::AtMost,
         0.05,
         format!(
-            "share of resident entries that had expired, 90th percentile of the samples (the max is in the table; a shared machine's scheduling stalls stop all writes and inflate it), random 1-{} ms TTL on every set, median over repetitions",
+            "share of resident entries that had expired, 90th percentile of the snapshots (the max is in the table), random 1-{} ms TTL on every set, median over repetitions",
             r.plan.ttl.max_ttl_ms
         ),
     ));

@@ -10,6 +10,20 @@
 //! at the instant of reading instead would blame the store for entries that expired while
 //! the workers were parked, when no write could reclaim them.) Parked time is not counted in
 //! the throughput.
+//!
+//! On a shared machine the OS sometimes takes the CPU from a worker for milliseconds; while
+//! a worker cannot write, entries expire that its writes would have reclaimed, so a
+//! snapshot shortly after such a stall measures the machine, not the store. Each worker
+//! reads how long it waited for a CPU while runnable (the kernel's run-queue wait in
+//! `/proc/thread-self/schedstat`; waiting on a lock inside the store is sleeping and does
+//! not count). A snapshot where a worker waited more than [`STALL`] within the
+//! [`STALL_SHADOW`] before it is marked `disturbed`. The statistics and the target use every
+//! snapshot; the report adds how many were disturbed and the 90th percentile of the others,
+//! to tell a noisy machine from a slow store. (The two cannot be separated perfectly: a
+//! contended `parking_lot` lock yields the CPU before it sleeps, which also shows up as
+//! run-queue wait when a third thread is runnable; so the undisturbed figure is a
+//! diagnosis, never the target.) Parked workers and the sampler sleep rather than spin, so
+//! they take no CPU from anyone.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -45,8 +59,73 @@ fn streams(plan: &Plan, keys: &[String]) -> Vec<Stream> {
         .collect()
 }
 
+/// A worker that waited this long for a CPU was stalled by the machine.
+pub const STALL: Duration = Duration::from_millis(1);
+/// How long after a stall a snapshot still reflects it.
+pub const STALL_SHADOW: Duration = Duration::from_millis(20);
+/// Operations between looks at the gate.
+const BATCH: usize = 64;
+/// Batches between readings of the run-queue wait.
+const READ_WAIT_EVERY: u32 = 16;
+/// How long parked workers and the waiting sampler sleep between looks.
+const POLL: Duration = Duration::from_micros(20);
+
+/// This thread's total run-queue wait in nanoseconds, if the kernel reports it.
+fn runqueue_wait() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A worker's recent run-queue wait readings, to tell how long it waited lately.
+struct WaitLog {
+    readings: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl WaitLog {
+    fn new() -> WaitLog {
+        WaitLog {
+            readings: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn read(&mut self, now: u64) {
+        if let Some(wait) = runqueue_wait() {
+            self.readings.push_back((now, wait));
+        }
+        let horizon = now.saturating_sub(2 * STALL_SHADOW.as_nanos() as u64);
+        while self.readings.len() > 2 && self.readings.front().is_some_and(|&(t, _)| t < horizon) {
+            self.readings.pop_front();
+        }
+    }
+
+    /// Run-queue wait over (about) the last [`STALL_SHADOW`], reading now.
+    fn recent(&mut self, now: u64) -> u64 {
+        self.read(now);
+        let Some(&(_, last)) = self.readings.back() else {
+            return 0;
+        };
+        let since = now.saturating_sub(STALL_SHADOW.as_nanos() as u64);
+        let base = self
+            .readings
+            .iter()
+            .rev()
+            .find(|&&(t, _)| t <= since)
+            .or(self.readings.front())
+            .map_or(last, |&(_, w)| w);
+        last.saturating_sub(base)
+    }
+
+    /// Forgets everything: time spent parked is not a stall.
+    fn restart(&mut self, now: u64) {
+        self.readings.clear();
+        self.read(now);
+    }
+}
+
 /// Tells workers to park so the sampler can take a consistent snapshot.
 struct Gate {
+    /// The longest recent run-queue wait the parked workers report, in nanoseconds.
+    waited: AtomicU64,
     pause: AtomicBool,
     parked: AtomicUsize,
     /// When the last worker parked, in nanoseconds since the epoch: writes stopped then.
@@ -56,18 +135,20 @@ struct Gate {
 
 impl Gate {
     /// Parks the calling worker while a snapshot is being taken; returns the time parked.
-    fn wait(&self, epoch: Instant) -> Duration {
+    fn wait(&self, epoch: Instant, log: &mut WaitLog) -> Duration {
         if !self.pause.load(Ordering::Acquire) {
             return Duration::ZERO;
         }
         let start = Instant::now();
-        self.stopped_writing
-            .fetch_max(epoch.elapsed().as_nanos() as u64, Ordering::AcqRel);
+        let now = epoch.elapsed().as_nanos() as u64;
+        self.stopped_writing.fetch_max(now, Ordering::AcqRel);
+        self.waited.fetch_max(log.recent(now), Ordering::AcqRel);
         self.parked.fetch_add(1, Ordering::AcqRel);
         while self.pause.load(Ordering::Acquire) {
-            std::thread::yield_now();
+            std::thread::sleep(POLL);
         }
         self.parked.fetch_sub(1, Ordering::AcqRel);
+        log.restart(epoch.elapsed().as_nanos() as u64);
         start.elapsed()
     }
 }
@@ -87,9 +168,12 @@ fn worker<S: Store + ?Sized>(
     let mut parked = Duration::ZERO;
     let mut done = 0u64;
     let mut at = 0;
+    let mut log = WaitLog::new();
+    log.restart(epoch.elapsed().as_nanos() as u64);
+    let mut batches = 0u32;
     while !gate.stop.load(Ordering::Relaxed) {
-        parked += gate.wait(epoch);
-        let end = (at + 64).min(ops.len());
+        parked += gate.wait(epoch, &mut log);
+        let end = (at + BATCH).min(ops.len());
         for op in &ops[at..end] {
             let key = stream.key(op);
             match op.kind {
@@ -106,6 +190,10 @@ fn worker<S: Store + ?Sized>(
         }
         done += (end - at) as u64;
         at = if end == ops.len() { 0 } else { end };
+        batches += 1;
+        if batches % READ_WAIT_EVERY == 0 {
+            log.read(epoch.elapsed().as_nanos() as u64);
+        }
     }
     (done, (start.elapsed() - parked).as_secs_f64())
 }
@@ -126,6 +214,7 @@ fn one_rep<S: Store + Sync + ?Sized>(
         pause: AtomicBool::new(false),
         parked: AtomicUsize::new(0),
         stopped_writing: AtomicU64::new(0),
+        waited: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
     let barrier = Barrier::new(streams.len() + 1);
@@ -152,7 +241,7 @@ fn one_rep<S: Store + Sync + ?Sized>(
             }
             gate.pause.store(true, Ordering::Release);
             while gate.parked.load(Ordering::Acquire) < streams.len() {
-                std::thread::yield_now();
+                std::thread::sleep(POLL);
             }
             let resident = store.resident();
             let now = gate.stopped_writing.load(Ordering::Acquire);
@@ -165,14 +254,16 @@ fn one_rep<S: Store + Sync + ?Sized>(
             // Every worker must be running again before the next pause, or a late one
             // would still count as parked and the next snapshot would not wait for it.
             while gate.parked.load(Ordering::Acquire) > 0 {
-                std::thread::yield_now();
+                std::thread::sleep(POLL);
             }
             let listed = store.list("").map(|keys| keys.len() as u64);
+            let disturbed = gate.waited.swap(0, Ordering::AcqRel) > STALL.as_nanos() as u64;
             samples.push(TtlSample {
                 at_ms: start.elapsed().as_millis() as u64,
                 resident,
                 live,
                 listed,
+                disturbed,
             });
             next += plan.ttl.sample_every;
         }
@@ -245,18 +336,39 @@ pub fn run(
         }
     }
     for (store, reps) in reps {
-        let per = |f: &dyn Fn(&Rep) -> f64| Summary::of(reps.iter().map(f).collect());
-        let mean = |r: &Rep, f: &dyn Fn(&TtlSample) -> f64| {
-            r.samples.iter().map(f).sum::<f64>() / r.samples.len().max(1) as f64
+        let all: Vec<&[TtlSample]> = reps.iter().map(|r| r.samples.as_slice()).collect();
+        let per = |f: &dyn Fn(&[TtlSample]) -> f64| Summary::of(all.iter().map(|s| f(s)).collect());
+        let undisturbed: Vec<f64> = reps
+            .iter()
+            .map(|r| {
+                p90(r
+                    .samples
+                    .iter()
+                    .filter(|s| !s.disturbed)
+                    .map(expired_share)
+                    .collect())
+            })
+            .collect();
+        let mean = |s: &[TtlSample], f: &dyn Fn(&TtlSample) -> f64| {
+            s.iter().map(f).sum::<f64>() / s.len().max(1) as f64
         };
+        let total: usize = reps.iter().map(|r| r.samples.len()).sum();
+        let disturbed = reps
+            .iter()
+            .flat_map(|r| &r.samples)
+            .filter(|s| s.disturbed)
+            .count();
         rows.push(TtlRow {
             store,
-            expired_mean: per(&|r| mean(r, &expired_share)),
-            expired_p90: per(&|r| p90(r.samples.iter().map(expired_share).collect())),
-            expired_max: per(&|r| r.samples.iter().map(expired_share).fold(0.0, f64::max)),
-            resident_mean: per(&|r| mean(r, &|s| s.resident as f64)),
-            live_mean: per(&|r| mean(r, &|s| s.live as f64)),
-            mops: per(&|r| r.mops),
+            expired_mean: per(&|s| mean(s, &expired_share)),
+            expired_p90: per(&|s| p90(s.iter().map(expired_share).collect())),
+            expired_p90_undisturbed: Summary::of(undisturbed),
+            expired_max: per(&|s| s.iter().map(expired_share).fold(0.0, f64::max)),
+            resident_mean: per(&|s| mean(s, &|x| x.resident as f64)),
+            live_mean: per(&|s| mean(s, &|x| x.live as f64)),
+            mops: Summary::of(reps.iter().map(|r| r.mops).collect()),
+            samples_total: total,
+            samples_disturbed: disturbed,
             samples: reps.last().map(|r| r.samples.clone()).unwrap_or_default(),
         });
     }
