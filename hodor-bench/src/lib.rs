@@ -210,8 +210,15 @@ fn run_cell(
         && counting
         && cell.value == 64
         && plan.memory_entries.contains(&cell.keys);
+    // Listing alone needs only the stores that can list.
+    let only_list = !plan.phases.throughput && !count;
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| !only_list || k.ordered())
+        .collect();
     let stores = throughput::build_cell(
         cell,
+        &kinds,
         keys,
         &values,
         count,

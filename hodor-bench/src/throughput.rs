@@ -133,8 +133,10 @@ pub fn load_stream(keys: &[String], n: usize, ttl_ms: u32) -> Stream {
 
 /// Builds and loads every store of a cell, counting their memory when `count`. Stores that
 /// fail to build are noted and skipped.
+#[allow(clippy::too_many_arguments)]
 pub fn build_cell(
     cell: Cell,
+    kinds: &[Kind],
     keys: &[String],
     values: &Values,
     count: bool,
@@ -148,7 +150,7 @@ pub fn build_cell(
         limit: Limit::None,
     };
     let mut stores = Vec::new();
-    for kind in Kind::ALL {
+    for &kind in kinds {
         let started = std::time::Instant::now();
         match memory::build_and_load(kind, spec, &load, values, count) {
             Ok((built, row)) => {
