@@ -38,11 +38,16 @@ fn cell(s: &Summary) -> String {
     format!("{} ({}–{})", num(s.median), num(s.min), num(s.max))
 }
 
+/// A store's name as Markdown code, so `RwLock<BTreeMap>` is not taken for an HTML tag.
+fn store(kind: Kind) -> String {
+    format!("`{}`", kind.label())
+}
+
 fn header(out: &mut String, first: &[&str], kinds: &[Kind]) {
-    let titles: Vec<&str> = first
+    let titles: Vec<String> = first
         .iter()
-        .copied()
-        .chain(kinds.iter().map(|k| k.label()))
+        .map(|s| s.to_string())
+        .chain(kinds.iter().map(|&k| store(k)))
         .collect();
     let _ = writeln!(out, "| {} |", titles.join(" | "));
     let _ = writeln!(out, "|{}", "---|".repeat(titles.len()));
@@ -183,7 +188,7 @@ fn body(r: &Results, level: usize) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {:.0} | {:.0} | {} | {} of {} | {} |",
-                t.store.label(),
+                store(t.store),
                 pct(&t.expired_mean),
                 pct(&t.expired_p90),
                 pct(&t.expired_max),
@@ -195,10 +200,10 @@ fn body(r: &Results, level: usize) -> String {
                 pct(&t.expired_p90_undisturbed)
             );
         }
-        let others: Vec<&str> = Kind::ALL
+        let others: Vec<String> = Kind::ALL
             .iter()
             .filter(|k| !k.ttl())
-            .map(|k| k.label())
+            .map(|&k| store(k))
             .collect();
         let _ = writeln!(
             out,
@@ -237,7 +242,7 @@ fn body(r: &Results, level: usize) -> String {
                 out,
                 "| {} | {} | {limit} | {hit} | {:.2}% | {diff} | {} |",
                 c.trace,
-                c.store.label(),
+                store(c.store),
                 c.lru_hit_ratio * 100.0,
                 c.mops.map_or_else(String::new, num)
             );
@@ -269,7 +274,7 @@ fn body(r: &Results, level: usize) -> String {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.1} | {with_ttl} | {:.2} |",
-                    kind.label(),
+                    store(kind),
                     count(n),
                     plain.overhead_per_entry,
                     plain.blocks_per_entry

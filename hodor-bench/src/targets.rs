@@ -66,7 +66,7 @@ pub fn compute(r: &Results) -> Vec<Ratio> {
         Goal::AtMost,
         2.0,
         format!(
-            "time of list() returning 100 of {} keys with a concurrent writer: hodor / RwLock<BTreeMap>",
+            "time of list() returning 100 of {} keys with a concurrent writer: hodor / `RwLock<BTreeMap>`",
             r.plan.list.keys
         ),
     ));
