@@ -412,7 +412,7 @@ mod tests {
         }
         let mut evicted = Vec::new();
         for _ in 0..8 {
-            evicted.push(shard.evict(h).unwrap().key.to_string_lossy());
+            evicted.push(shard.evict(h).unwrap().key.to_owned_string());
         }
         evicted.sort();
         assert_eq!(evicted, ["k0", "k1", "k3", "k4", "k6", "k7", "k8", "k9"]);
@@ -431,11 +431,11 @@ mod tests {
         }
         let h = hasher();
         // Evict one (old0), insert one: the new entry must outlive the other old ones.
-        assert_eq!(shard.evict(h).unwrap().key.to_string_lossy(), "old0");
+        assert_eq!(shard.evict(h).unwrap().key.to_owned_string(), "old0");
         insert(&mut shard, "new", 0, true);
         let mut order = Vec::new();
         while let Some(s) = shard.evict(h) {
-            order.push(s.key.to_string_lossy());
+            order.push(s.key.to_owned_string());
         }
         assert_eq!(order.last().map(String::as_str), Some("new"), "{order:?}");
     }
@@ -453,7 +453,7 @@ mod tests {
 
         let mut removed = Vec::new();
         shard.expire(25, usize::MAX, h, &mut removed);
-        let names: Vec<_> = removed.iter().map(|s| s.key.to_string_lossy()).collect();
+        let names: Vec<_> = removed.iter().map(|s| s.key.to_owned_string()).collect();
         assert_eq!(names, ["b"]);
         assert!(shard.find(h(b"a"), b"a").is_some());
         assert_eq!(shard.next_deadline(), Some(30));

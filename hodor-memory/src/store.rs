@@ -209,7 +209,7 @@ impl Store {
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|k| k.as_bytes().starts_with(prefix))
             .filter(|k| k.is_live(now))
-            .map(KeyRef::to_string_lossy)
+            .map(KeyRef::to_owned_string)
             .collect()
     }
 
