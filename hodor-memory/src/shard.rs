@@ -30,6 +30,33 @@ pub(crate) fn charge(key_len: usize, value_len: usize) -> u64 {
         .saturating_add(ENTRY_OVERHEAD)
 }
 
+/// Key equality for the probe. Keys are usually 8 to 32 bytes, where a call into `memcmp`
+/// costs more than the comparison: compare overlapping 8-byte words inline instead.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    // Reads eight bytes at `at` (callers keep `at + 8 <= len`); the fallback never runs.
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    match len {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
+        17..=32 => {
+            ((word(a, 0) ^ word(b, 0))
+                | (word(a, 8) ^ word(b, 8))
+                | (word(a, len - 16) ^ word(b, len - 16))
+                | (word(a, len - 8) ^ word(b, len - 8)))
+                == 0
+        }
+        _ => a == b,
+    }
+}
+
 /// One entry.
 pub(crate) struct Slot {
     pub(crate) key: KeyRef,
@@ -104,7 +131,7 @@ impl Shard {
             .find(hash, |&i| {
                 slots
                     .get(i as usize)
-                    .is_some_and(|s| s.key.as_bytes() == key)
+                    .is_some_and(|s| same_bytes(s.key.as_bytes(), key))
             })
             .map(|&i| i as usize)
     }
@@ -361,6 +388,20 @@ mod tests {
         assert_eq!(shard.table.len(), shard.slots.len());
         let charged: u64 = shard.slots.iter().map(Slot::charge).sum();
         assert_eq!(shard.charged, charged);
+    }
+
+    #[test]
+    fn same_bytes_agrees_with_slice_equality() {
+        for len in 0..=70 {
+            let a: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x40;
+                assert!(!same_bytes(&a, &b), "len {len} differ at {at}");
+            }
+            assert!(!same_bytes(&a, &[a.as_slice(), b"x"].concat()));
+        }
     }
 
     #[test]
