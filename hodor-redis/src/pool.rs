@@ -205,34 +205,36 @@ impl Pool {
         retry: Retry,
         mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> DriverResult<T> {
-        let (mut conn, reused) = self.checkout()?;
-        match op(&mut conn) {
-            Ok(value) => {
-                self.checkin(conn);
-                Ok(value)
-            }
-            Err(error) => {
-                self.discard(conn);
-                if !error.is_connection_dropped() {
-                    return Err(self.error(error));
-                }
-                self.discard_idle();
-                if !(reused && retry == Retry::Idempotent) {
-                    return Err(self.error(error));
-                }
-                let (mut conn, _) = self.checkout()?;
-                match op(&mut conn) {
-                    Ok(value) => {
-                        self.checkin(conn);
-                        Ok(value)
-                    }
-                    Err(error) => {
-                        self.discard(conn);
-                        Err(self.error(error))
-                    }
-                }
-            }
+        let (conn, reused) = self.checkout()?;
+        let error = match self.attempt(conn, &mut op) {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        if !error.is_connection_dropped() {
+            return Err(self.error(error));
         }
+        self.discard_idle();
+        if !(reused && retry == Retry::Idempotent) {
+            return Err(self.error(error));
+        }
+        let (conn, _) = self.checkout()?;
+        self.attempt(conn, &mut op)
+            .map_err(|error| self.error(error))
+    }
+
+    /// Runs `op` on `conn`, then returns the connection to the pool, or drops it if the
+    /// operation failed (its state is unknown).
+    fn attempt<T>(
+        &self,
+        mut conn: Connection,
+        op: &mut impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let result = op(&mut conn);
+        match result {
+            Ok(_) => self.checkin(conn),
+            Err(_) => self.discard(conn),
+        }
+        result
     }
 
     fn error(&self, error: redis::RedisError) -> DriverError {
