@@ -92,7 +92,11 @@ pub(crate) enum Counter {
     Lists,
 }
 
-const SHARED_STRIPES: usize = 4;
+/// Stripes shared by threads beyond the owned ones: half as many as owned, at least four,
+/// so a large thread pool spreads over several lines instead of piling onto one.
+fn shared_stripes() -> usize {
+    (claims().len() / 2).max(4)
+}
 const UNASSIGNED: usize = usize::MAX;
 
 /// Which owned stripes live threads hold.
@@ -145,7 +149,7 @@ fn assign_stripe() -> usize {
             .is_ok()
     });
     let Some(index) = owned else {
-        return claims.len() + OVERFLOW.fetch_add(1, Ordering::Relaxed) % SHARED_STRIPES;
+        return claims.len() + OVERFLOW.fetch_add(1, Ordering::Relaxed) % shared_stripes();
     };
     // If the guard cannot be stored (the thread is exiting), give the stripe back now and
     // count on a shared one.
@@ -164,7 +168,7 @@ impl Counters {
         let stripes = |n: usize| (0..n).map(|_| Stripe::default()).collect();
         Counters {
             owned: stripes(claims().len()),
-            shared: stripes(SHARED_STRIPES),
+            shared: stripes(shared_stripes()),
         }
     }
 
@@ -179,7 +183,7 @@ impl Counters {
                 cell.load(Ordering::Relaxed).wrapping_add(n),
                 Ordering::Relaxed,
             );
-        } else if let Some(stripe) = self.shared.get(index % SHARED_STRIPES) {
+        } else if let Some(stripe) = self.shared.get(index % self.shared.len().max(1)) {
             stripe.cell(counter).fetch_add(n, Ordering::Relaxed);
         }
     }
