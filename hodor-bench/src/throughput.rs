@@ -70,6 +70,41 @@ fn participants(stores: &[Built], threads: usize) -> Vec<&Built> {
         .collect()
 }
 
+/// Per store: the throughput of each repetition and the summed tallies.
+type Samples = BTreeMap<Kind, (Vec<f64>, Tally)>;
+
+/// Adds one repetition's tallies to `kind`'s samples.
+fn record(samples: &mut Samples, kind: Kind, tallies: &[Tally], until: Until) {
+    let entry = samples.entry(kind).or_default();
+    entry.0.push(mops(tallies, until));
+    for t in tallies {
+        entry.1.add(t);
+    }
+}
+
+/// One row per store from its samples.
+fn push_rows(
+    rows: &mut Vec<ThroughputRow>,
+    samples: Samples,
+    workload: Workload,
+    cell: Cell,
+    threads: usize,
+) {
+    for (store, (mops, total)) in samples {
+        rows.push(ThroughputRow {
+            workload,
+            keys: cell.keys,
+            value_bytes: cell.value,
+            threads,
+            store,
+            mops: Summary::of(mops),
+            hits: total.hits,
+            misses: total.misses,
+            failed: total.failed,
+        });
+    }
+}
+
 /// Runs `reps` interleaved repetitions of every participant and returns its rows.
 #[allow(clippy::too_many_arguments)]
 fn interleave(
@@ -86,31 +121,15 @@ fn interleave(
     for built in stores {
         measure(built, streams, values, Until::Elapsed(plan.warmup));
     }
-    let mut samples: BTreeMap<Kind, (Vec<f64>, Tally)> = BTreeMap::new();
+    let mut samples = Samples::new();
     for rep in 0..plan.reps {
         for j in 0..stores.len() {
             let built = stores[(j + rep) % stores.len()];
             let tallies = measure(built, streams, values, until);
-            let entry = samples.entry(built.kind()).or_default();
-            entry.0.push(mops(&tallies, until));
-            for t in &tallies {
-                entry.1.add(t);
-            }
+            record(&mut samples, built.kind(), &tallies, until);
         }
     }
-    for (store, (mops, total)) in samples {
-        rows.push(ThroughputRow {
-            workload,
-            keys: cell.keys,
-            value_bytes: cell.value,
-            threads,
-            store,
-            mops: Summary::of(mops),
-            hits: total.hits,
-            misses: total.misses,
-            failed: total.failed,
-        });
-    }
+    push_rows(rows, samples, workload, cell, threads);
 }
 
 /// The stream that loads keys `0..n` in a shuffled order (the same for every store), value
@@ -264,7 +283,7 @@ pub fn run_set_new(
             .into_iter()
             .filter(|k| threads == 1 || k.concurrent())
             .collect();
-        let mut samples: BTreeMap<Kind, (Vec<f64>, Tally)> = BTreeMap::new();
+        let mut samples = Samples::new();
         for rep in 0..plan.reps {
             for j in 0..kinds.len() {
                 let kind = kinds[(j + rep) % kinds.len()];
@@ -278,29 +297,13 @@ pub fn run_set_new(
                 let tallies = measure(&built, &streams, values, Until::Once);
                 built.as_dyn().settle();
                 let resident = built.as_dyn().resident();
-                let entry = samples.entry(kind).or_default();
-                entry.0.push(mops(&tallies, Until::Once));
-                for t in &tallies {
-                    entry.1.add(t);
-                }
-                if resident != cell.keys as u64 {
-                    entry.1.failed += cell.keys as u64 - resident.min(cell.keys as u64);
+                record(&mut samples, kind, &tallies, Until::Once);
+                if let Some((_, total)) = samples.get_mut(&kind) {
+                    total.failed += (cell.keys as u64).saturating_sub(resident);
                 }
                 drop(built);
             }
         }
-        for (store, (mops, total)) in samples {
-            rows.push(ThroughputRow {
-                workload: Workload::SetNew,
-                keys: cell.keys,
-                value_bytes: cell.value,
-                threads,
-                store,
-                mops: Summary::of(mops),
-                hits: total.hits,
-                misses: total.misses,
-                failed: total.failed,
-            });
-        }
+        push_rows(rows, samples, Workload::SetNew, cell, threads);
     }
 }

@@ -213,12 +213,11 @@ impl Contract {
     /// prefix are data.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.check_open("list")?;
+        self.count(Counter::Lists, 1);
         if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
             // No valid key can start with such a prefix.
-            self.count(Counter::Lists, 1);
             return Ok(Vec::new());
         }
-        self.count(Counter::Lists, 1);
         self.inner
             .driver
             .list(prefix)
