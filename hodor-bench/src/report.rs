@@ -293,6 +293,22 @@ fn body(r: &Results, level: usize) -> String {
         );
     }
 
+    if let Some(l) = &r.log {
+        let _ = writeln!(
+            out,
+            "\n{h} hodor-log\n\n| measurement | hodor-log | tracing-appender |\n|---|---|---|\n\
+             | ns per event on the calling thread (JSON line, one span, three fields) | {} | {} |\n\
+             | events dropped during those runs | {} | {} |\n\
+             | million events per second into the memory driver, one thread | {} ({} batches) | |",
+            cell(&l.layer_ns),
+            cell(&l.appender_ns),
+            l.layer_dropped,
+            l.appender_dropped,
+            cell(&l.memory_mevents),
+            l.memory_batches
+        );
+    }
+
     if !r.notes.is_empty() {
         let _ = writeln!(out, "\n{h} Notes\n");
         for n in &r.notes {
