@@ -1,12 +1,14 @@
 //! hodor-log: what logging an event costs the calling thread, against tracing-appender's
 //! non-blocking writer, and how many events per second one thread can store.
 //!
-//! Both sides format the same event, in the same span, into one JSON line (timestamp,
-//! level, target, message, fields, spans) under a `tracing_subscriber` registry, and hand
-//! it to a worker thread: hodor-log's [`Layer`](hodor_log::Layer) into a driver that
-//! discards every batch, and `tracing_subscriber::fmt`'s JSON formatter writing to
-//! `tracing_appender::non_blocking(std::io::sink())`. A repetition logs fewer events than
-//! either queue holds, and each queue is drained between repetitions, so neither drops.
+//! Every side formats the same event, in the same span, under a `tracing_subscriber`
+//! registry, and hands the line to a worker thread: hodor-log's [`Layer`](hodor_log::Layer)
+//! (a JSON line) into a driver that discards every batch, and `tracing_subscriber::fmt`
+//! writing to `tracing_appender::non_blocking(std::io::sink())`, once with its JSON
+//! formatter (the same content) and once with its default text formatter (what most
+//! programs use). The target compares with the cheaper of the two. A repetition logs fewer
+//! events than any queue holds, and each queue is drained between repetitions, so none
+//! drops.
 
 use std::time::{Duration, Instant};
 
@@ -36,9 +38,11 @@ pub struct LogResults {
     pub layer_ns: Summary,
     /// Nanoseconds per event on the calling thread, `fmt().json()` into tracing-appender.
     pub appender_ns: Summary,
+    /// Nanoseconds per event on the calling thread, `fmt()` (text) into tracing-appender.
+    pub appender_text_ns: Summary,
     /// Events hodor-log dropped during the calling-thread runs (0 expected).
     pub layer_dropped: u64,
-    /// Lines tracing-appender dropped during its runs (0 expected).
+    /// Lines tracing-appender dropped during its runs, both formatters (0 expected).
     pub appender_dropped: u64,
     /// Million events per second stored in the memory driver by one logging thread
     /// (blocking mode, until the last batch is written).
@@ -120,23 +124,35 @@ pub fn run(plan: &Plan, progress: &Progress) -> Option<LogResults> {
         sink.flush(Duration::from_secs(60));
         ns
     };
-    let appender = || {
-        let ns = tracing::dispatcher::with_default(&appender_dispatch, || log_events(p.events));
+    let (text_writer, _text_guard) = tracing_appender::non_blocking(std::io::sink());
+    let text_errors = text_writer.error_counter();
+    let text_dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(text_writer),
+        ),
+    );
+    let appender = |dispatch: &tracing::Dispatch| {
+        let ns = tracing::dispatcher::with_default(dispatch, || log_events(p.events));
         // tracing-appender has no flush: give its worker time to drain the channel.
         std::thread::sleep(Duration::from_millis(20));
         ns
     };
     layer();
-    appender();
+    appender(&appender_dispatch);
+    appender(&text_dispatch);
     let mut layer_ns = Vec::new();
     let mut appender_ns = Vec::new();
+    let mut text_ns = Vec::new();
     for rep in 0..plan.reps {
-        if rep % 2 == 0 {
-            layer_ns.push(layer());
-            appender_ns.push(appender());
-        } else {
-            appender_ns.push(appender());
-            layer_ns.push(layer());
+        // Rotate who goes first.
+        for i in 0..3 {
+            match (rep + i) % 3 {
+                0 => layer_ns.push(layer()),
+                1 => appender_ns.push(appender(&appender_dispatch)),
+                _ => text_ns.push(appender(&text_dispatch)),
+            }
         }
     }
     let stats = sink.stats();
@@ -146,7 +162,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Option<LogResults> {
         return None;
     }
     let layer_dropped = stats.records_dropped;
-    let appender_dropped = appender_errors.dropped_lines() as u64;
+    let appender_dropped = (appender_errors.dropped_lines() + text_errors.dropped_lines()) as u64;
 
     progress.say("log: events per second into the memory driver, one thread");
     let mut mevents = Vec::new();
@@ -179,6 +195,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Option<LogResults> {
     Some(LogResults {
         layer_ns: Summary::of(layer_ns),
         appender_ns: Summary::of(appender_ns),
+        appender_text_ns: Summary::of(text_ns),
         layer_dropped,
         appender_dropped,
         memory_mevents: Summary::of(mevents),
