@@ -12,13 +12,12 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use hodor_core::driver::{DriverResult, Gauges};
-use hodor_core::{Capabilities, Contract, Driver, Metadata};
+use hodor_core::Contract;
 use serde::Serialize;
 use tracing_subscriber::prelude::*;
 
 use crate::Progress;
+use crate::cost::NoopDriver;
 use crate::plan::Plan;
 use crate::results::Summary;
 
@@ -51,34 +50,6 @@ pub struct LogResults {
     pub memory_batches: u64,
 }
 
-/// A driver that accepts every batch and keeps nothing.
-#[derive(Debug)]
-struct Discard;
-
-impl Driver for Discard {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.ttl(true)
-    }
-    fn set(&self, _: &str, _: Bytes, _: Option<Duration>) -> DriverResult<()> {
-        Ok(())
-    }
-    fn get(&self, _: &str) -> DriverResult<Option<Bytes>> {
-        Ok(None)
-    }
-    fn delete(&self, _: &str) -> DriverResult<bool> {
-        Ok(false)
-    }
-    fn list(&self, _: &str) -> DriverResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-    fn stat(&self, _: &str) -> DriverResult<Option<Metadata>> {
-        Ok(None)
-    }
-    fn gauges(&self) -> Gauges {
-        Gauges::default()
-    }
-}
-
 /// The event both sides log, `n` times, in a span; returns nanoseconds per event.
 fn log_events(n: usize) -> f64 {
     let span = tracing::info_span!("request", id = 7u64);
@@ -100,10 +71,9 @@ fn log_events(n: usize) -> f64 {
 pub fn run(plan: &Plan, progress: &Progress) -> Option<LogResults> {
     progress.say("log: hodor-log layer vs tracing-appender, calling thread");
     let p = &plan.log;
-    let discard = Contract::from_driver("discard", "log-bench", Discard).ok()?;
+    let discard = Contract::from_driver("discard", "log-bench", NoopDriver).ok()?;
     let (sink, _guard) = hodor_log::Sink::builder(discard)
         .prefix("bench/")
-        .retention(Duration::from_secs(3600))
         .build()
         .ok()?;
     let layer_dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(sink.layer()));

@@ -60,25 +60,14 @@ impl Line {
         self.overflowed = false;
     }
 
-    /// The message, from a `Display` value.
-    pub(crate) fn message_display(&mut self, value: &dyn fmt::Display) {
+    /// The message, from `format_args!("{value}")` or `format_args!("{value:?}")`.
+    pub(crate) fn message(&mut self, value: fmt::Arguments<'_>) {
         let mut e = Escaper {
             out: &mut self.message,
             limit: self.budget,
             overflowed: false,
         };
-        let _ = write!(e, "{value}");
-        self.overflowed |= e.overflowed;
-    }
-
-    /// The message, from a `Debug` value (how `tracing` hands over `format_args!`).
-    pub(crate) fn message_debug(&mut self, value: &dyn fmt::Debug) {
-        let mut e = Escaper {
-            out: &mut self.message,
-            limit: self.budget,
-            overflowed: false,
-        };
-        let _ = write!(e, "{value:?}");
+        let _ = e.write_fmt(value);
         self.overflowed |= e.overflowed;
     }
 
@@ -123,12 +112,12 @@ impl Line {
         if value.is_finite() {
             self.field_json(name, format_args!("{value}"));
         } else {
-            self.field_display(name, &value);
+            self.field_text(name, format_args!("{value}"));
         }
     }
 
-    /// A field written with `Display`, as a string.
-    pub(crate) fn field_display(&mut self, name: &str, value: &dyn fmt::Display) {
+    /// A field written with `Display` or `Debug`, as a string.
+    pub(crate) fn field_text(&mut self, name: &str, value: fmt::Arguments<'_>) {
         if self.field_name(name) {
             self.fields.push(b'"');
             let mut e = Escaper {
@@ -136,22 +125,7 @@ impl Line {
                 limit: self.budget,
                 overflowed: false,
             };
-            let _ = write!(e, "{value}");
-            self.overflowed |= e.overflowed;
-            self.fields.push(b'"');
-        }
-    }
-
-    /// A field written with `Debug`, as a string.
-    pub(crate) fn field_debug(&mut self, name: &str, value: &dyn fmt::Debug) {
-        if self.field_name(name) {
-            self.fields.push(b'"');
-            let mut e = Escaper {
-                out: &mut self.fields,
-                limit: self.budget,
-                overflowed: false,
-            };
-            let _ = write!(e, "{value:?}");
+            let _ = e.write_fmt(value);
             self.overflowed |= e.overflowed;
             self.fields.push(b'"');
         }
@@ -260,11 +234,11 @@ mod tests {
     fn a_full_record_is_valid_json_with_every_part() {
         let v = body(4096, |l| {
             l.field_str("user", "al\"ice");
-            l.message_display(&"signed in\n");
+            l.message(format_args!("signed in\n"));
             l.field_json("n", format_args!("{}", -3));
             l.field_f64("ratio", 0.5);
             l.field_f64("inf", f64::INFINITY);
-            l.field_debug("list", &[1, 2]);
+            l.field_text("list", format_args!("{:?}", [1, 2]));
             l.span("request");
             l.span("db");
         });
@@ -281,7 +255,7 @@ mod tests {
 
     #[test]
     fn empty_parts_are_left_out() {
-        let v = body(4096, |l| l.message_display(&"x"));
+        let v = body(4096, |l| l.message(format_args!("x")));
         assert!(v.get("fields").is_none() && v.get("spans").is_none(), "{v}");
     }
 
@@ -289,7 +263,7 @@ mod tests {
     fn an_oversized_record_is_cut_to_its_budget_and_says_so() {
         let huge = "é".repeat(100_000);
         let v = body(1024, |l| {
-            l.message_display(&huge);
+            l.message(format_args!("{huge}"));
             l.field_str("f", &huge);
         });
         assert_eq!(v["truncated"], true);

@@ -86,15 +86,15 @@ fn is_log_metadata(name: &str) -> bool {
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         match field.name() {
-            "message" => self.0.message_debug(value),
+            "message" => self.0.message(format_args!("{value:?}")),
             name if is_log_metadata(name) => {}
-            name => self.0.field_debug(name, value),
+            name => self.0.field_text(name, format_args!("{value:?}")),
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "message" => self.0.message_display(&value),
+            "message" => self.0.message(format_args!("{value}")),
             "log.target" => self.0.target(value),
             name if is_log_metadata(name) => {}
             name => self.0.field_str(name, value),
@@ -132,6 +132,6 @@ impl Visit for Fields<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.field_display(field.name(), &value);
+        self.0.field_text(field.name(), format_args!("{value}"));
     }
 }

@@ -82,7 +82,7 @@
 //!
 //! - `tracing` (default): [`Layer`], a `tracing_subscriber::Layer`.
 //! - `log` (default): [`Logger`], a `log::Log`.
-//! - `lz4`: [`Compression::Lz4`], lz4-frame compression of batches (pure Rust, `lz4_flex`),
+//! - `lz4`: `Compression::Lz4`, lz4-frame compression of batches (pure Rust, `lz4_flex`),
 //!   and reading compressed batches.
 
 #![deny(missing_docs)]

@@ -74,7 +74,7 @@ impl log::Log for Logger {
         }
         let ts = settings.now_micros();
         format::with_line(settings.max_record_bytes, |line| {
-            line.message_display(record.args());
+            line.message(*record.args());
             let _ = record.key_values().visit(&mut Pairs(line));
             let body = line.finish(record.level().as_str(), record.target());
             self.shared.push(ts, body);
@@ -103,7 +103,7 @@ impl<'kvs> VisitSource<'kvs> for Pairs<'_> {
         } else if let Some(s) = value.to_borrowed_str() {
             self.0.field_str(name, s);
         } else {
-            self.0.field_display(name, &value);
+            self.0.field_text(name, format_args!("{value}"));
         }
         Ok(())
     }

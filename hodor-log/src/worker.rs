@@ -282,9 +282,9 @@ impl Report {
         // stderr, not a logger: this sink may be the only logger there is.
         let _ = writeln!(
             std::io::stderr(),
-            "hodor-log: {} log records in {} batches could not be written; the last error: {error}",
-            self.records,
-            self.batches
+            "hodor-log: {} batch(es) holding {} log records could not be written; the last error: {error}",
+            self.batches,
+            self.records
         );
         self.batches = 0;
         self.records = 0;

@@ -4,63 +4,32 @@
 //!
 //! Its own test binary: it installs the process-wide subscriber and logger.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hodor_core::clock::Clock;
-use hodor_core::driver::{Capabilities, Driver, DriverResult};
-use hodor_core::{Bytes, Contract, Metadata};
 use hodor_log::Sink;
-use hodor_memory::{MemoryConfig, MemoryDriver};
 use tracing_subscriber::prelude::*;
-
-/// A memory store that logs every write, the way a driver might one day.
-#[derive(Debug)]
-struct Chatty {
-    inner: MemoryDriver,
-    sets: Arc<AtomicUsize>,
-}
-
-impl Driver for Chatty {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        tracing::warn!(target: "hodor_memory", key, "storing a value");
-        log::warn!(target: "hodor_core", "stored {key}");
-        // Waiting for the sink from inside the sink would never end: it must not wait.
-        log::logger().flush();
-        self.sets.fetch_add(1, Ordering::SeqCst);
-        self.inner.set(key, value, ttl)
-    }
-
-    fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
-        self.inner.get(key)
-    }
-
-    fn delete(&self, key: &str) -> DriverResult<bool> {
-        self.inner.delete(key)
-    }
-
-    fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
-        self.inner.list(prefix)
-    }
-
-    fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
-        self.inner.stat(key)
-    }
-}
 
 #[test]
 fn storage_calls_that_log_never_come_back_into_the_sink() {
     let sets = Arc::new(AtomicUsize::new(0));
-    let driver = Chatty {
-        inner: MemoryDriver::open("recursion", MemoryConfig::default(), Clock::system()).unwrap(),
-        sets: sets.clone(),
-    };
-    let logs = Contract::from_driver("chatty", "recursion", driver).unwrap();
+    let counted = sets.clone();
+    // A store that logs every write, the way a driver might one day.
+    let logs = support::hooked(
+        "recursion",
+        true,
+        Box::new(move |key| {
+            tracing::warn!(target: "hodor_memory", key, "storing a value");
+            log::warn!(target: "hodor_core", "stored {key}");
+            // Waiting for the sink from inside the sink would never end: it must not wait.
+            log::logger().flush();
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }),
+    );
     let batch_age = Duration::from_millis(20);
     let (sink, guard) = Sink::builder(logs.clone())
         .prefix("app/")

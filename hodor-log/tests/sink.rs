@@ -3,14 +3,15 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use hodor_core::clock::{Clock, ManualClock};
 use hodor_core::{Contract, Error};
-use hodor_log::{Logger, Sink};
+use hodor_log::{Guard, Logger, Sink};
 use hodor_memory::MemoryConfig;
-use support::{gated, messages, records, unique};
+use support::{Gate, gated, messages, records, unique};
 
 fn memory(name: &str) -> Contract {
     hodor_memory::open(&unique(name), MemoryConfig::default()).unwrap()
@@ -152,21 +153,29 @@ fn bursts_at_one_instant_never_overwrite_a_batch() {
     assert_eq!(t0, expected.iter().collect::<Vec<_>>());
 }
 
-#[test]
-fn a_full_queue_drops_and_counts_without_blocking_and_the_next_batch_says_so() {
-    let (logs, gate) = gated("drops", true);
-    let (sink, _guard) = Sink::builder(logs.clone())
-        .prefix("d/")
+/// A sink with a 4-record queue and 2-record batches whose store is stalled while writing
+/// its first batch ("first", "second").
+fn stalled(prefix: &str, blocking: bool) -> (Contract, Arc<Gate>, Sink, Guard) {
+    let (logs, gate) = gated(prefix, true);
+    let (sink, guard) = Sink::builder(logs.clone())
+        .prefix(prefix)
+        .blocking(blocking)
         .queue_records(4)
         .batch_records(2)
         .batch_age(HOUR)
         .build()
         .unwrap();
-    let logger = sink.logger();
     gate.close();
-    info(&logger, "first");
-    info(&logger, "second");
+    info(&sink.logger(), "first");
+    info(&sink.logger(), "second");
     gate.wait_for_a_stuck_set();
+    (logs, gate, sink, guard)
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_without_blocking_and_the_next_batch_says_so() {
+    let (logs, gate, sink, _guard) = stalled("d/", false);
+    let logger = sink.logger();
 
     // The store is stalled: the caller must still return at once, every time.
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -216,20 +225,8 @@ fn a_full_queue_drops_and_counts_without_blocking_and_the_next_batch_says_so() {
 
 #[test]
 fn blocking_mode_waits_for_room_and_drops_nothing() {
-    let (logs, gate) = gated("blocking", true);
-    let (sink, _guard) = Sink::builder(logs.clone())
-        .prefix("b/")
-        .blocking(true)
-        .queue_records(4)
-        .batch_records(2)
-        .batch_age(HOUR)
-        .build()
-        .unwrap();
+    let (logs, gate, sink, _guard) = stalled("b/", true);
     let logger = sink.logger();
-    gate.close();
-    info(&logger, "first");
-    info(&logger, "second");
-    gate.wait_for_a_stuck_set();
     let caller = {
         let logger = logger.clone();
         std::thread::spawn(move || {
@@ -254,31 +251,35 @@ fn blocking_mode_waits_for_room_and_drops_nothing() {
 }
 
 #[test]
-fn dropping_the_guard_writes_what_is_queued() {
-    let logs = memory("guard");
-    let (logger, guard) = Sink::builder(logs.clone())
-        .prefix("g/")
+fn log_flush_and_dropping_the_guard_write_everything_logged_before_them() {
+    let logs = memory("flush");
+    let (sink, guard) = Sink::builder(logs.clone())
+        .prefix("f/")
         .batch_age(HOUR)
-        .logger()
+        .build()
         .unwrap();
-    for i in 0..10 {
-        info(&logger, &format!("m{i}"));
+    let logger = sink.logger();
+    let sent: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for m in &sent[..3] {
+        info(&logger, m);
     }
     assert!(
-        logs.list("g/").unwrap().is_empty(),
-        "nothing written before the drop"
+        logs.list("f/").unwrap().is_empty(),
+        "a batch waits for its age"
     );
+    log::Log::flush(&logger);
+    assert_eq!(messages(&logs, "f/"), sent[..3]);
+
+    for m in &sent[3..] {
+        info(&logger, m);
+    }
     drop(guard);
-    assert_eq!(messages(&logs, "g/").len(), 10);
+    assert_eq!(messages(&logs, "f/"), sent);
     // After shutdown, records are refused and counted.
     info(&logger, "late");
-    let sink = Sink::builder(logs.clone())
-        .prefix("unused/")
-        .build()
-        .unwrap()
-        .0;
-    drop(sink);
-    assert_eq!(messages(&logs, "g/").len(), 10);
+    assert_eq!(sink.stats().records_dropped, 1);
+    assert!(sink.flush(Duration::from_secs(1)));
+    assert_eq!(messages(&logs, "f/"), sent);
 }
 
 #[test]
@@ -302,21 +303,6 @@ fn dropping_the_guard_returns_even_when_the_store_hangs() {
         .expect("the guard's drop returned while the store hung");
     gate.open();
     eventually("the stuck batch", || sink.stats().records_written == 1);
-}
-
-#[test]
-fn log_flush_writes_everything_logged_before_it() {
-    let logs = memory("log-flush");
-    let (logger, _guard) = Sink::builder(logs.clone())
-        .prefix("f/")
-        .batch_age(HOUR)
-        .logger()
-        .unwrap();
-    for i in 0..3 {
-        info(&logger, &format!("m{i}"));
-    }
-    log::Log::flush(&logger);
-    assert_eq!(messages(&logs, "f/"), ["m0", "m1", "m2"]);
 }
 
 #[test]

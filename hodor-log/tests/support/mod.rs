@@ -47,7 +47,7 @@ pub fn batch_sizes(records: &[Record]) -> Vec<usize> {
     sizes.into_iter().map(|(_, n)| n).collect()
 }
 
-/// Controls a [`GateDriver`] from the test.
+/// Controls a gated store (see [`gated`]) from the test.
 #[derive(Debug, Default)]
 pub struct Gate {
     closed: Mutex<bool>,
@@ -79,50 +79,69 @@ impl Gate {
     }
 }
 
-/// A memory store whose `set` can be stalled and made to fail, with or without TTLs.
-#[derive(Debug)]
-pub struct GateDriver {
+/// What a [`Hooked`] store runs before each `set`; an error fails the `set`.
+pub type Hook = Box<dyn Fn(&str) -> DriverResult<()> + Send + Sync>;
+
+/// A memory store that runs a hook before each `set`, with or without TTLs.
+pub struct Hooked {
     inner: MemoryDriver,
-    gate: Arc<Gate>,
+    hook: Hook,
     ttl: bool,
 }
 
-/// A contract on a fresh [`GateDriver`], and its gate.
-pub fn gated(name: &str, ttl: bool) -> (Contract, Arc<Gate>) {
-    let gate = Arc::new(Gate::default());
-    let inner = MemoryDriver::open(&unique(name), MemoryConfig::default(), Clock::system())
-        .expect("memory store");
-    let driver = GateDriver {
-        inner,
-        gate: gate.clone(),
-        ttl,
-    };
-    (Contract::from_driver("gate", name, driver).unwrap(), gate)
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooked")
+            .field("inner", &self.inner)
+            .finish()
+    }
 }
 
-impl Driver for GateDriver {
+/// A contract named `name` on a fresh [`Hooked`] store.
+pub fn hooked(name: &str, ttl: bool, hook: Hook) -> Contract {
+    let inner = MemoryDriver::open(&unique(name), MemoryConfig::default(), Clock::system())
+        .expect("memory store");
+    Contract::from_driver("hooked", name, Hooked { inner, hook, ttl }).unwrap()
+}
+
+/// A contract whose `set` can be stalled and made to fail, and its gate.
+pub fn gated(name: &str, ttl: bool) -> (Contract, Arc<Gate>) {
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let contract = hooked(name, ttl, Box::new(move |_| g.pass()));
+    (contract, gate)
+}
+
+impl Gate {
+    /// What a gated `set` does first: wait while the gate is closed, then fail if told to.
+    fn pass(&self) -> DriverResult<()> {
+        let mut closed = self.closed.lock().unwrap();
+        if *closed {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        drop(closed);
+        self.sets.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match failing {
+            Ok(_) => Err(DriverError::backend("injected failure")),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+impl Driver for Hooked {
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.ttl(self.ttl)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        let mut closed = self.gate.closed.lock().unwrap();
-        if *closed {
-            self.gate.waiting.fetch_add(1, Ordering::SeqCst);
-            while *closed {
-                closed = self.gate.opened.wait(closed).unwrap();
-            }
-            self.gate.waiting.fetch_sub(1, Ordering::SeqCst);
-        }
-        drop(closed);
-        self.gate.sets.fetch_add(1, Ordering::SeqCst);
-        let failing = self
-            .gate
-            .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if failing.is_ok() {
-            return Err(DriverError::backend("injected failure"));
-        }
+        (self.hook)(key)?;
         self.inner.set(key, value, ttl)
     }
 
