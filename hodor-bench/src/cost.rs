@@ -20,7 +20,7 @@ use crate::stream::Stream;
 
 /// A driver that stores nothing and answers every read with a hit.
 #[derive(Debug)]
-struct NoopDriver;
+pub(crate) struct NoopDriver;
 
 impl Driver for NoopDriver {
     fn capabilities(&self) -> Capabilities {

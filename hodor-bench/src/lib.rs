@@ -22,8 +22,9 @@
 //!
 //! The workloads: [`throughput`] (get hits, 95/5 and 50/50 Zipf mixes, inserts of new
 //! keys), [`list`] (prefix listing with a concurrent writer), [`ttl`] (a random short TTL on
-//! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), and
-//! [`cost`] (what counting operations costs a `get`).
+//! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]),
+//! [`cost`] (what counting operations costs a `get`), and [`logging`] (hodor-log against
+//! tracing-appender).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -34,6 +35,7 @@ pub mod churn;
 pub mod cost;
 pub mod keys;
 pub mod list;
+pub mod logging;
 pub mod lru;
 pub mod memory;
 pub mod plan;
@@ -120,6 +122,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         churn: Vec::new(),
         memory: Vec::new(),
         metrics_cost: None,
+        log: None,
         ratios: Vec::new(),
         notes: Vec::new(),
         entry_overhead: overhead,
@@ -147,6 +150,13 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
     }
     if phases.churn {
         churn::run(plan, &keys, &mut r.churn, progress);
+    }
+    if phases.log {
+        r.log = logging::run(plan, progress);
+        if r.log.is_none() {
+            r.notes
+                .push("log: hodor-log could not be measured".to_owned());
+        }
     }
     let mut kept = if phases.memory {
         memory_with_ttl(plan, &keys, counting, &mut r, progress)

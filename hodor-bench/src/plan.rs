@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::logging::LogPlan;
 use crate::results::Workload;
 
 /// One key-count × value-size combination of the throughput workloads.
@@ -69,6 +70,8 @@ pub struct Phases {
     pub churn: bool,
     /// Memory per entry.
     pub memory: bool,
+    /// hodor-log against tracing-appender.
+    pub log: bool,
 }
 
 impl Phases {
@@ -79,6 +82,7 @@ impl Phases {
         ttl: true,
         churn: true,
         memory: true,
+        log: true,
     };
 
     /// Parses a comma-separated list of phase names.
@@ -89,6 +93,7 @@ impl Phases {
             ttl: false,
             churn: false,
             memory: false,
+            log: false,
         };
         for name in list.split(',') {
             match name.trim() {
@@ -97,9 +102,10 @@ impl Phases {
                 "ttl" => p.ttl = true,
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
+                "log" => p.log = true,
                 other => {
                     return Err(format!(
-                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory"
+                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, log"
                     ));
                 }
             }
@@ -142,6 +148,8 @@ pub struct Plan {
     pub churn: ChurnPlan,
     /// Entry counts at which memory per entry is measured.
     pub memory_entries: Vec<usize>,
+    /// hodor-log.
+    pub log: LogPlan,
     /// Which parts run.
     pub phases: Phases,
 }
@@ -201,6 +209,10 @@ impl Plan {
                 trace_len: 2_000_000,
             },
             memory_entries: vec![K10, M1],
+            log: LogPlan {
+                events: 50_000,
+                throughput_events: M1,
+            },
             phases: Phases::ALL,
         }
     }
@@ -239,6 +251,10 @@ impl Plan {
                 trace_len: 600_000,
             },
             memory_entries: vec![M1],
+            log: LogPlan {
+                events: 20_000,
+                throughput_events: 300_000,
+            },
             ..Plan::full()
         }
     }
@@ -281,6 +297,10 @@ impl Plan {
                 trace_len: 6000,
             },
             memory_entries: vec![2000],
+            log: LogPlan {
+                events: 200,
+                throughput_events: 2000,
+            },
             phases: Phases::ALL,
         }
     }

@@ -157,5 +157,30 @@ pub fn compute(r: &Results) -> Vec<Ratio> {
             "(Contract::get - Contract::exists) on a no-op driver / Contract::get on the memory driver ({small} keys, 1 thread)"
         ),
     ));
+
+    let log = r.log.as_ref();
+    out.push(ratio(
+        "log_layer_vs_appender_calling_thread",
+        log.map(|l| l.layer_ns.median / l.appender_ns.median.min(l.appender_text_ns.median)),
+        Goal::AtMost,
+        2.0,
+        match log {
+            Some(l) => format!(
+                "ns per event on the calling thread: hodor-log's layer ({:.0} ns) / tracing-appender's non-blocking writer under the cheaper of fmt().json() ({:.0} ns) and fmt() text ({:.0} ns), all into a sink that discards",
+                l.layer_ns.median, l.appender_ns.median, l.appender_text_ns.median
+            ),
+            None => "log phase not run".to_owned(),
+        },
+    ));
+    out.push(ratio(
+        "log_memory_mevents_per_sec",
+        log.map(|l| l.memory_mevents.median),
+        Goal::AtLeast,
+        0.5,
+        format!(
+            "million events per second stored by one logging thread into the memory driver through hodor-log (blocking mode, {} events until the last batch is written)",
+            r.plan.log.throughput_events
+        ),
+    ));
     out
 }

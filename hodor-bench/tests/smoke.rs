@@ -94,10 +94,21 @@ fn every_workload_runs_and_reports() {
     assert!(r.memory.iter().any(|m| m.store == Kind::Hodor && m.ttl));
     assert!(r.metrics_cost.is_some());
 
+    let log = r.log.as_ref().expect("the log phase ran");
+    assert_eq!(log.layer_ns.samples.len(), plan.reps);
+    assert!(
+        log.layer_ns.min > 0.0 && log.appender_ns.min > 0.0,
+        "{log:?}"
+    );
+    assert!(
+        log.memory_mevents.min > 0.0 && log.memory_batches > 0,
+        "{log:?}"
+    );
+
     let md = report::markdown(&r);
     let lines: Vec<&str> = md.lines().collect();
     let ratios = &lines[lines.len() - r.ratios.len()..];
-    assert_eq!(r.ratios.len(), 11);
+    assert_eq!(r.ratios.len(), 13);
     assert!(ratios.iter().all(|l| l.starts_with("ratio ")), "{ratios:?}");
     assert!(
         ratios

@@ -131,8 +131,9 @@ impl Contract {
         }
     }
 
-    /// The driver's registered name, e.g. `"memory"`.
-    pub fn driver(&self) -> &str {
+    /// The driver's registered name, e.g. `"memory"`. `'static`, so code built on a contract
+    /// can put it in the [`Error`] variants it returns.
+    pub fn driver(&self) -> &'static str {
         self.inner.driver_name
     }
 
