@@ -76,7 +76,9 @@ impl Stripe {
 /// cost little by itself, but on x86 it is a full barrier: it waits for the `get`'s cache
 /// misses and keeps the next call's loads from starting early, which measured 17% of a get
 /// at a million keys. Threads beyond the number of owned stripes share a few `shared`
-/// stripes with `fetch_add`. A thread gives its stripe back when it exits.
+/// stripes with `fetch_add`; such a thread remembers its shared stripe, so it pays one scan
+/// of the claims at its first count and one every [`RECLAIM_EVERY`] counts after, never
+/// one per count. A thread gives its owned stripe back when it exits.
 pub(crate) struct Counters {
     owned: Box<[Stripe]>,
     shared: Box<[Stripe]>,
@@ -97,7 +99,21 @@ pub(crate) enum Counter {
 fn shared_stripes() -> usize {
     (claims().len() / 2).max(4)
 }
+
+/// [`STRIPE`] before a thread's first count.
 const UNASSIGNED: usize = usize::MAX;
+
+/// A thread that found no free owned stripe looks again after this many counts on a shared
+/// one: rarely enough that the scan costs nothing per call, often enough that a long-lived
+/// thread of a pool whose other threads exited gets back to counting without a locked
+/// instruction.
+const RECLAIM_EVERY: u32 = 4096;
+
+#[cfg(test)]
+thread_local! {
+    /// How often this thread scanned the claims: what the tests check instead of timing.
+    static CLAIM_SCANS: Cell<usize> = const { Cell::new(0) };
+}
 
 /// Which owned stripes live threads hold.
 fn claims() -> &'static [AtomicBool] {
@@ -110,7 +126,7 @@ fn claims() -> &'static [AtomicBool] {
 }
 
 /// Gives a thread's owned stripe back when the thread exits. Created only when a thread
-/// first counts, so the hot path reads just [`STRIPE`], a plain thread-local with no
+/// first owns a stripe, so the hot path reads just [`STRIPE`], a plain thread-local with no
 /// destructor and hence no liveness check.
 struct StripeGuard(usize);
 
@@ -125,10 +141,15 @@ impl Drop for StripeGuard {
 }
 
 thread_local! {
-    /// This thread's stripe: an index below `claims().len()` is owned, anything else picks
-    /// a shared stripe.
+    /// This thread's stripe: an index below `claims().len()` is owned, [`UNASSIGNED`] means
+    /// the thread has not counted yet, anything else is a shared stripe the thread keeps
+    /// until its next reclaim attempt. Remembering the shared stripe is what keeps a thread
+    /// beyond the owned stripes at O(1) per count: without it, every count rescanned the
+    /// claims.
     static STRIPE: Cell<usize> = const { Cell::new(UNASSIGNED) };
     static GUARD: Cell<Option<StripeGuard>> = const { Cell::new(None) };
+    /// Counts left on a shared stripe before the next reclaim attempt.
+    static SHARED_LEFT: Cell<u32> = const { Cell::new(0) };
 }
 
 #[inline]
@@ -140,27 +161,61 @@ fn thread_stripe() -> usize {
     assign_stripe()
 }
 
+/// Claims a free owned stripe for this thread, or makes it a sharer that will not look
+/// again for [`RECLAIM_EVERY`] counts. Returns the stripe to count on now.
 #[cold]
 fn assign_stripe() -> usize {
-    static OVERFLOW: AtomicUsize = AtomicUsize::new(0);
+    static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
     let claims = claims();
+    #[cfg(test)]
+    CLAIM_SCANS.set(CLAIM_SCANS.get() + 1);
+    // A plain load first: a full table costs one shared read per stripe, not a
+    // read-modify-write that would pull every line exclusive.
     let owned = claims.iter().position(|c| {
-        c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        !c.load(Ordering::Relaxed)
+            && c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
     });
+    let shared = || claims.len() + NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % shared_stripes();
     let Some(index) = owned else {
-        return claims.len() + OVERFLOW.fetch_add(1, Ordering::Relaxed) % shared_stripes();
+        let index = shared();
+        STRIPE.set(index);
+        SHARED_LEFT.set(RECLAIM_EVERY);
+        return index;
     };
     // If the guard cannot be stored (the thread is exiting), give the stripe back now and
-    // count on a shared one.
+    // count on a shared one; STRIPE stays unset, so nothing outlives the thread's locals.
     if GUARD.try_with(|g| g.set(Some(StripeGuard(index)))).is_err() {
         if let Some(claim) = claims.get(index) {
             claim.store(false, Ordering::Release);
         }
-        return claims.len();
+        return shared();
     }
     STRIPE.set(index);
     index
+}
+
+/// The shared path's bookkeeping: after [`RECLAIM_EVERY`] counts, look for a free owned
+/// stripe again. Returns the stripe to count on.
+#[inline]
+fn shared_stripe(index: usize) -> usize {
+    let left = SHARED_LEFT.get();
+    if left > 1 {
+        SHARED_LEFT.set(left - 1);
+        return index;
+    }
+    STRIPE.set(UNASSIGNED);
+    assign_stripe()
+}
+
+/// Adds to a counter of an owned stripe. Only the owning thread writes it, so no
+/// read-modify-write is needed; readers may see a count a moment old, never a torn one.
+#[inline]
+fn add_owned(cell: &AtomicU64, n: u64) {
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 impl Counters {
@@ -176,13 +231,19 @@ impl Counters {
     pub(crate) fn add(&self, counter: Counter, n: u64) {
         let index = thread_stripe();
         if let Some(stripe) = self.owned.get(index) {
-            // Only the owning thread writes this stripe, so no read-modify-write is needed;
-            // readers may see a count a moment old, never a torn one.
-            let cell = stripe.cell(counter);
-            cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            add_owned(stripe.cell(counter), n);
+        } else {
+            self.add_shared(counter, n, index);
+        }
+    }
+
+    /// Counting beyond the owned stripes, kept out of line so the owned path stays small.
+    #[inline(never)]
+    fn add_shared(&self, counter: Counter, n: u64, index: usize) {
+        let index = shared_stripe(index);
+        if let Some(stripe) = self.owned.get(index) {
+            // The reclaim attempt just won an owned stripe.
+            add_owned(stripe.cell(counter), n);
         } else if let Some(stripe) = self.shared.get(index % self.shared.len().max(1)) {
             stripe.cell(counter).fetch_add(n, Ordering::Relaxed);
         }
@@ -282,6 +343,104 @@ mod tests {
         }
         let m = counters.snapshot(Gauges::default());
         assert_eq!(m.deletes, threads as u64 * 500);
+    }
+
+    /// Holds every owned stripe with live threads until the returned guard is dropped, so
+    /// any other thread that counts meanwhile must share.
+    fn occupy_every_owned_stripe(counters: &std::sync::Arc<Counters>) -> impl Drop {
+        struct Release(
+            Option<std::sync::mpsc::Sender<()>>,
+            Vec<std::thread::JoinHandle<()>>,
+        );
+        impl Drop for Release {
+            fn drop(&mut self) {
+                drop(self.0.take());
+                for h in self.1.drain(..) {
+                    h.join().unwrap();
+                }
+            }
+        }
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let stop_rx = std::sync::Arc::new(std::sync::Mutex::new(stop_rx));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handles = (0..claims().len())
+            .map(|_| {
+                let (c, ready, stop) = (counters.clone(), ready_tx.clone(), stop_rx.clone());
+                std::thread::spawn(move || {
+                    c.add(Counter::Hits, 1);
+                    ready.send(thread_stripe()).unwrap();
+                    // Wait for the sender to go: every holder wakes with an error then.
+                    let _ = stop.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        let held: Vec<usize> = (0..claims().len())
+            .map(|_| ready_rx.recv().unwrap())
+            .collect();
+        // The test holds SERIAL, so only its own threads claim: all of them own one.
+        assert!(held.iter().all(|&i| i < claims().len()), "{held:?}");
+        Release(Some(stop_tx), handles)
+    }
+
+    #[test]
+    fn a_thread_that_finds_no_free_stripe_shares_without_scanning_again() {
+        let _serial = serial();
+        let counters = std::sync::Arc::new(Counters::new());
+        let holders = occupy_every_owned_stripe(&counters);
+        let c = counters.clone();
+        let (first, later_scans, index) = std::thread::spawn(move || {
+            c.add(Counter::Sets, 1);
+            let first = CLAIM_SCANS.get();
+            for _ in 0..1000 {
+                c.add(Counter::Sets, 1);
+            }
+            (first, CLAIM_SCANS.get() - first, STRIPE.get())
+        })
+        .join()
+        .unwrap();
+        drop(holders);
+        assert_eq!(first, 1, "the first call looks for a free stripe once");
+        assert!(
+            later_scans <= 1000 / RECLAIM_EVERY as usize,
+            "a sharer scanned the claims {later_scans} times in 1000 calls"
+        );
+        assert!(
+            index >= claims().len() && index != UNASSIGNED,
+            "after a failed claim the thread remembers it shares (stripe {index})"
+        );
+        assert_eq!(counters.snapshot(Gauges::default()).sets, 1001);
+    }
+
+    #[test]
+    fn a_sharer_takes_an_owned_stripe_once_one_is_free() {
+        let _serial = serial();
+        let counters = std::sync::Arc::new(Counters::new());
+        let holders = occupy_every_owned_stripe(&counters);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (shared_tx, shared_rx) = std::sync::mpsc::channel();
+        let c = counters.clone();
+        let sharer = std::thread::spawn(move || {
+            c.add(Counter::Lists, 1);
+            shared_tx.send(STRIPE.get()).unwrap();
+            go_rx.recv().unwrap();
+            for _ in 0..2 * RECLAIM_EVERY {
+                c.add(Counter::Lists, 1);
+            }
+            STRIPE.get()
+        });
+        let shared = shared_rx.recv().unwrap();
+        drop(holders); // the owners exit and give their stripes back
+        go_tx.send(()).unwrap();
+        let later = sharer.join().unwrap();
+        assert!(
+            shared >= claims().len() && shared != UNASSIGNED,
+            "first a sharer that remembers it shares: {shared}"
+        );
+        assert!(later < claims().len(), "then an owner: {later}");
+        assert_eq!(
+            counters.snapshot(Gauges::default()).lists,
+            1 + 2 * u64::from(RECLAIM_EVERY)
+        );
     }
 
     #[test]
