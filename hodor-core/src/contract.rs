@@ -160,11 +160,12 @@ impl Contract {
     pub fn set(&self, key: &str, value: impl Into<Bytes>, ttl: Option<Duration>) -> Result<()> {
         self.check("set", key)?;
         let ttl = self.ttl(Some(key), ttl)?;
-        self.count(Counter::Sets, 1);
         self.inner
             .driver
             .set(key, value.into(), ttl)
-            .map_err(|e| self.error("set", Some(key), e))
+            .map_err(|e| self.error("set", Some(key), e))?;
+        self.count(Counter::Sets, 1);
+        Ok(())
     }
 
     /// The value stored under `key`, without copying it.
@@ -199,11 +200,13 @@ impl Contract {
     /// none; a missing key is never an error.
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.check("delete", key)?;
-        self.count(Counter::Deletes, 1);
-        self.inner
+        let removed = self
+            .inner
             .driver
             .delete(key)
-            .map_err(|e| self.error("delete", Some(key), e))
+            .map_err(|e| self.error("delete", Some(key), e))?;
+        self.count(Counter::Deletes, 1);
+        Ok(removed)
     }
 
     /// Every live key that starts with `prefix`, sorted by bytes ascending.
@@ -213,15 +216,17 @@ impl Contract {
     /// prefix are data.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.check_open("list")?;
-        self.count(Counter::Lists, 1);
-        if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
+        let keys = if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
             // No valid key can start with such a prefix.
-            return Ok(Vec::new());
-        }
-        self.inner
-            .driver
-            .list(prefix)
-            .map_err(|e| self.error("list", None, e))
+            Vec::new()
+        } else {
+            self.inner
+                .driver
+                .list(prefix)
+                .map_err(|e| self.error("list", None, e))?
+        };
+        self.count(Counter::Lists, 1);
+        Ok(keys)
     }
 
     /// Size, last modification and expiry of the entry under `key`; [`Error::NotFound`]
@@ -345,11 +350,12 @@ impl Contract {
         let ttl = self.ttl(None, ttl)?;
         let borrowed: Vec<(&str, Bytes)> =
             owned.iter().map(|(k, v)| (k.as_ref(), v.clone())).collect();
-        self.count(Counter::Sets, borrowed.len() as u64);
         self.inner
             .driver
             .set_many(&borrowed, ttl)
-            .map_err(|e| self.error("set_many", None, e))
+            .map_err(|e| self.error("set_many", None, e))?;
+        self.count(Counter::Sets, distinct(borrowed.iter().map(|(k, _)| *k)));
+        Ok(())
     }
 
     /// Removes many keys; returns how many live entries were removed. Every key is checked
@@ -357,11 +363,13 @@ impl Contract {
     pub fn delete_many(&self, keys: &[&str]) -> Result<usize> {
         self.check_open("delete_many")?;
         self.check_keys(keys.iter().copied())?;
-        self.count(Counter::Deletes, keys.len() as u64);
-        self.inner
+        let removed = self
+            .inner
             .driver
             .delete_many(keys)
-            .map_err(|e| self.error("delete_many", None, e))
+            .map_err(|e| self.error("delete_many", None, e))?;
+        self.count(Counter::Deletes, distinct(keys.iter().copied()));
+        Ok(removed)
     }
 
     /// This handle's operation counters and the store's gauges.
@@ -462,6 +470,17 @@ impl Contract {
     fn error(&self, operation: &'static str, key: Option<&str>, e: DriverError) -> Error {
         map_error(self.inner.driver_name, &self.inner.name, operation, key, e)
     }
+}
+
+/// How many different keys a batch holds: what a batch that gives a key twice wrote or
+/// deleted.
+fn distinct<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> u64 {
+    let count = if keys.len() < 2 {
+        keys.len()
+    } else {
+        keys.collect::<std::collections::HashSet<&str>>().len()
+    };
+    count as u64
 }
 
 /// Sub-millisecond parts round up, so a TTL never ends earlier than asked.

@@ -15,22 +15,41 @@ use crate::driver::Gauges;
 ///
 /// Operation counters (`gets` ... `lists`) count calls through this contract handle and its
 /// clones since it was opened; a second `Contract::new` on the same store counts separately.
-/// Bulk calls count once per key. Gauges (`entries` onwards) describe the whole store and
-/// come from the driver, `None` where it cannot tell.
+/// They count what the calls did, exactly:
+///
+/// - A call that fails counts nothing: a rejected key or TTL, a closed contract, a write
+///   refused by the store (`CapacityExceeded`, `Unsupported`) and a backend failure alike.
+///   (A failed write may still have reached the backend: see [`Error::Backend`].) The one
+///   exception is `get_json`, whose read counts even when the value then fails to decode.
+/// - Reads count per key given: `get_many(&["a", "a"])` is two reads, each a hit or a miss.
+/// - Bulk writes count per distinct key: `set_many` with a key given twice wrote that key
+///   once (its last value), so it counts once; `delete_many` likewise.
+/// - `exists` and `stat` count nothing.
+///
+/// Counts are read without stopping other threads: a snapshot taken while calls run may
+/// miss calls that have not returned yet, never counts a call twice.
+///
+/// Gauges (`entries` onwards) describe the whole store and come from the driver, `None`
+/// where it cannot tell.
+///
+/// [`Error::Backend`]: crate::Error::Backend
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Keys read by `get`, `get_json` and `get_many`: `hits + misses`.
+    /// Keys read by successful `get`, `get_json` and `get_many` calls, one per key given:
+    /// always `hits + misses`.
     pub gets: u64,
-    /// Reads that found a live entry.
+    /// Keys read that had a live entry.
     pub hits: u64,
-    /// Reads that found nothing (missing or expired).
+    /// Keys read that had none (missing or expired).
     pub misses: u64,
-    /// Entries written by `set`, `set_json` and `set_many`.
+    /// Keys written by successful `set`, `set_json` and `set_many` calls; a `set_many`
+    /// counts each distinct key once.
     pub sets: u64,
-    /// Keys passed to `delete` and `delete_many`, removed or not.
+    /// Keys given to successful `delete` and `delete_many` calls, whether or not a live
+    /// entry was there to remove; a `delete_many` counts each distinct key once.
     pub deletes: u64,
-    /// Calls to `list`.
+    /// Successful calls to `list`.
     pub lists: u64,
     /// Entries resident in the store now.
     pub entries: Option<u64>,
