@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::driver::{Capabilities, Driver, DriverError, Metadata};
-use crate::error::{Error, Result};
+use crate::error::{Echo, Error, Result};
 use crate::key;
 use crate::metrics::{Counter, Counters, Metrics};
 use crate::registry;
@@ -65,7 +65,7 @@ impl fmt::Debug for Contract {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Contract")
             .field("driver", &self.inner.driver_name)
-            .field("name", &self.inner.name)
+            .field("name", &Echo(&self.inner.name))
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -279,8 +279,9 @@ impl Contract {
             contract: self.inner.name.clone(),
             key: Some(key.to_owned()),
             reason: format!(
-                "cannot serialize the {} value as JSON: {e}",
-                std::any::type_name::<T>()
+                "cannot serialize the {} value as JSON: {}",
+                std::any::type_name::<T>(),
+                Echo::prose(&e.to_string())
             ),
         })?;
         self.set(key, bytes, ttl)
@@ -297,9 +298,10 @@ impl Contract {
             contract: self.inner.name.clone(),
             key: Some(key.to_owned()),
             reason: format!(
-                "the stored value is not JSON for {}: {e}; it was probably written with set() \
+                "the stored value is not JSON for {}: {}; it was probably written with set() \
                  or with another type",
-                std::any::type_name::<T>()
+                std::any::type_name::<T>(),
+                Echo::prose(&e.to_string())
             ),
         })
     }

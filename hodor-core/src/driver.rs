@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::error::BoxError;
+use crate::error::{BoxError, Echo, SourceText};
 
 /// Result of a driver call.
 pub type DriverResult<T> = std::result::Result<T, DriverError>;
@@ -24,12 +24,14 @@ pub type OpenFn =
     fn(name: &str, config: Option<serde_json::Value>) -> DriverResult<Box<dyn Driver>>;
 
 /// A backend's failure, before the [`Contract`](crate::Contract) adds where it happened.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Display` and `Debug` bound every text like [`crate::Error`]'s do.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum DriverError {
     /// The backend failed (I/O, network, server error). Becomes [`crate::Error::Backend`].
-    #[error(transparent)]
-    Backend(BoxError),
+    #[error("{}", SourceText(.0))]
+    Backend(#[source] BoxError),
     /// The operation or argument is not supported. Becomes [`crate::Error::Unsupported`].
     #[error("{operation} is not supported")]
     Unsupported {
@@ -39,21 +41,49 @@ pub enum DriverError {
         reason: Option<String>,
     },
     /// A configured limit cannot hold the value. Becomes [`crate::Error::CapacityExceeded`].
-    #[error("{0}")]
+    #[error("{}", Echo::prose(.0))]
     CapacityExceeded(String),
     /// An argument the `Contract` could not check is invalid. Becomes
     /// [`crate::Error::InvalidInput`].
-    #[error("{0}")]
+    #[error("{}", Echo::prose(.0))]
     InvalidInput(String),
     /// The configuration is invalid (only from an [`OpenFn`]). Becomes
     /// [`crate::Error::InvalidConfig`].
-    #[error("{reason}")]
+    #[error("{}", Echo::prose(reason))]
     InvalidConfig {
         /// The offending field, as a path such as `pool.size`.
         field: Option<String>,
         /// What is wrong and how to fix it.
         reason: String,
     },
+}
+
+impl fmt::Debug for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Backend(source) => {
+                f.debug_tuple("Backend").field(&SourceText(source)).finish()
+            }
+            DriverError::Unsupported { operation, reason } => f
+                .debug_struct("Unsupported")
+                .field("operation", operation)
+                .field("reason", &reason.as_deref().map(Echo::prose))
+                .finish(),
+            DriverError::CapacityExceeded(reason) => f
+                .debug_tuple("CapacityExceeded")
+                .field(&Echo::prose(reason))
+                .finish(),
+            DriverError::InvalidInput(reason) => f
+                .debug_tuple("InvalidInput")
+                .field(&Echo::prose(reason))
+                .finish(),
+            DriverError::InvalidConfig { field, reason } => f
+                .debug_struct("InvalidConfig")
+                .field("field", &field.as_deref().map(Echo))
+                .field("reason", &Echo::prose(reason))
+                .finish(),
+        }
+    }
 }
 
 impl DriverError {
@@ -298,20 +328,30 @@ where
         None | Some(serde_json::Value::Null) => return Ok(T::default()),
         Some(value @ serde_json::Value::Object(_)) => value,
         Some(other) => {
+            let kind = match other {
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::String(_) => "a string",
+                _ => "an array",
+            };
             return Err(DriverError::invalid_config(
                 None,
-                format!("the config must be a JSON object (or None), not {other}"),
+                format!("the config must be a JSON object (or None), not {kind}"),
             ));
         }
     };
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        // serde_path_to_error's path already ends in the unknown or mistyped field.
+        // serde_path_to_error's path already ends in the unknown or mistyped field. serde's
+        // message repeats the offending value, which may be huge: keep a bounded excerpt.
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         let field = (path != "." && !path.is_empty()).then_some(path);
         DriverError::InvalidConfig {
             field,
-            reason: format!("{inner}; see the driver's documentation for its config fields"),
+            reason: format!(
+                "{}; see the driver's documentation for its config fields",
+                Echo::prose(&inner)
+            ),
         }
     })
 }

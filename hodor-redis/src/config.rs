@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use hodor_core::Echo;
 use hodor_core::driver::{DriverError, DriverResult};
 use serde::{Deserialize, Serialize};
 
@@ -84,15 +85,15 @@ impl Default for RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &redact(&self.url))
+            .field("url", &self.display_url())
             .field("database", &self.database)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("timeout_ms", &self.timeout_ms)
             .field("prune_interval_ms", &self.prune_interval_ms)
-            .field("tls_ca_file", &self.tls_ca_file)
-            .field("tls_cert_file", &self.tls_cert_file)
-            .field("tls_key_file", &self.tls_key_file)
+            .field("tls_ca_file", &self.tls_ca_file.as_deref().map(Echo))
+            .field("tls_cert_file", &self.tls_cert_file.as_deref().map(Echo))
+            .field("tls_key_file", &self.tls_key_file.as_deref().map(Echo))
             .finish()
     }
 }
@@ -154,9 +155,9 @@ impl RedisConfig {
         Duration::from_millis(self.prune_interval_ms)
     }
 
-    /// The URL with its password hidden, for messages.
+    /// The URL with its password hidden and its length bounded, for messages.
     pub(crate) fn display_url(&self) -> String {
-        redact(&self.url)
+        Echo(&redact(&self.url)).to_string()
     }
 
     /// Checks what serde cannot, and builds the client's connection info.
@@ -182,7 +183,7 @@ impl RedisConfig {
                 DriverError::invalid_config(
                     Some("url"),
                     format!(
-                        "{:?} is not a Redis URL ({e}); write redis://[:password@]host[:port][/db] \
+                        "{} is not a Redis URL ({e}); write redis://[:password@]host[:port][/db] \
                          or redis+unix:///path/to/socket",
                         self.display_url()
                     ),
@@ -192,7 +193,7 @@ impl RedisConfig {
             return Err(DriverError::invalid_config(
                 Some("url"),
                 format!(
-                    "{:?} needs TLS (rediss://), which this build of hodor-redis leaves out; \
+                    "{} needs TLS (rediss://), which this build of hodor-redis leaves out; \
                      enable the crate's `tls` feature (on by default)",
                     self.display_url()
                 ),

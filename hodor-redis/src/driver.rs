@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
-use hodor_core::{Contract, Metadata};
+use hodor_core::{Contract, Echo, Metadata};
 
 use crate::config::RedisConfig;
 use crate::error::BackendError;
@@ -30,7 +30,7 @@ pub struct RedisDriver {
 impl std::fmt::Debug for RedisDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisDriver")
-            .field("name", &self.name)
+            .field("name", &Echo(&self.name))
             .field("server", &self.pool.server())
             .field("config", &self.pool.config)
             .finish()
@@ -191,9 +191,9 @@ impl Driver for RedisDriver {
             .map(|member| {
                 String::from_utf8(member).map_err(|e| {
                     DriverError::backend(BackendError::other(format!(
-                        "the index of contract {:?} holds a key that is not UTF-8 ({e}); it was \
+                        "the index of contract {} holds a key that is not UTF-8 ({e}); it was \
                          written by something other than hodor",
-                        self.name
+                        Echo(&self.name)
                     )))
                 })
             })

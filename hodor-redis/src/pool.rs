@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
+use hodor_core::Echo;
 use hodor_core::driver::{DriverError, DriverResult};
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
@@ -90,7 +91,10 @@ fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Cli
         path.as_ref()
             .map(|path| {
                 std::fs::read(path).map_err(|e| {
-                    DriverError::invalid_config(Some(field), format!("cannot read {path:?}: {e}"))
+                    DriverError::invalid_config(
+                        Some(field),
+                        format!("cannot read {}: {e}", Echo(path)),
+                    )
                 })
             })
             .transpose()
