@@ -79,9 +79,7 @@ fn check_name(driver: &'static str, name: &str) -> Result<()> {
             driver,
             contract: Arc::from(name),
             key: None,
-            reason: format!(
-                "invalid contract name: {reason}; a contract name follows the key rules"
-            ),
+            reason: key::name_reason(&reason),
         }),
     }
 }

@@ -301,6 +301,24 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Checks a contract name against the name rules (the key rules: 1 to 1024 bytes, no NUL).
+///
+/// [`Contract::new`](crate::Contract::new) checks the name before it opens a driver; a
+/// driver's own public `open` should call this first, before it registers or allocates
+/// anything for the name, so that opening it without the registry keeps the same promise.
+///
+/// ```
+/// use hodor_core::driver::{check_name, DriverError};
+/// assert!(check_name("sessions").is_ok());
+/// assert!(matches!(check_name(""), Err(DriverError::InvalidInput(_))));
+/// ```
+pub fn check_name(name: &str) -> DriverResult<()> {
+    match crate::key::problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(DriverError::InvalidInput(crate::key::name_reason(&reason))),
+    }
+}
+
 /// Parses a driver's JSON config into its typed struct.
 ///
 /// `None`, `null` and `{}` give `T::default()` (give `T` `#[serde(default)]`); anything but

@@ -157,7 +157,7 @@ impl RedisConfig {
 
     /// The URL with its password hidden and its length bounded, for messages.
     pub(crate) fn display_url(&self) -> String {
-        Echo(&redact(&self.url)).to_string()
+        Echo::prose(&redact(&self.url)).to_string()
     }
 
     /// Checks what serde cannot, and builds the client's connection info.

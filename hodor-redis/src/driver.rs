@@ -1,10 +1,13 @@
 //! [`RedisDriver`]: the [`Driver`] implementation.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
+use hodor_core::driver::{
+    Capabilities, Driver, DriverError, DriverResult, Gauges, check_name, parse_config,
+};
 use hodor_core::{Contract, Echo, Metadata};
 
 use crate::config::RedisConfig;
@@ -25,6 +28,9 @@ pub struct RedisDriver {
     pool: Arc<Pool>,
     namespace: Namespace,
     name: String,
+    /// Set by the first `close` (or by `Drop`): the registration with the pruner is given
+    /// back exactly once per handle.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisDriver {
@@ -43,8 +49,13 @@ impl RedisDriver {
     /// Contracts opened with equal configs share one connection pool. Opening checks that
     /// the server answers and supports what the driver needs (Redis 6.2 or later, or
     /// Valkey): an unreachable server is a `Backend` error here, within
-    /// `connect_timeout_ms`, rather than at the first call.
+    /// `connect_timeout_ms`, rather than at the first call. An invalid name (the key rules)
+    /// is `InvalidInput` before anything is opened. A failed open leaves nothing behind:
+    /// no registration, no thread.
+    ///
+    /// Closing is idempotent, and a handle dropped without `close` releases what it holds.
     pub fn open(name: &str, config: &RedisConfig) -> DriverResult<RedisDriver> {
+        check_name(name)?;
         let pool = Pool::shared(config)?;
         let namespace = Namespace::new(name);
         // The cheapest call that proves the connection, the credentials, the database and
@@ -72,11 +83,12 @@ impl RedisDriver {
                 other => other,
             });
         }
-        pool.register(&namespace);
+        pool.register(&namespace)?;
         Ok(RedisDriver {
             pool,
             namespace,
             name: name.to_owned(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -88,6 +100,13 @@ impl RedisDriver {
                 .arg(self.namespace.index_key())
                 .query::<u64>(conn)
         })
+    }
+}
+
+impl Drop for RedisDriver {
+    fn drop(&mut self) {
+        // Nobody is left to see an error, and close() cannot fail.
+        let _ = self.close();
     }
 }
 
@@ -222,7 +241,9 @@ impl Driver for RedisDriver {
     }
 
     fn close(&self) -> DriverResult<()> {
-        self.pool.unregister(&self.namespace);
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.pool.unregister(&self.namespace);
+        }
         Ok(())
     }
 
@@ -287,5 +308,68 @@ impl Driver for RedisDriver {
         let mut gauges = Gauges::default();
         gauges.entries = self.index_len().ok();
         gauges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support;
+
+    /// The contract names a pool's pruner visits.
+    fn registered(pool: &Pool) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = pool
+            .namespaces()
+            .iter()
+            .map(|ns| ns.index_key().to_vec())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_invalid_name_is_never_registered() {
+        let Some(url) = support::url("an_invalid_name_is_never_registered") else {
+            return;
+        };
+        // An interval no other test uses: this pool is this test's alone.
+        let config = RedisConfig::new(url).prune_interval_ms(3_600_000 - 7);
+        let keeper_name = support::unique("keeper");
+        let keeper = RedisDriver::open(&keeper_name, &config).unwrap();
+        let only_keeper = registered(&keeper.pool);
+        assert_eq!(only_keeper.len(), 1);
+        for name in [String::new(), "a\0b".to_owned(), "x".repeat(2000)] {
+            let e = crate::open(&name, &config).unwrap_err();
+            assert!(matches!(e, hodor_core::Error::InvalidInput { .. }), "{e:?}");
+            let e = RedisDriver::open(&name, &config).unwrap_err();
+            assert!(matches!(e, DriverError::InvalidInput(_)), "{e:?}");
+        }
+        assert_eq!(
+            registered(&keeper.pool),
+            only_keeper,
+            "no invalid name stays"
+        );
+    }
+
+    #[test]
+    fn a_driver_releases_its_registration_once_on_close_and_on_drop() {
+        let Some(url) = support::url("a_driver_releases_its_registration") else {
+            return;
+        };
+        let config = RedisConfig::new(url).prune_interval_ms(3_600_000 - 8);
+        let name = support::unique("shared");
+        let first = RedisDriver::open(&name, &config).unwrap();
+        let second = RedisDriver::open(&name, &config).unwrap();
+        let dropped = RedisDriver::open(&support::unique("dropped"), &config).unwrap();
+        assert_eq!(registered(&first.pool).len(), 2);
+        drop(dropped);
+        assert_eq!(registered(&first.pool).len(), 1, "drop releases");
+        // Closing one handle twice must not release the other handle's registration.
+        second.close().unwrap();
+        second.close().unwrap();
+        drop(second);
+        assert_eq!(registered(&first.pool).len(), 1, "close releases once");
+        first.close().unwrap();
+        assert!(registered(&first.pool).is_empty());
     }
 }

@@ -84,7 +84,9 @@
 //! members of expired keys in the index and deadline sets are removed by every write to the
 //! contract (up to 1000 per write) and by one thread per connection pool every
 //! `prune_interval_ms` (1 s by default) for each contract open in the process, so they are
-//! reclaimed within about one interval while any process has the contract open.
+//! reclaimed within about one interval while any process has the contract open. The thread
+//! starts when the pool's first contract has opened (a failed open starts none) and ends
+//! as soon as the pool's last contract is closed or dropped.
 //!
 //! ## Connections
 //! Contracts opened with equal configs share one pool of at most `pool_size` connections,
@@ -103,6 +105,11 @@ mod keys;
 mod pool;
 mod pruner;
 mod scripts;
+
+/// The test server helpers of `tests/`, for the unit tests that look inside a pool.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 pub use config::{DEFAULT_URL, RedisConfig};
 pub use driver::{DRIVER_NAME, RedisDriver, open};

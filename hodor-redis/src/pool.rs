@@ -44,6 +44,9 @@ pub(crate) struct Pool {
     /// The contracts open on this pool, by index key, with their handle counts: what the
     /// pruner visits.
     namespaces: Mutex<HashMap<Vec<u8>, (Namespace, usize)>>,
+    /// The pruning thread, started by the first contract that opens on this pool; the
+    /// thread ends when this is dropped with the pool.
+    pruner: Mutex<Option<pruner::Stop>>,
 }
 
 /// What a new connection must send before it is used.
@@ -160,8 +163,8 @@ impl Pool {
             state: Mutex::new(State::default()),
             freed: Condvar::new(),
             namespaces: Mutex::default(),
+            pruner: Mutex::new(None),
         });
-        pruner::start(&pool)?;
         pools.retain(|_, weak| weak.strong_count() > 0);
         pools.insert(config.clone(), Arc::downgrade(&pool));
         Ok(pool)
@@ -172,12 +175,22 @@ impl Pool {
         &self.server
     }
 
-    pub(crate) fn register(&self, namespace: &Namespace) {
+    /// Adds a handle on `namespace` to what the pruner visits, starting the pruner with
+    /// the pool's first contract. Called only once an open has succeeded, so a failed open
+    /// leaves neither a registration nor a thread.
+    pub(crate) fn register(self: &Arc<Self>, namespace: &Namespace) -> DriverResult<()> {
+        {
+            let mut pruner = self.pruner.lock();
+            if pruner.is_none() {
+                *pruner = Some(pruner::start(self)?);
+            }
+        }
         let mut namespaces = self.namespaces.lock();
         namespaces
             .entry(namespace.index_key().to_vec())
             .or_insert_with(|| (namespace.clone(), 0))
             .1 += 1;
+        Ok(())
     }
 
     pub(crate) fn unregister(&self, namespace: &Namespace) {
