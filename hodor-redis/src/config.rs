@@ -45,8 +45,10 @@ pub struct RedisConfig {
     /// this config (default 8, 1 to 1024). A call waits for a free connection for at most
     /// `timeout_ms`.
     pub pool_size: u32,
-    /// How long opening one connection (TCP connect, authentication, `SELECT`) may take, in
-    /// milliseconds (default 2000, at least 1).
+    /// How long opening one connection may take, in milliseconds (default 2000, at least
+    /// 1): the TCP connect, the TLS handshake, authentication, `SELECT` and the server's
+    /// first answer. Opening a contract (`Contract::new`) is bounded by it as a whole, the
+    /// driver's check of the server included.
     pub connect_timeout_ms: u64,
     /// How long any one call may wait for a free connection, and how long any read or write
     /// on a connection may block, in milliseconds (default 2000, at least 1). A server that

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hodor_core::driver::{
@@ -56,11 +56,14 @@ impl RedisDriver {
     /// Closing is idempotent, and a handle dropped without `close` releases what it holds.
     pub fn open(name: &str, config: &RedisConfig) -> DriverResult<RedisDriver> {
         check_name(name)?;
+        // Opening is connecting: all of it, the check below included, within
+        // connect_timeout_ms.
+        let deadline = Instant::now() + config.connect_timeout();
         let pool = Pool::shared(config)?;
         let namespace = Namespace::new(name);
         // The cheapest call that proves the connection, the credentials, the database and
         // ZRANGE ... BYLEX (Redis 6.2) all work.
-        let probe = pool.run(Retry::Idempotent, |conn| {
+        let probe = pool.run_by(deadline, Retry::Idempotent, |conn| {
             redis::cmd("ZRANGE")
                 .arg(namespace.index_key())
                 .arg("-")

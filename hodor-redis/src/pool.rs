@@ -19,7 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
 
 use crate::config::RedisConfig;
-use crate::error::BackendError;
+use crate::error::{BackendError, Stage};
 use crate::keys::Namespace;
 use crate::pruner;
 
@@ -47,6 +47,51 @@ pub(crate) struct Pool {
     /// The pruning thread, started by the first contract that opens on this pool; the
     /// thread ends when this is dropped with the pool.
     pruner: Mutex<Option<pruner::Stop>>,
+}
+
+/// The time limits of one call.
+#[derive(Clone, Copy, Debug)]
+enum Budget {
+    /// An ordinary call: `timeout_ms` to wait for a free connection and for each reply,
+    /// `connect_timeout_ms` to open a connection.
+    Call,
+    /// Opening a contract: everything by this deadline, `connect_timeout_ms` after the open
+    /// began.
+    Open(Instant),
+}
+
+impl Budget {
+    /// What bounded a request that failed, for the message.
+    fn stage_of_request(self) -> Stage {
+        match self {
+            Budget::Call => Stage::Request,
+            Budget::Open(_) => Stage::Opening,
+        }
+    }
+
+    /// The setting that bounds waiting for a free connection, and its value.
+    fn wait_limit(self, config: &RedisConfig) -> (&'static str, u64) {
+        match self {
+            Budget::Call => ("timeout_ms", config.timeout_ms),
+            Budget::Open(_) => (
+                "connect_timeout_ms",
+                config.timeout_ms.min(config.connect_timeout_ms),
+            ),
+        }
+    }
+}
+
+/// What is left until `deadline`, or a timeout error if nothing is.
+fn remaining(deadline: Instant) -> RedisResult<std::time::Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the deadline passed",
+            ))
+        })
 }
 
 /// What a new connection must send before it is used.
@@ -211,7 +256,7 @@ impl Pool {
             .collect()
     }
 
-    /// Runs `op` on a pooled connection.
+    /// Runs `op` on a pooled connection, within the limits of an ordinary call.
     ///
     /// A connection whose operation failed is closed, never reused. If it failed because
     /// the connection had dropped (the server restarted or closed it while it sat idle),
@@ -220,33 +265,69 @@ impl Pool {
     pub(crate) fn run<T>(
         &self,
         retry: Retry,
+        op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> DriverResult<T> {
+        self.run_within(Budget::Call, retry, op)
+    }
+
+    /// Runs `op` like [`Pool::run`], but all of it (waiting for a connection, opening one,
+    /// the request and its reply) by `deadline`: opening a contract is part of connecting,
+    /// so it is bounded by `connect_timeout_ms`, not by `timeout_ms`.
+    pub(crate) fn run_by<T>(
+        &self,
+        deadline: Instant,
+        retry: Retry,
+        op: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> DriverResult<T> {
+        self.run_within(Budget::Open(deadline), retry, op)
+    }
+
+    fn run_within<T>(
+        &self,
+        budget: Budget,
+        retry: Retry,
         mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> DriverResult<T> {
-        let (conn, reused) = self.checkout()?;
-        let error = match self.attempt(conn, &mut op) {
+        let (conn, reused) = self.checkout(budget)?;
+        let error = match self.attempt(budget, conn, &mut op) {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
         if !error.is_connection_dropped() {
-            return Err(self.error(error));
+            return Err(self.error(budget.stage_of_request(), error));
         }
         self.discard_idle();
         if !(reused && retry == Retry::Idempotent) {
-            return Err(self.error(error));
+            return Err(self.error(budget.stage_of_request(), error));
         }
-        let (conn, _) = self.checkout()?;
-        self.attempt(conn, &mut op)
-            .map_err(|error| self.error(error))
+        let (conn, _) = self.checkout(budget)?;
+        self.attempt(budget, conn, &mut op)
+            .map_err(|error| self.error(budget.stage_of_request(), error))
     }
 
     /// Runs `op` on `conn`, then returns the connection to the pool, or drops it if the
     /// operation failed (its state is unknown).
     fn attempt<T>(
         &self,
+        budget: Budget,
         mut conn: Connection,
         op: &mut impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
-        let result = op(&mut conn);
+        let result = match budget {
+            Budget::Call => op(&mut conn),
+            Budget::Open(deadline) => (|| {
+                // A reused connection has the call timeout; this request gets what is
+                // left of the open's, and the connection goes back with the call timeout.
+                let left = Some(remaining(deadline)?);
+                conn.set_read_timeout(left)?;
+                conn.set_write_timeout(left)?;
+                let value = op(&mut conn)?;
+                let timeout = Some(self.config.timeout());
+                conn.set_read_timeout(timeout)?;
+                conn.set_write_timeout(timeout)?;
+                Ok(value)
+            })(),
+        };
         match result {
             Ok(_) => self.checkin(conn),
             Err(_) => self.discard(conn),
@@ -254,18 +335,23 @@ impl Pool {
         result
     }
 
-    fn error(&self, error: redis::RedisError) -> DriverError {
+    fn error(&self, stage: Stage, error: redis::RedisError) -> DriverError {
         DriverError::backend(BackendError::redis(
             &self.server,
-            self.config.timeout_ms,
+            &self.config,
+            stage,
             error,
         ))
     }
 
     /// An idle connection (`true`: reused), or a new one if fewer than `pool_size` exist;
-    /// otherwise waits up to `timeout_ms` for one to be returned.
-    fn checkout(&self) -> DriverResult<(Connection, bool)> {
-        let deadline = Instant::now() + self.config.timeout();
+    /// otherwise waits up to `timeout_ms` (and never past an open's deadline) for one to be
+    /// returned.
+    fn checkout(&self, budget: Budget) -> DriverResult<(Connection, bool)> {
+        let mut deadline = Instant::now() + self.config.timeout();
+        if let Budget::Open(open) = budget {
+            deadline = deadline.min(open);
+        }
         let mut state = self.state.lock();
         loop {
             if let Some(conn) = state.idle.pop() {
@@ -274,66 +360,67 @@ impl Pool {
             if state.open < self.config.pool_size as usize {
                 state.open += 1;
                 drop(state);
-                return match self.connect() {
+                return match self.connect(budget) {
                     Ok(conn) => Ok((conn, false)),
                     Err(error) => {
                         self.release_slot();
-                        Err(self.error(error))
+                        Err(self.error(Stage::Connect, error))
                     }
                 };
             }
             if self.freed.wait_until(&mut state, deadline).timed_out() {
+                let (setting, ms) = budget.wait_limit(&self.config);
                 return Err(DriverError::backend(BackendError::other(format!(
-                    "all {} connections to {} stayed busy for {} ms (the timeout_ms setting); \
+                    "all {} connections to {} stayed busy for {ms} ms (the {setting} setting); \
                      raise pool_size or look for slow calls",
-                    self.config.pool_size, self.server, self.config.timeout_ms
+                    self.config.pool_size, self.server
                 ))));
             }
         }
     }
 
-    /// Opens a connection within `connect_timeout_ms`, all of it.
+    /// Opens a connection within `connect_timeout_ms` (and never past an open's deadline),
+    /// all of it: the TCP connect, the TLS handshake, authentication, `SELECT`, and the
+    /// server's first answer.
     ///
     /// The redis client can authenticate and select the database itself, but it sends those
     /// commands as one pipeline and then waits the full timeout for each reply in turn, so a
     /// server that accepts connections but does not answer would hold a connect for a
     /// multiple of the timeout. Here each handshake command gets what is left of one
-    /// deadline.
-    fn connect(&self) -> RedisResult<Connection> {
-        let deadline = Instant::now() + self.config.connect_timeout();
+    /// deadline. A connection that needs neither command sends a `PING`, so that a TLS
+    /// handshake and a listener that accepts but never answers are caught here too, not by
+    /// the first request's `timeout_ms`.
+    fn connect(&self, budget: Budget) -> RedisResult<Connection> {
+        let mut deadline = Instant::now() + self.config.connect_timeout();
+        if let Budget::Open(open) = budget {
+            deadline = deadline.min(open);
+        }
         let mut conn = self
             .client
-            .get_connection_with_timeout(self.config.connect_timeout())?;
-        let remaining = || {
-            deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    redis::RedisError::from(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the connection handshake did not finish within connect_timeout_ms",
-                    ))
-                })
+            .get_connection_with_timeout(remaining(deadline)?)?;
+        let mut send = |cmd: &redis::Cmd| -> RedisResult<()> {
+            let left = Some(remaining(deadline)?);
+            conn.set_read_timeout(left)?;
+            conn.set_write_timeout(left)?;
+            cmd.query::<redis::Value>(&mut conn).map(drop)
         };
         let handshake = &self.handshake;
+        let mut answered = false;
         if let Some(password) = &handshake.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(username) = &handshake.username {
                 auth.arg(username);
             }
             auth.arg(password);
-            let left = Some(remaining()?);
-            conn.set_read_timeout(left)?;
-            conn.set_write_timeout(left)?;
-            auth.query::<()>(&mut conn)?;
+            send(&auth)?;
+            answered = true;
         }
         if handshake.database != 0 {
-            let left = Some(remaining()?);
-            conn.set_read_timeout(left)?;
-            conn.set_write_timeout(left)?;
-            redis::cmd("SELECT")
-                .arg(handshake.database)
-                .query::<()>(&mut conn)?;
+            send(redis::cmd("SELECT").arg(handshake.database))?;
+            answered = true;
+        }
+        if !answered {
+            send(&redis::cmd("PING"))?;
         }
         let timeout = Some(self.config.timeout());
         conn.set_read_timeout(timeout)?;

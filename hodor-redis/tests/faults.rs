@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hodor_core::{Contract, Error};
 use hodor_redis as _;
 use serde_json::json;
-use support::Server;
+use support::{Proxy, Server};
 
 const TIMEOUT_MS: u64 = 300;
 const CONNECT_TIMEOUT_MS: u64 = 300;
@@ -185,4 +185,42 @@ fn opening_against_a_frozen_server_fails_within_the_connect_timeout() {
     eprintln!("open against frozen server -> {took:?}");
     assert!(matches!(result, Err(Error::Backend { .. })), "{result:?}");
     assert!(took < bound(), "{took:?}");
+}
+
+/// The most a connect-bounded call may take: the connect timeout plus slack for a loaded
+/// machine, far below the read timeout the tests set beside it.
+fn connect_bound(connect_timeout_ms: u64) -> Duration {
+    Duration::from_millis(connect_timeout_ms + 1500)
+}
+
+#[test]
+fn opening_against_a_silent_listener_fails_within_the_connect_timeout() {
+    let silent = Proxy::silent();
+    let port = silent.port;
+    let mut urls = vec![
+        ("no handshake", format!("redis://127.0.0.1:{port}/0")),
+        ("AUTH", format!("redis://:pw@127.0.0.1:{port}/0")),
+        (
+            "AUTH and SELECT",
+            format!("redis://user:pw@127.0.0.1:{port}/3"),
+        ),
+    ];
+    if cfg!(feature = "tls") {
+        urls.push(("TLS handshake", format!("rediss://127.0.0.1:{port}/0")));
+    }
+    for (what, url) in urls {
+        let started = Instant::now();
+        let result = Contract::new(
+            "redis",
+            "silent",
+            Some(json!({"url": url, "connect_timeout_ms": 200, "timeout_ms": 10_000})),
+        );
+        let took = started.elapsed();
+        eprintln!("open, silent listener, {what} -> {took:?}");
+        assert!(
+            matches!(result, Err(Error::Backend { .. })),
+            "{what}: {result:?}"
+        );
+        assert!(took < connect_bound(200), "{what}: open took {took:?}");
+    }
 }

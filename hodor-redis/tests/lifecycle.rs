@@ -22,6 +22,17 @@ fn threads() -> Option<usize> {
         .map(Iterator::count)
 }
 
+/// The names of this process's threads, for a failure message.
+fn thread_names() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
 /// Waits up to two seconds for the thread count to come back to `baseline`.
 fn settles_to(baseline: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -59,8 +70,9 @@ fn failed_opens_start_no_thread() {
     let after = settles_to(before);
     assert!(
         after <= before,
-        "100 failed opens left {} threads behind",
-        after - before
+        "100 failed opens left {} threads behind: {:?}",
+        after - before,
+        thread_names()
     );
 }
 
@@ -85,7 +97,8 @@ fn the_pruning_thread_ends_with_the_last_contract_of_its_pool() {
     let after = settles_to(before);
     assert!(
         after <= before,
-        "20 opened and closed pools left {} threads behind",
-        after - before
+        "20 opened and closed pools left {} threads behind: {:?}",
+        after - before,
+        thread_names()
     );
 }
