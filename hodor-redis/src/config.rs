@@ -7,6 +7,8 @@ use hodor_core::Echo;
 use hodor_core::driver::{DriverError, DriverResult};
 use serde::{Deserialize, Serialize};
 
+use crate::secret::{Secrets, describe_url};
+
 /// The URL used when the config names none: a server on this machine, database 0.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
@@ -37,7 +39,11 @@ pub struct RedisConfig {
     /// The server: `redis://[[user]:password@]host[:port][/db]`, `rediss://...` for TLS,
     /// or `redis+unix:///path/to/socket[?db=N&user=U&pass=P]` for a Unix socket. Default
     /// [`DEFAULT_URL`]. Username and password (Redis 6 ACL, or `:password` for the classic
-    /// `requirepass`) come from the URL.
+    /// `requirepass`) come from the URL; percent-encode `/`, `#`, `?`, `@` and `%` in them.
+    ///
+    /// Messages and `Debug` never show the credentials, the query or the fragment of this
+    /// URL, and show its address only when it has the plain shape `host[:port][/db]` (or a
+    /// socket path), so a password that breaks the URL's shape cannot leak through it.
     pub url: String,
     /// The database number; overrides the one in the URL when set.
     pub database: Option<u32>,
@@ -157,9 +163,9 @@ impl RedisConfig {
         Duration::from_millis(self.prune_interval_ms)
     }
 
-    /// The URL with its password hidden and its length bounded, for messages.
+    /// The URL as messages show it: no credentials, no query, bounded.
     pub(crate) fn display_url(&self) -> String {
-        Echo::prose(&redact(&self.url)).to_string()
+        describe_url(&self.url)
     }
 
     /// Checks what serde cannot, and builds the client's connection info.
@@ -182,12 +188,16 @@ impl RedisConfig {
 
         let info =
             redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(|e| {
+                // The client's message may repeat part of the URL.
+                let why = Secrets::of(&self.url, None).scrub(&e.to_string());
                 DriverError::invalid_config(
                     Some("url"),
                     format!(
-                        "{} is not a Redis URL ({e}); write redis://[:password@]host[:port][/db] \
-                         or redis+unix:///path/to/socket",
-                        self.display_url()
+                        "{} is not a Redis URL ({}); write \
+                         redis://[[user]:password@]host[:port][/db] (percent-encode / # ? @ % \
+                         in a password) or redis+unix:///path/to/socket",
+                        self.display_url(),
+                        Echo::prose(&why)
                     ),
                 )
             })?;
@@ -237,45 +247,6 @@ impl RedisConfig {
             }
         })
     }
-}
-
-/// Hides the password of a URL: `redis://user:secret@host` becomes `redis://user:***@host`.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let (scheme, rest) = url.split_at(scheme_end);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    match authority.rfind('@') {
-        Some(at) => {
-            let (userinfo, host) = authority.split_at(at);
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(userinfo.split_at(colon).0);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
-    }
-    // Unix-socket URLs carry the password as a query parameter.
-    match tail.find("pass=") {
-        Some(i) => {
-            let (before, after) = tail.split_at(i + 5);
-            out.push_str(before);
-            out.push_str("***");
-            if let Some(amp) = after.find('&') {
-                out.push_str(after.split_at(amp).1);
-            }
-        }
-        None => out.push_str(tail),
-    }
-    out
 }
 
 #[cfg(test)]
@@ -384,19 +355,5 @@ mod tests {
         } else {
             assert_eq!(field_of(result).as_deref(), Some("url"));
         }
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("redis://u:p@h:1/2"), "redis://u:***@h:1/2");
-        assert_eq!(redact("redis://:p@h"), "redis://:***@h");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
-        assert_eq!(redact("redis://u@h"), "redis://u@h");
-        assert_eq!(
-            redact("redis+unix:///tmp/s?db=1&pass=x&user=u"),
-            "redis+unix:///tmp/s?db=1&pass=***&user=u"
-        );
-        assert_eq!(redact("not a url"), "not a url");
-        assert_eq!(redact("redis://p@ss:w@rd@h"), "redis://p@ss:***@h");
     }
 }

@@ -2,14 +2,19 @@
 
 use std::fmt;
 
-use crate::config::RedisConfig;
+use hodor_core::Echo;
 
-/// What went wrong talking to the server, with the redis crate's error as the source when
-/// there is one.
+use crate::config::RedisConfig;
+use crate::secret::Secrets;
+
+/// What went wrong talking to the server.
+///
+/// Only text the driver wrote, and the redis crate's message with every piece of the URL
+/// that may be a password scrubbed out ([`Secrets`]); the redis crate's error itself is not
+/// kept as a source, so nothing unscrubbed can be reached through the error chain.
 #[derive(Debug)]
 pub(crate) struct BackendError {
     message: String,
-    source: Option<redis::RedisError>,
 }
 
 /// Where in a call the redis client failed, which says which setting bounded it.
@@ -25,38 +30,35 @@ pub(crate) enum Stage {
 
 impl BackendError {
     /// A failure of the redis client at `stage`, with `server` (a URL without its
-    /// password) and what the driver knows about why.
+    /// credentials) and what the driver knows about why.
     pub(crate) fn redis(
         server: &str,
         config: &RedisConfig,
+        secrets: &Secrets,
         stage: Stage,
-        error: redis::RedisError,
+        error: &redis::RedisError,
     ) -> BackendError {
         let (setting, ms) = match stage {
             Stage::Connect | Stage::Opening => ("connect_timeout_ms", config.connect_timeout_ms),
             Stage::Request => ("timeout_ms", config.timeout_ms),
         };
+        let text = secrets.scrub(&error.to_string());
+        let text = Echo::prose(&text);
         let message = if error.is_timeout() {
-            format!("{server} did not answer within {ms} ms (the {setting} setting): {error}")
+            format!("{server} did not answer within {ms} ms (the {setting} setting): {text}")
         } else if error.is_connection_refusal() {
-            format!("{server} refused the connection (is the server running?): {error}")
+            format!("{server} refused the connection (is the server running?): {text}")
         } else if error.is_io_error() {
-            format!("connection to {server} failed: {error}")
+            format!("connection to {server} failed: {text}")
         } else {
-            format!("{server} returned an error: {error}")
+            format!("{server} returned an error: {text}")
         };
-        BackendError {
-            message,
-            source: Some(error),
-        }
+        BackendError { message }
     }
 
     /// A failure that is the driver's own (no free connection, an unexpected reply).
     pub(crate) fn other(message: String) -> BackendError {
-        BackendError {
-            message,
-            source: None,
-        }
+        BackendError { message }
     }
 }
 
@@ -66,10 +68,4 @@ impl fmt::Display for BackendError {
     }
 }
 
-impl std::error::Error for BackendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
+impl std::error::Error for BackendError {}

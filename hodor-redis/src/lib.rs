@@ -105,6 +105,7 @@ mod keys;
 mod pool;
 mod pruner;
 mod scripts;
+mod secret;
 
 /// The test server helpers of `tests/`, for the unit tests that look inside a pool.
 #[cfg(test)]

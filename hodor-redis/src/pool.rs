@@ -22,6 +22,7 @@ use crate::config::RedisConfig;
 use crate::error::{BackendError, Stage};
 use crate::keys::Namespace;
 use crate::pruner;
+use crate::secret::Secrets;
 
 /// Whether an operation may be sent again after its connection dropped mid-call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub(crate) struct Pool {
     handshake: Handshake,
     pub(crate) config: RedisConfig,
     server: String,
+    /// What must never appear in a message: see [`Secrets`].
+    secrets: Secrets,
     state: Mutex<State>,
     freed: Condvar,
     /// The contracts open on this pool, by index key, with their handle counts: what the
@@ -117,20 +120,33 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// The client's refusal of `info`, with its message scrubbed.
+fn refused(secrets: &Secrets, e: &redis::RedisError) -> DriverError {
+    let why = secrets.scrub(&e.to_string());
+    DriverError::invalid_config(
+        Some("url"),
+        format!("the redis client refused it: {}", Echo::prose(&why)),
+    )
+}
+
 #[cfg(not(feature = "tls"))]
-fn client(_config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Client> {
-    Client::open(info).map_err(|e| {
-        DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
-    })
+fn client(
+    _config: &RedisConfig,
+    secrets: &Secrets,
+    info: redis::ConnectionInfo,
+) -> DriverResult<Client> {
+    Client::open(info).map_err(|e| refused(secrets, &e))
 }
 
 /// A client for `info`; for a `rediss://` URL, with the configured certificates.
 #[cfg(feature = "tls")]
-fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Client> {
+fn client(
+    config: &RedisConfig,
+    secrets: &Secrets,
+    info: redis::ConnectionInfo,
+) -> DriverResult<Client> {
     if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
-        return Client::open(info).map_err(|e| {
-            DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
-        });
+        return Client::open(info).map_err(|e| refused(secrets, &e));
     }
     // rustls uses the process-wide crypto provider. Install ring unless the program chose
     // one already, so that building a TLS config can never panic for want of one.
@@ -171,9 +187,10 @@ fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Cli
         },
     )
     .map_err(|e| {
+        let why = secrets.scrub(&e.to_string());
         DriverError::invalid_config(
             Some(field),
-            format!("the TLS certificates are unusable: {e}"),
+            format!("the TLS certificates are unusable: {}", Echo::prose(&why)),
         )
     })
 }
@@ -198,13 +215,15 @@ impl Pool {
             password: settings.password().map(str::to_owned),
             database: settings.db(),
         };
+        let secrets = Secrets::of(&config.url, handshake.password.as_deref());
         let bare = RedisConnectionInfo::default().set_skip_set_lib_name();
-        let client = client(config, info.set_redis_settings(bare))?;
+        let client = client(config, &secrets, info.set_redis_settings(bare))?;
         let pool = Arc::new(Pool {
             client,
             handshake,
             config: config.clone(),
             server: config.display_url(),
+            secrets,
             state: Mutex::new(State::default()),
             freed: Condvar::new(),
             namespaces: Mutex::default(),
@@ -339,8 +358,9 @@ impl Pool {
         DriverError::backend(BackendError::redis(
             &self.server,
             &self.config,
+            &self.secrets,
             stage,
-            error,
+            &error,
         ))
     }
 
