@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::driver::{Capabilities, Driver, DriverError, Metadata};
-use crate::error::{Echo, Error, Result};
+use crate::error::{Applied, Echo, Error, Result};
 use crate::key;
 use crate::metrics::{Counter, Counters, Metrics};
 use crate::registry;
@@ -499,11 +499,22 @@ pub(crate) fn map_error(
     let contract = contract.clone();
     let key = key.map(str::to_owned);
     match e {
-        DriverError::Backend(source) => Error::Backend {
+        DriverError::Backend {
+            kind,
+            applied,
+            source,
+        } => Error::Backend {
             driver,
             contract,
             operation,
             key,
+            kind,
+            // A read changes nothing, whatever the driver could tell.
+            applied: if crate::error::is_write(operation) {
+                applied
+            } else {
+                Applied::No
+            },
             source,
         },
         DriverError::Unsupported {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::error::{BoxError, Echo, SourceText};
+use crate::error::{Applied, BackendKind, BoxError, Echo, SourceText};
 
 /// Result of a driver call.
 pub type DriverResult<T> = std::result::Result<T, DriverError>;
@@ -30,8 +30,21 @@ pub type OpenFn =
 #[non_exhaustive]
 pub enum DriverError {
     /// The backend failed (I/O, network, server error). Becomes [`crate::Error::Backend`].
-    #[error("{}", SourceText(.0))]
-    Backend(#[source] BoxError),
+    ///
+    /// Build it with [`DriverError::backend`] when nothing more is known, or
+    /// [`DriverError::backend_failure`] to say why and whether a write may have been
+    /// applied.
+    #[error("{}", SourceText(source))]
+    Backend {
+        /// Why, as far as the driver can tell.
+        kind: BackendKind,
+        /// What the failed call is known to have changed. The `Contract` reports
+        /// [`Applied::No`] for reads whatever the driver says.
+        applied: Applied,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
     /// The operation or argument is not supported. Becomes [`crate::Error::Unsupported`].
     #[error("{operation} is not supported")]
     Unsupported {
@@ -61,9 +74,16 @@ pub enum DriverError {
 impl fmt::Debug for DriverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DriverError::Backend(source) => {
-                f.debug_tuple("Backend").field(&SourceText(source)).finish()
-            }
+            DriverError::Backend {
+                kind,
+                applied,
+                source,
+            } => f
+                .debug_struct("Backend")
+                .field("kind", kind)
+                .field("applied", applied)
+                .field("source", &SourceText(source))
+                .finish(),
             DriverError::Unsupported { operation, reason } => f
                 .debug_struct("Unsupported")
                 .field("operation", operation)
@@ -87,9 +107,27 @@ impl fmt::Debug for DriverError {
 }
 
 impl DriverError {
-    /// Wraps a backend error.
+    /// Wraps a backend error about which nothing more is known: kind
+    /// [`BackendKind::Other`], and a write it interrupted may have been applied
+    /// ([`Applied::Unknown`]), the safe thing to say when the driver cannot tell.
     pub fn backend(error: impl Into<BoxError>) -> DriverError {
-        DriverError::Backend(error.into())
+        DriverError::backend_failure(BackendKind::Other, Applied::Unknown, error)
+    }
+
+    /// Wraps a backend error, saying why it failed and what it is known to have changed:
+    /// [`Applied::No`] when the request never left (a refused connection, an expired
+    /// wait) or the backend refused it before carrying any of it out, [`Applied::Unknown`]
+    /// when it was sent and no answer came back.
+    pub fn backend_failure(
+        kind: BackendKind,
+        applied: Applied,
+        error: impl Into<BoxError>,
+    ) -> DriverError {
+        DriverError::Backend {
+            kind,
+            applied,
+            source: error.into(),
+        }
     }
 
     /// An unsupported operation, with no further reason.

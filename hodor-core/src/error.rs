@@ -185,12 +185,17 @@ pub enum Error {
     },
 
     /// The backend failed: network, server or I/O error. The backend's own error is the source.
+    ///
+    /// `kind` says why, as far as the driver can tell, and `applied` what a failed write is
+    /// known to have done: a write that timed out or lost its connection after its request
+    /// left may have been applied by the server all the same. The message says which, for
+    /// writes. [`Error::is_retryable`] sums up whether trying again may help.
     #[error(
-        "{driver} backend failed during {operation}{} in contract {}: {}; the operation \
-         did not complete and may be retried once the backend is reachable",
+        "{driver} backend failed during {operation}{} in contract {}: {}{}",
         OnKey(key),
         Echo(contract),
-        SourceText(source)
+        SourceText(source),
+        Outcome { operation, applied }
     )]
     Backend {
         /// Driver name.
@@ -201,10 +206,71 @@ pub enum Error {
         operation: &'static str,
         /// The key, if the operation had one.
         key: Option<String>,
+        /// Why it failed, as far as the driver can tell.
+        kind: BackendKind,
+        /// What the failed call is known to have changed. Always [`Applied::No`] for reads.
+        applied: Applied,
         /// The backend's error.
         #[source]
         source: BoxError,
     },
+}
+
+/// Why a backend call failed, as far as the driver can tell: see [`Error::Backend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// The backend did not answer in time: a connect, a reply or a wait for a free
+    /// connection timed out. The backend may be overloaded, hung or unreachable.
+    Timeout,
+    /// The backend could not be reached: the connection was refused, could not be opened
+    /// or broke.
+    Unavailable,
+    /// The backend refused the credentials. Trying again with the same ones will not help.
+    Unauthenticated,
+    /// Anything else: an error the backend returned, an unexpected reply, a driver bug.
+    Other,
+}
+
+/// What a failed call is known to have changed: see [`Error::Backend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Applied {
+    /// Nothing: the call only reads, or it failed before its request left, or the backend
+    /// refused it before carrying any of it out.
+    No,
+    /// Unknown: the request was sent (or may have been) and no answer came back, as when
+    /// a reply times out or the connection breaks mid-call. A write may or may not have
+    /// been applied; read the data back to know.
+    Unknown,
+}
+
+/// The operations a [`Contract`](crate::Contract) reports that change data: a backend
+/// failure of one of them says whether it was applied. (A new write operation belongs
+/// here.)
+const WRITES: &[&str] = &["set", "set_many", "delete", "delete_many"];
+
+/// Whether `operation` changes data.
+pub(crate) fn is_write(operation: &str) -> bool {
+    WRITES.contains(&operation)
+}
+
+/// The end of a Backend message: what is known about a failed write.
+struct Outcome<'a> {
+    operation: &'a str,
+    applied: &'a Applied,
+}
+
+impl fmt::Display for Outcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !is_write(self.operation) {
+            return Ok(());
+        }
+        match self.applied {
+            Applied::No => f.write_str("; it was not applied"),
+            Applied::Unknown => f.write_str("; it may or may not have been applied"),
+        }
+    }
 }
 
 /// An input repeated in a message, bounded: whatever its length, it is shown quoted and
@@ -524,6 +590,8 @@ impl fmt::Debug for Error {
                 contract,
                 operation,
                 key: k,
+                kind,
+                applied,
                 source,
             } => f
                 .debug_struct("Backend")
@@ -531,6 +599,8 @@ impl fmt::Debug for Error {
                 .field("contract", &Echo(contract))
                 .field("operation", operation)
                 .field("key", &key(k))
+                .field("kind", kind)
+                .field("applied", applied)
                 // The source's Display, bounded: its Debug is the driver's and unbounded.
                 .field("source", &SourceText(source))
                 .finish(),
@@ -570,6 +640,33 @@ impl Error {
     /// `true` for [`Error::NotFound`]: the usual way to treat a miss.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// `true` when the same call may succeed if tried again later: a [`Error::Backend`]
+    /// failure of kind [`BackendKind::Timeout`] or [`BackendKind::Unavailable`]. Every
+    /// other error says something about the call or the configuration that a retry does
+    /// not change.
+    ///
+    /// It does not say a retry is harmless: a write whose `applied` is
+    /// [`Applied::Unknown`] may already have been applied. Retrying a `set` leaves the same
+    /// result; retrying a `delete` may report `false` for an entry the first attempt
+    /// removed.
+    ///
+    /// ```
+    /// # use hodor_memory as _;
+    /// let c = hodor_core::Contract::new("memory", "retry", None)?;
+    /// let err = c.get("missing").unwrap_err();
+    /// assert!(!err.is_retryable());
+    /// # Ok::<(), hodor_core::Error>(())
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                kind: BackendKind::Timeout | BackendKind::Unavailable,
+                ..
+            }
+        )
     }
 }
 
@@ -695,8 +792,10 @@ mod tests {
             Error::Backend {
                 driver: "redis",
                 contract: contract.clone(),
-                operation: "get",
+                operation: "set",
                 key: Some(huge('\u{7f}')),
+                kind: BackendKind::Timeout,
+                applied: Applied::Unknown,
                 source: huge('s').into(),
             },
         ];
@@ -732,10 +831,47 @@ mod tests {
             contract: contract(),
             operation: "get",
             key: Some("k".into()),
+            kind: BackendKind::Unavailable,
+            applied: Applied::No,
             source: Box::new(io),
         };
         let source = std::error::Error::source(&e).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("refused"));
         assert!(e.to_string().contains("during get (key \"k\")"), "{e}");
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn a_failed_write_says_what_is_known_and_a_read_says_nothing() {
+        let backend = |operation, applied| Error::Backend {
+            driver: "redis",
+            contract: contract(),
+            operation,
+            key: None,
+            kind: BackendKind::Timeout,
+            applied,
+            source: "timed out".into(),
+        };
+        let text = backend("set", Applied::Unknown).to_string();
+        assert!(
+            text.ends_with("timed out; it may or may not have been applied"),
+            "{text}"
+        );
+        let text = backend("delete_many", Applied::No).to_string();
+        assert!(text.ends_with("timed out; it was not applied"), "{text}");
+        let text = backend("get", Applied::No).to_string();
+        assert!(text.ends_with("timed out"), "{text}");
+        for kind in [BackendKind::Unauthenticated, BackendKind::Other] {
+            let e = Error::Backend {
+                driver: "redis",
+                contract: contract(),
+                operation: "get",
+                key: None,
+                kind,
+                applied: Applied::No,
+                source: "no".into(),
+            };
+            assert!(!e.is_retryable(), "{kind:?}");
+        }
     }
 }

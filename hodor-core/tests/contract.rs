@@ -260,6 +260,7 @@ fn backend_errors_carry_driver_contract_key_and_source() {
             operation,
             key,
             source,
+            ..
         } => {
             assert_eq!(
                 (*driver, &**contract, *operation),

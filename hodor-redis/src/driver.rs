@@ -8,12 +8,12 @@ use bytes::Bytes;
 use hodor_core::driver::{
     Capabilities, Driver, DriverError, DriverResult, Gauges, check_name, parse_config,
 };
-use hodor_core::{Contract, Echo, Metadata};
+use hodor_core::{Applied, BackendKind, Contract, Echo, Metadata};
 
 use crate::config::RedisConfig;
 use crate::error::BackendError;
 use crate::keys::{Namespace, lex_range};
-use crate::pool::{Pool, Retry};
+use crate::pool::{Op, Pool};
 use crate::pruner;
 use crate::scripts;
 
@@ -63,7 +63,7 @@ impl RedisDriver {
         let namespace = Namespace::new(name);
         // The cheapest call that proves the connection, the credentials, the database and
         // ZRANGE ... BYLEX (Redis 6.2) all work.
-        let probe = pool.run_by(deadline, Retry::Idempotent, |conn| {
+        let probe = pool.run_by(deadline, Op::Read, |conn| {
             redis::cmd("ZRANGE")
                 .arg(namespace.index_key())
                 .arg("-")
@@ -76,12 +76,18 @@ impl RedisDriver {
         });
         if let Err(error) = probe {
             return Err(match error {
-                DriverError::Backend(source) if source.to_string().contains("syntax error") => {
-                    DriverError::backend(BackendError::other(format!(
-                        "{} does not support ZRANGE ... BYLEX; hodor-redis needs Redis 6.2 or \
-                         later, or Valkey ({source})",
-                        pool.server()
-                    )))
+                DriverError::Backend { source, .. }
+                    if source.to_string().contains("syntax error") =>
+                {
+                    DriverError::backend_failure(
+                        BackendKind::Other,
+                        Applied::No,
+                        BackendError::other(format!(
+                            "{} does not support ZRANGE ... BYLEX; hodor-redis needs Redis 6.2 \
+                             or later, or Valkey ({source})",
+                            pool.server()
+                        )),
+                    )
                 }
                 other => other,
             });
@@ -98,7 +104,7 @@ impl RedisDriver {
     /// The contract's entries as the pruner sees them: how many keys the index holds, expired
     /// ones not yet pruned included.
     fn index_len(&self) -> DriverResult<u64> {
-        self.pool.run(Retry::Idempotent, |conn| {
+        self.pool.run(Op::Read, |conn| {
             redis::cmd("ZCARD")
                 .arg(self.namespace.index_key())
                 .query::<u64>(conn)
@@ -160,7 +166,7 @@ impl Driver for RedisDriver {
         let modified = now_nanos();
         let ttl = ttl_arg(ttl);
         let value_key = self.namespace.value_key(key);
-        self.pool.run(Retry::Idempotent, |conn| {
+        self.pool.run(Op::Write, |conn| {
             scripts::SET
                 .key(&value_key)
                 .key(self.namespace.index_key())
@@ -176,7 +182,7 @@ impl Driver for RedisDriver {
 
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
         let value_key = self.namespace.value_key(key);
-        let value = self.pool.run(Retry::Idempotent, |conn| {
+        let value = self.pool.run(Op::Read, |conn| {
             redis::cmd("HGET")
                 .arg(&value_key)
                 .arg("v")
@@ -187,7 +193,7 @@ impl Driver for RedisDriver {
 
     fn delete(&self, key: &str) -> DriverResult<bool> {
         let value_key = self.namespace.value_key(key);
-        let removed = self.pool.run(Retry::Never, |conn| {
+        let removed = self.pool.run(Op::WriteOnce, |conn| {
             scripts::DELETE
                 .key(&value_key)
                 .key(self.namespace.index_key())
@@ -200,7 +206,7 @@ impl Driver for RedisDriver {
 
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
         let (min, max) = lex_range(prefix);
-        let members = self.pool.run(Retry::Idempotent, |conn| {
+        let members = self.pool.run(Op::Read, |conn| {
             scripts::LIST
                 .key(self.namespace.index_key())
                 .key(self.namespace.expiry_key())
@@ -212,11 +218,15 @@ impl Driver for RedisDriver {
             .into_iter()
             .map(|member| {
                 String::from_utf8(member).map_err(|e| {
-                    DriverError::backend(BackendError::other(format!(
-                        "the index of contract {} holds a key that is not UTF-8 ({e}); it was \
+                    DriverError::backend_failure(
+                        BackendKind::Other,
+                        Applied::No,
+                        BackendError::other(format!(
+                            "the index of contract {} holds a key that is not UTF-8 ({e}); it was \
                          written by something other than hodor",
-                        Echo(&self.name)
-                    )))
+                            Echo(&self.name)
+                        )),
+                    )
                 })
             })
             .collect()
@@ -224,7 +234,7 @@ impl Driver for RedisDriver {
 
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
         let value_key = self.namespace.value_key(key);
-        let found = self.pool.run(Retry::Idempotent, |conn| {
+        let found = self.pool.run(Op::Read, |conn| {
             scripts::STAT
                 .key(&value_key)
                 .invoke::<Option<(u64, u64, Option<u64>)>>(conn)
@@ -238,7 +248,7 @@ impl Driver for RedisDriver {
 
     fn exists(&self, key: &str) -> DriverResult<bool> {
         let value_key = self.namespace.value_key(key);
-        self.pool.run(Retry::Idempotent, |conn| {
+        self.pool.run(Op::Read, |conn| {
             redis::cmd("EXISTS").arg(&value_key).query::<bool>(conn)
         })
     }
@@ -260,7 +270,7 @@ impl Driver for RedisDriver {
         for key in keys {
             invocation.key(self.namespace.value_key(key));
         }
-        let values = self.pool.run(Retry::Idempotent, |conn| {
+        let values = self.pool.run(Op::Read, |conn| {
             invocation.invoke::<Vec<Option<Vec<u8>>>>(conn)
         })?;
         Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
@@ -286,7 +296,7 @@ impl Driver for RedisDriver {
                 .arg(&value[..]);
         }
         self.pool
-            .run(Retry::Idempotent, |conn| invocation.invoke::<u64>(conn))
+            .run(Op::Write, |conn| invocation.invoke::<u64>(conn))
             .map(drop)
     }
 
@@ -303,7 +313,7 @@ impl Driver for RedisDriver {
         }
         let removed = self
             .pool
-            .run(Retry::Never, |conn| invocation.invoke::<u64>(conn))?;
+            .run(Op::WriteOnce, |conn| invocation.invoke::<u64>(conn))?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use hodor_core::Echo;
+use hodor_core::{BackendKind, Echo};
 
 use crate::config::RedisConfig;
 use crate::secret::Secrets;
@@ -29,31 +29,37 @@ pub(crate) enum Stage {
 }
 
 impl BackendError {
-    /// A failure of the redis client at `stage`, with `server` (a URL without its
-    /// credentials) and what the driver knows about why.
+    /// A failure of the redis client at `stage`: why, as far as can be told, and the
+    /// message, with `server` (a URL without its credentials).
     pub(crate) fn redis(
         server: &str,
         config: &RedisConfig,
         secrets: &Secrets,
         stage: Stage,
         error: &redis::RedisError,
-    ) -> BackendError {
+    ) -> (BackendKind, BackendError) {
         let (setting, ms) = match stage {
             Stage::Connect | Stage::Opening => ("connect_timeout_ms", config.connect_timeout_ms),
             Stage::Request => ("timeout_ms", config.timeout_ms),
         };
+        // The client's text, which may repeat parts of the URL: scrubbed, then bounded.
         let text = secrets.scrub(&error.to_string());
         let text = Echo::prose(&text);
-        let message = if error.is_timeout() {
-            format!("{server} did not answer within {ms} ms (the {setting} setting): {text}")
-        } else if error.is_connection_refusal() {
-            format!("{server} refused the connection (is the server running?): {text}")
-        } else if error.is_io_error() {
-            format!("connection to {server} failed: {text}")
-        } else {
-            format!("{server} returned an error: {text}")
+        let kind = kind_of(error);
+        let message = match kind {
+            BackendKind::Timeout => {
+                format!("{server} did not answer within {ms} ms (the {setting} setting)")
+            }
+            BackendKind::Unauthenticated => {
+                format!("authentication to {server} failed: {text}")
+            }
+            BackendKind::Unavailable if error.is_connection_refusal() => {
+                format!("{server} refused the connection (is the server running?)")
+            }
+            BackendKind::Unavailable => format!("connection to {server} failed: {text}"),
+            _ => format!("{server} returned an error: {text}"),
         };
-        BackendError { message }
+        (kind, BackendError { message })
     }
 
     /// A failure that is the driver's own (no free connection, an unexpected reply).
@@ -69,3 +75,19 @@ impl fmt::Display for BackendError {
 }
 
 impl std::error::Error for BackendError {}
+
+/// Why the redis client failed, in hodor's terms.
+fn kind_of(error: &redis::RedisError) -> BackendKind {
+    if error.is_timeout() {
+        BackendKind::Timeout
+    } else if error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        BackendKind::Unauthenticated
+    } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
+    {
+        BackendKind::Unavailable
+    } else {
+        BackendKind::Other
+    }
+}

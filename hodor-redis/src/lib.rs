@@ -39,6 +39,14 @@
 //!   finds its pooled connection dropped (say, the server restarted while it was idle) is
 //!   sent once more on a new connection; `delete` is not, because a retry could report
 //!   `false` for an entry the first attempt removed, so it returns `Backend` instead.
+//! - **A failed write says what is known.** `Error::Backend`'s `applied` is
+//!   [`Applied::No`](hodor_core::Applied) when no request left (the connection was refused
+//!   or could not be opened in time, no pooled connection came free), and
+//!   [`Applied::Unknown`](hodor_core::Applied) once the request may have reached the server
+//!   (its reply timed out, the connection broke mid-call, the server's script failed
+//!   part-way): the server may have applied it, so read it back to know. `kind` is
+//!   `Timeout`, `Unavailable`, `Unauthenticated` (the server refused the credentials) or
+//!   `Other` (an error the server returned).
 //! - **Memory limits belong to the server** (its `maxmemory`): the driver has no
 //!   `max_bytes` or `max_entries` and no [`Capabilities::limits`](hodor_core::Capabilities).
 //!   Run the server with `maxmemory-policy noeviction` (the default) or a `volatile-*`

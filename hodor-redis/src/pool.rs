@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
-use hodor_core::Echo;
 use hodor_core::driver::{DriverError, DriverResult};
+use hodor_core::{Applied, BackendKind, Echo};
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
 
@@ -24,14 +24,37 @@ use crate::keys::Namespace;
 use crate::pruner;
 use crate::secret::Secrets;
 
-/// Whether an operation may be sent again after its connection dropped mid-call.
+/// What an operation does to the data: whether it may be sent again after its connection
+/// dropped mid-call, and what its failure says about the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// Sending it twice has the effect of sending it once (reads, `set`).
-    Idempotent,
-    /// Its reply depends on whether an earlier attempt ran (`delete` reports what it
-    /// removed), so a dropped connection is reported, not retried.
-    Never,
+pub(crate) enum Op {
+    /// Reads: sent again after a dropped connection; a failure changed nothing.
+    Read,
+    /// A write that has the same effect sent twice (`set`, `set_many`): sent again after
+    /// a dropped connection. Once its request may have left, a failure may or may not
+    /// have applied it.
+    Write,
+    /// A write whose reply depends on whether an earlier attempt ran (`delete` reports
+    /// what it removed): a dropped connection is reported, not retried.
+    WriteOnce,
+}
+
+impl Op {
+    /// What a failure of this operation after its request may have left says about it.
+    fn applied_once_sent(self) -> Applied {
+        match self {
+            Op::Read => Applied::No,
+            Op::Write | Op::WriteOnce => Applied::Unknown,
+        }
+    }
+}
+
+/// Why a connection could not be had; nothing was sent.
+enum NoConnection {
+    /// Opening one failed.
+    Connect(redis::RedisError),
+    /// All were busy for the whole wait.
+    Busy,
 }
 
 pub(crate) struct Pool {
@@ -275,53 +298,64 @@ impl Pool {
             .collect()
     }
 
-    /// Runs `op` on a pooled connection, within the limits of an ordinary call.
+    /// Runs `f` on a pooled connection, within the limits of an ordinary call.
     ///
     /// A connection whose operation failed is closed, never reused. If it failed because
     /// the connection had dropped (the server restarted or closed it while it sat idle),
     /// the other idle connections are closed too, since they most likely dropped the same
-    /// way, and an [`Retry::Idempotent`] operation is sent once more on a new connection.
+    /// way, and an operation other than [`Op::WriteOnce`] is sent once more on a new
+    /// connection.
+    ///
+    /// A failure says what it may have changed: nothing if no request left (no connection
+    /// could be had), and for a write, possibly everything once one did.
     pub(crate) fn run<T>(
         &self,
-        retry: Retry,
-        op: impl FnMut(&mut Connection) -> RedisResult<T>,
+        op: Op,
+        f: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> DriverResult<T> {
-        self.run_within(Budget::Call, retry, op)
+        self.run_within(Budget::Call, op, f)
     }
 
-    /// Runs `op` like [`Pool::run`], but all of it (waiting for a connection, opening one,
+    /// Runs `f` like [`Pool::run`], but all of it (waiting for a connection, opening one,
     /// the request and its reply) by `deadline`: opening a contract is part of connecting,
     /// so it is bounded by `connect_timeout_ms`, not by `timeout_ms`.
     pub(crate) fn run_by<T>(
         &self,
         deadline: Instant,
-        retry: Retry,
-        op: impl FnMut(&mut Connection) -> RedisResult<T>,
+        op: Op,
+        f: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> DriverResult<T> {
-        self.run_within(Budget::Open(deadline), retry, op)
+        self.run_within(Budget::Open(deadline), op, f)
     }
 
     fn run_within<T>(
         &self,
         budget: Budget,
-        retry: Retry,
-        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+        op: Op,
+        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> DriverResult<T> {
-        let (conn, reused) = self.checkout(budget)?;
-        let error = match self.attempt(budget, conn, &mut op) {
+        let (conn, reused) = self
+            .checkout(budget)
+            .map_err(|failure| self.no_connection(budget, failure, Applied::No))?;
+        let error = match self.attempt(budget, conn, &mut f) {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
+        // From here on the request may have reached the server.
+        let applied = op.applied_once_sent();
+        let stage = budget.stage_of_request();
         if !error.is_connection_dropped() {
-            return Err(self.error(budget.stage_of_request(), error));
+            return Err(self.error(stage, &error, applied));
         }
         self.discard_idle();
-        if !(reused && retry == Retry::Idempotent) {
-            return Err(self.error(budget.stage_of_request(), error));
+        if !(reused && op != Op::WriteOnce) {
+            return Err(self.error(stage, &error, applied));
         }
-        let (conn, _) = self.checkout(budget)?;
-        self.attempt(budget, conn, &mut op)
-            .map_err(|error| self.error(budget.stage_of_request(), error))
+        let (conn, _) = self
+            .checkout(budget)
+            .map_err(|failure| self.no_connection(budget, failure, applied))?;
+        self.attempt(budget, conn, &mut f)
+            .map_err(|error| self.error(stage, &error, applied))
     }
 
     /// Runs `op` on `conn`, then returns the connection to the pool, or drops it if the
@@ -354,20 +388,39 @@ impl Pool {
         result
     }
 
-    fn error(&self, stage: Stage, error: redis::RedisError) -> DriverError {
-        DriverError::backend(BackendError::redis(
-            &self.server,
-            &self.config,
-            &self.secrets,
-            stage,
-            &error,
-        ))
+    fn error(&self, stage: Stage, error: &redis::RedisError, applied: Applied) -> DriverError {
+        let (kind, error) =
+            BackendError::redis(&self.server, &self.config, &self.secrets, stage, error);
+        DriverError::backend_failure(kind, applied, error)
+    }
+
+    fn no_connection(
+        &self,
+        budget: Budget,
+        failure: NoConnection,
+        applied: Applied,
+    ) -> DriverError {
+        match failure {
+            NoConnection::Connect(error) => self.error(Stage::Connect, &error, applied),
+            NoConnection::Busy => {
+                let (setting, ms) = budget.wait_limit(&self.config);
+                DriverError::backend_failure(
+                    BackendKind::Timeout,
+                    applied,
+                    BackendError::other(format!(
+                        "all {} connections to {} stayed busy for {ms} ms (the {setting} \
+                         setting); raise pool_size or look for slow calls",
+                        self.config.pool_size, self.server
+                    )),
+                )
+            }
+        }
     }
 
     /// An idle connection (`true`: reused), or a new one if fewer than `pool_size` exist;
     /// otherwise waits up to `timeout_ms` (and never past an open's deadline) for one to be
     /// returned.
-    fn checkout(&self, budget: Budget) -> DriverResult<(Connection, bool)> {
+    fn checkout(&self, budget: Budget) -> Result<(Connection, bool), NoConnection> {
         let mut deadline = Instant::now() + self.config.timeout();
         if let Budget::Open(open) = budget {
             deadline = deadline.min(open);
@@ -384,17 +437,12 @@ impl Pool {
                     Ok(conn) => Ok((conn, false)),
                     Err(error) => {
                         self.release_slot();
-                        Err(self.error(Stage::Connect, error))
+                        Err(NoConnection::Connect(error))
                     }
                 };
             }
             if self.freed.wait_until(&mut state, deadline).timed_out() {
-                let (setting, ms) = budget.wait_limit(&self.config);
-                return Err(DriverError::backend(BackendError::other(format!(
-                    "all {} connections to {} stayed busy for {ms} ms (the {setting} setting); \
-                     raise pool_size or look for slow calls",
-                    self.config.pool_size, self.server
-                ))));
+                return Err(NoConnection::Busy);
             }
         }
     }
@@ -432,7 +480,19 @@ impl Pool {
                 auth.arg(username);
             }
             auth.arg(password);
-            send(&auth)?;
+            // Any answer but OK to AUTH is a refusal of the credentials, whatever its code
+            // (WRONGPASS, or ERR from a server that has no password set).
+            send(&auth).map_err(|e| {
+                if e.is_io_error() {
+                    e
+                } else {
+                    redis::RedisError::from((
+                        redis::ErrorKind::AuthenticationFailed,
+                        "the server refused the credentials",
+                        e.to_string(),
+                    ))
+                }
+            })?;
             answered = true;
         }
         if handshake.database != 0 {

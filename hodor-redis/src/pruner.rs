@@ -16,9 +16,10 @@ use std::sync::{Arc, Weak};
 use std::thread;
 
 use hodor_core::driver::{DriverError, DriverResult};
+use hodor_core::{Applied, BackendKind};
 
 use crate::error::BackendError;
-use crate::pool::{Pool, Retry};
+use crate::pool::{Op, Pool};
 use crate::scripts;
 
 /// The most index members one script call removes: it bounds how long the server is
@@ -50,9 +51,11 @@ pub(crate) fn start(pool: &Arc<Pool>) -> DriverResult<Stop> {
         })
         .map(|_| Stop(stop))
         .map_err(|e| {
-            DriverError::backend(BackendError::other(format!(
-                "cannot start the index pruning thread: {e}"
-            )))
+            DriverError::backend_failure(
+                BackendKind::Other,
+                Applied::No,
+                BackendError::other(format!("cannot start the index pruning thread: {e}")),
+            )
         })
 }
 
@@ -63,7 +66,7 @@ fn prune_once(pool: &Weak<Pool>) -> bool {
     };
     for namespace in pool.namespaces() {
         for _ in 0..ROUNDS {
-            let removed = pool.run(Retry::Idempotent, |conn| {
+            let removed = pool.run(Op::Write, |conn| {
                 scripts::PRUNE
                     .key(namespace.index_key())
                     .key(namespace.expiry_key())

@@ -9,10 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hodor_core::{Contract, Error};
+use hodor_core::{Applied, BackendKind, Contract, Error};
 use hodor_redis as _;
 use serde_json::json;
-use support::{Proxy, Server};
+use support::{Mode, Proxy, Server};
 
 const TIMEOUT_MS: u64 = 300;
 const CONNECT_TIMEOUT_MS: u64 = 300;
@@ -223,4 +223,93 @@ fn opening_against_a_silent_listener_fails_within_the_connect_timeout() {
         );
         assert!(took < connect_bound(200), "{what}: open took {took:?}");
     }
+}
+
+/// A contract on `server` through `proxy`, with the fault tests' timeouts.
+fn open_via(proxy: &Proxy, name: &str) -> Contract {
+    Contract::new(
+        "redis",
+        name,
+        Some(json!({
+            "url": proxy.url(),
+            "timeout_ms": TIMEOUT_MS,
+            "connect_timeout_ms": CONNECT_TIMEOUT_MS,
+            "pool_size": 2,
+        })),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_write_whose_reply_is_lost_says_it_may_have_been_applied() {
+    let Some(server) = start("a_write_whose_reply_is_lost") else {
+        return;
+    };
+    let proxy = Proxy::start(format!("127.0.0.1:{}", server.port), Mode::Forward);
+    let name = support::unique("lost-reply");
+    let c = open_via(&proxy, &name);
+    c.set("before", "v", None).unwrap();
+
+    // The server applies the write; its reply never arrives.
+    proxy.set(Mode::DropReplies);
+    let started = Instant::now();
+    let e = c.set("k", "applied", None).unwrap_err();
+    assert!(started.elapsed() < bound(), "{:?}", started.elapsed());
+    let text = e.to_string();
+    eprintln!("lost reply: {text}");
+    assert!(text.contains("may or may not have been applied"), "{text}");
+    assert!(!text.contains("did not complete"), "{text}");
+    assert!(
+        matches!(
+            e,
+            Error::Backend {
+                kind: BackendKind::Timeout,
+                applied: Applied::Unknown,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    let direct = Contract::new("redis", &name, Some(json!({"url": server.url()}))).unwrap();
+    assert_eq!(
+        direct.get("k").unwrap(),
+        "applied",
+        "the server did apply it"
+    );
+
+    // A read that times out changed nothing, and says nothing about applying.
+    let e = c.get("k").unwrap_err();
+    assert!(!e.to_string().contains("applied"), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Backend {
+                applied: Applied::No,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // With nothing listening, a write fails before it is sent: it was not applied.
+    drop(proxy);
+    let _ = c.set("k", "first try", None); // may meet a pooled connection that just broke
+    let e = c.set("k", "not sent", None).unwrap_err();
+    let text = e.to_string();
+    eprintln!("refused: {text}");
+    assert!(text.contains("it was not applied"), "{text}");
+    assert!(!text.contains("may or may not"), "{text}");
+    assert!(
+        matches!(
+            e,
+            Error::Backend {
+                kind: BackendKind::Unavailable,
+                applied: Applied::No,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(direct.get("k").unwrap(), "applied");
 }
