@@ -64,7 +64,8 @@ impl Server {
         Server::start_on_with(port, &[])
     }
 
-    fn start_on_with(port: u16, args: &[String]) -> Option<Server> {
+    /// Starts a server on `port` with more `redis-server` arguments.
+    pub fn start_on_with(port: u16, args: &[String]) -> Option<Server> {
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(WRAPPER)
@@ -146,6 +147,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Whether a server answers at `url`; a server that wants a password answers too.
 fn ping(url: &str) -> bool {
     let Ok(client) = redis::Client::open(url) else {
         return false;
@@ -153,7 +155,10 @@ fn ping(url: &str) -> bool {
     let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
         return false;
     };
-    redis::cmd("PING").query::<String>(&mut conn).is_ok()
+    match redis::cmd("PING").query::<String>(&mut conn) {
+        Ok(_) => true,
+        Err(e) => e.code() == Some("NOAUTH"),
+    }
 }
 
 fn required() -> bool {
@@ -331,36 +336,47 @@ fn pump(
         from.set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
         let mut buf = vec![0u8; 64 * 1024];
+        // Bytes read just as the proxy went silent: carried once it speaks again, as a
+        // network that stalls delivers late rather than never.
+        let mut pending: Vec<u8> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if mode.load(Ordering::Relaxed) == Mode::Silent as u8 {
                 // Carry nothing, read nothing; keep both sockets open.
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
-            let n = match from.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue;
+            let chunk = if pending.is_empty() {
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => buf[..n].to_vec(),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            } else {
+                std::mem::take(&mut pending)
             };
             let current = mode.load(Ordering::Relaxed);
+            if current == Mode::Silent as u8 {
+                pending = chunk;
+                continue;
+            }
             if replies && current == Mode::DropReplies as u8 {
                 continue;
             }
             if replies && current == Mode::CloseMidReply as u8 {
                 // Part of the reply (none of a one-byte reply), then the connection ends.
-                let _ = to.write_all(&buf[..n / 2]);
+                let _ = to.write_all(&chunk[..chunk.len() / 2]);
                 let _ = to.flush();
                 break;
             }
-            if to.write_all(&buf[..n]).is_err() {
+            if to.write_all(&chunk).is_err() {
                 break;
             }
         }
