@@ -1,19 +1,17 @@
 //! Opening and closing leave nothing behind: a failed open starts no thread and registers
 //! nothing, and the pruning thread of a pool ends when its last contract goes.
 //!
-//! One test per binary process at a time (a mutex), because they count the process's
-//! threads in `/proc/self/task`.
+//! The checks count the process's threads in `/proc/self/task`, so they run as one test,
+//! one after the other: a second test would start its harness thread while the first
+//! counts.
 
 mod support;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hodor_core::{Contract, Error};
 use hodor_redis::RedisConfig;
 use serde_json::json;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The threads of this process, or `None` where `/proc` cannot tell.
 fn threads() -> Option<usize> {
@@ -48,8 +46,12 @@ fn settles_to(baseline: usize) -> usize {
 const HOUR_MS: u64 = 3_600_000;
 
 #[test]
+fn opening_and_closing_leave_no_thread_behind() {
+    failed_opens_start_no_thread();
+    the_pruning_thread_ends_with_the_last_contract_of_its_pool();
+}
+
 fn failed_opens_start_no_thread() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(before) = threads() else {
         return support::skip("failed_opens_start_no_thread", "no /proc/self/task");
     };
@@ -76,9 +78,7 @@ fn failed_opens_start_no_thread() {
     );
 }
 
-#[test]
 fn the_pruning_thread_ends_with_the_last_contract_of_its_pool() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(url) = support::url("the_pruning_thread_ends_with_the_last_contract") else {
         return;
     };
