@@ -98,11 +98,10 @@ impl Budget {
     /// The setting that bounds waiting for a free connection, and its value.
     fn wait_limit(self, config: &RedisConfig) -> (&'static str, u64) {
         match self {
-            Budget::Call => ("timeout_ms", config.timeout_ms),
-            Budget::Open(_) => (
-                "connect_timeout_ms",
-                config.timeout_ms.min(config.connect_timeout_ms),
-            ),
+            Budget::Open(_) if config.connect_timeout_ms < config.timeout_ms => {
+                ("connect_timeout_ms", config.connect_timeout_ms)
+            }
+            _ => ("timeout_ms", config.timeout_ms),
         }
     }
 }

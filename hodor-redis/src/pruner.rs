@@ -29,9 +29,10 @@ pub(crate) const LIMIT: usize = 1000;
 /// At most this many calls per contract and interval, so a mass expiry is spread out.
 const ROUNDS: usize = 100;
 
-/// The pool's end of its pruning thread: dropping it stops the thread.
+/// The pool's end of its pruning thread: dropping it stops the thread. Nothing is ever
+/// sent; the sender is held only so that its drop disconnects the channel.
 #[derive(Debug)]
-pub(crate) struct Stop(#[allow(dead_code)] mpsc::Sender<()>);
+pub(crate) struct Stop(#[expect(dead_code, reason = "held to be dropped")] mpsc::Sender<()>);
 
 /// Starts the pruning thread of `pool`.
 pub(crate) fn start(pool: &Arc<Pool>) -> DriverResult<Stop> {
