@@ -118,10 +118,15 @@ impl Secrets {
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
         if let Some(at) = rest.rfind('@') {
             let userinfo = rest.get(..at).unwrap_or("");
-            secrets.push(userinfo.to_owned());
-            if let Some((_, pass)) = userinfo.split_once(':') {
-                secrets.push(pass.to_owned());
-                secrets.push(decode(pass));
+            match userinfo.split_once(':') {
+                Some((_, "")) => {} // a user name and no password: nothing to hide
+                Some((_, pass)) => {
+                    secrets.push(userinfo.to_owned());
+                    secrets.push(pass.to_owned());
+                    secrets.push(decode(pass));
+                }
+                // No colon: a user name, or a password written without its colon.
+                None => secrets.push(userinfo.to_owned()),
             }
         }
         // Socket URLs carry the password as `pass=`: to the end of the URL (an unencoded
@@ -234,6 +239,9 @@ mod tests {
             !scrubbed.contains("p@ss") && !scrubbed.contains("p%40ss"),
             "{scrubbed}"
         );
+        // An empty password hides nothing, so messages keep their colons.
+        let s = Secrets::of("redis://app:@h:1/0", None);
+        assert_eq!(s.scrub("h:1 refused"), "h:1 refused");
         let s = Secrets::of("redis+unix:///tmp/s?pass=a&b#c&db=1", None);
         assert_eq!(s.scrub("x a&b#c&db=1 y"), "x *** y");
         assert!(!format!("{s:?}").contains("a&b"));
