@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::driver::{Capabilities, Driver, DriverError, Metadata};
-use crate::error::{Error, Result};
+use crate::error::{Applied, Echo, Error, Result};
 use crate::key;
 use crate::metrics::{Counter, Counters, Metrics};
 use crate::registry;
@@ -65,7 +65,7 @@ impl fmt::Debug for Contract {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Contract")
             .field("driver", &self.inner.driver_name)
-            .field("name", &self.inner.name)
+            .field("name", &Echo(&self.inner.name))
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -79,9 +79,7 @@ fn check_name(driver: &'static str, name: &str) -> Result<()> {
             driver,
             contract: Arc::from(name),
             key: None,
-            reason: format!(
-                "invalid contract name: {reason}; a contract name follows the key rules"
-            ),
+            reason: key::name_reason(&reason),
         }),
     }
 }
@@ -161,11 +159,12 @@ impl Contract {
     pub fn set(&self, key: &str, value: impl Into<Bytes>, ttl: Option<Duration>) -> Result<()> {
         self.check("set", key)?;
         let ttl = self.ttl(Some(key), ttl)?;
-        self.count(Counter::Sets, 1);
         self.inner
             .driver
             .set(key, value.into(), ttl)
-            .map_err(|e| self.error("set", Some(key), e))
+            .map_err(|e| self.error("set", Some(key), e))?;
+        self.count(Counter::Sets, 1);
+        Ok(())
     }
 
     /// The value stored under `key`, without copying it.
@@ -200,11 +199,13 @@ impl Contract {
     /// none; a missing key is never an error.
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.check("delete", key)?;
-        self.count(Counter::Deletes, 1);
-        self.inner
+        let removed = self
+            .inner
             .driver
             .delete(key)
-            .map_err(|e| self.error("delete", Some(key), e))
+            .map_err(|e| self.error("delete", Some(key), e))?;
+        self.count(Counter::Deletes, 1);
+        Ok(removed)
     }
 
     /// Every live key that starts with `prefix`, sorted by bytes ascending.
@@ -214,15 +215,17 @@ impl Contract {
     /// prefix are data.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.check_open("list")?;
-        self.count(Counter::Lists, 1);
-        if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
+        let keys = if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
             // No valid key can start with such a prefix.
-            return Ok(Vec::new());
-        }
-        self.inner
-            .driver
-            .list(prefix)
-            .map_err(|e| self.error("list", None, e))
+            Vec::new()
+        } else {
+            self.inner
+                .driver
+                .list(prefix)
+                .map_err(|e| self.error("list", None, e))?
+        };
+        self.count(Counter::Lists, 1);
+        Ok(keys)
     }
 
     /// Size, last modification and expiry of the entry under `key`; [`Error::NotFound`]
@@ -275,8 +278,9 @@ impl Contract {
             contract: self.inner.name.clone(),
             key: Some(key.to_owned()),
             reason: format!(
-                "cannot serialize the {} value as JSON: {e}",
-                std::any::type_name::<T>()
+                "cannot serialize the {} value as JSON: {}",
+                std::any::type_name::<T>(),
+                Echo::prose(&e.to_string())
             ),
         })?;
         self.set(key, bytes, ttl)
@@ -293,9 +297,10 @@ impl Contract {
             contract: self.inner.name.clone(),
             key: Some(key.to_owned()),
             reason: format!(
-                "the stored value is not JSON for {}: {e}; it was probably written with set() \
+                "the stored value is not JSON for {}: {}; it was probably written with set() \
                  or with another type",
-                std::any::type_name::<T>()
+                std::any::type_name::<T>(),
+                Echo::prose(&e.to_string())
             ),
         })
     }
@@ -346,11 +351,12 @@ impl Contract {
         let ttl = self.ttl(None, ttl)?;
         let borrowed: Vec<(&str, Bytes)> =
             owned.iter().map(|(k, v)| (k.as_ref(), v.clone())).collect();
-        self.count(Counter::Sets, borrowed.len() as u64);
         self.inner
             .driver
             .set_many(&borrowed, ttl)
-            .map_err(|e| self.error("set_many", None, e))
+            .map_err(|e| self.error("set_many", None, e))?;
+        self.count(Counter::Sets, distinct(borrowed.iter().map(|(k, _)| *k)));
+        Ok(())
     }
 
     /// Removes many keys; returns how many live entries were removed. Every key is checked
@@ -358,11 +364,13 @@ impl Contract {
     pub fn delete_many(&self, keys: &[&str]) -> Result<usize> {
         self.check_open("delete_many")?;
         self.check_keys(keys.iter().copied())?;
-        self.count(Counter::Deletes, keys.len() as u64);
-        self.inner
+        let removed = self
+            .inner
             .driver
             .delete_many(keys)
-            .map_err(|e| self.error("delete_many", None, e))
+            .map_err(|e| self.error("delete_many", None, e))?;
+        self.count(Counter::Deletes, distinct(keys.iter().copied()));
+        Ok(removed)
     }
 
     /// This handle's operation counters and the store's gauges.
@@ -465,6 +473,17 @@ impl Contract {
     }
 }
 
+/// How many different keys a batch holds: what a batch that gives a key twice wrote or
+/// deleted.
+fn distinct<'k>(keys: impl ExactSizeIterator<Item = &'k str>) -> u64 {
+    let count = if keys.len() < 2 {
+        keys.len()
+    } else {
+        keys.collect::<std::collections::HashSet<&str>>().len()
+    };
+    count as u64
+}
+
 /// Sub-millisecond parts round up, so a TTL never ends earlier than asked.
 fn round_up_to_millis(ttl: Duration) -> Duration {
     let millis = ttl.as_nanos().div_ceil(1_000_000);
@@ -481,11 +500,22 @@ pub(crate) fn map_error(
     let contract = contract.clone();
     let key = key.map(str::to_owned);
     match e {
-        DriverError::Backend(source) => Error::Backend {
+        DriverError::Backend {
+            kind,
+            applied,
+            source,
+        } => Error::Backend {
             driver,
             contract,
             operation,
             key,
+            kind,
+            // A read changes nothing, whatever the driver could tell.
+            applied: if crate::error::is_write(operation) {
+                applied
+            } else {
+                Applied::No
+            },
             source,
         },
         DriverError::Unsupported {

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::error::BoxError;
+use crate::error::{Applied, BackendKind, BoxError, Echo, SourceText};
 
 /// Result of a driver call.
 pub type DriverResult<T> = std::result::Result<T, DriverError>;
@@ -24,12 +24,27 @@ pub type OpenFn =
     fn(name: &str, config: Option<serde_json::Value>) -> DriverResult<Box<dyn Driver>>;
 
 /// A backend's failure, before the [`Contract`](crate::Contract) adds where it happened.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Display` and `Debug` bound every text like [`crate::Error`]'s do.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum DriverError {
     /// The backend failed (I/O, network, server error). Becomes [`crate::Error::Backend`].
-    #[error(transparent)]
-    Backend(BoxError),
+    ///
+    /// Build it with [`DriverError::backend`] when nothing more is known, or
+    /// [`DriverError::backend_failure`] to say why and whether a write may have been
+    /// applied.
+    #[error("{}", SourceText(source))]
+    Backend {
+        /// Why, as far as the driver can tell.
+        kind: BackendKind,
+        /// What the failed call is known to have changed. The `Contract` reports
+        /// [`Applied::No`] for reads whatever the driver says.
+        applied: Applied,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
     /// The operation or argument is not supported. Becomes [`crate::Error::Unsupported`].
     #[error("{operation} is not supported")]
     Unsupported {
@@ -39,15 +54,15 @@ pub enum DriverError {
         reason: Option<String>,
     },
     /// A configured limit cannot hold the value. Becomes [`crate::Error::CapacityExceeded`].
-    #[error("{0}")]
+    #[error("{}", Echo::prose(.0))]
     CapacityExceeded(String),
     /// An argument the `Contract` could not check is invalid. Becomes
     /// [`crate::Error::InvalidInput`].
-    #[error("{0}")]
+    #[error("{}", Echo::prose(.0))]
     InvalidInput(String),
     /// The configuration is invalid (only from an [`OpenFn`]). Becomes
     /// [`crate::Error::InvalidConfig`].
-    #[error("{reason}")]
+    #[error("{}", Echo::prose(reason))]
     InvalidConfig {
         /// The offending field, as a path such as `pool.size`.
         field: Option<String>,
@@ -56,10 +71,63 @@ pub enum DriverError {
     },
 }
 
+impl fmt::Debug for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::Backend {
+                kind,
+                applied,
+                source,
+            } => f
+                .debug_struct("Backend")
+                .field("kind", kind)
+                .field("applied", applied)
+                .field("source", &SourceText(source))
+                .finish(),
+            DriverError::Unsupported { operation, reason } => f
+                .debug_struct("Unsupported")
+                .field("operation", operation)
+                .field("reason", &reason.as_deref().map(Echo::prose))
+                .finish(),
+            DriverError::CapacityExceeded(reason) => f
+                .debug_tuple("CapacityExceeded")
+                .field(&Echo::prose(reason))
+                .finish(),
+            DriverError::InvalidInput(reason) => f
+                .debug_tuple("InvalidInput")
+                .field(&Echo::prose(reason))
+                .finish(),
+            DriverError::InvalidConfig { field, reason } => f
+                .debug_struct("InvalidConfig")
+                .field("field", &field.as_deref().map(Echo))
+                .field("reason", &Echo::prose(reason))
+                .finish(),
+        }
+    }
+}
+
 impl DriverError {
-    /// Wraps a backend error.
+    /// Wraps a backend error about which nothing more is known: kind
+    /// [`BackendKind::Other`], and a write it interrupted may have been applied
+    /// ([`Applied::Unknown`]), the safe thing to say when the driver cannot tell.
     pub fn backend(error: impl Into<BoxError>) -> DriverError {
-        DriverError::Backend(error.into())
+        DriverError::backend_failure(BackendKind::Other, Applied::Unknown, error)
+    }
+
+    /// Wraps a backend error, saying why it failed and what it is known to have changed:
+    /// [`Applied::No`] when the request never left (a refused connection, an expired
+    /// wait) or the backend refused it before carrying any of it out, [`Applied::Unknown`]
+    /// when it was sent and no answer came back.
+    pub fn backend_failure(
+        kind: BackendKind,
+        applied: Applied,
+        error: impl Into<BoxError>,
+    ) -> DriverError {
+        DriverError::Backend {
+            kind,
+            applied,
+            source: error.into(),
+        }
     }
 
     /// An unsupported operation, with no further reason.
@@ -271,6 +339,24 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// Checks a contract name against the name rules (the key rules: 1 to 1024 bytes, no NUL).
+///
+/// [`Contract::new`](crate::Contract::new) checks the name before it opens a driver; a
+/// driver's own public `open` should call this first, before it registers or allocates
+/// anything for the name, so that opening it without the registry keeps the same promise.
+///
+/// ```
+/// use hodor_core::driver::{check_name, DriverError};
+/// assert!(check_name("sessions").is_ok());
+/// assert!(matches!(check_name(""), Err(DriverError::InvalidInput(_))));
+/// ```
+pub fn check_name(name: &str) -> DriverResult<()> {
+    match crate::key::problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(DriverError::InvalidInput(crate::key::name_reason(&reason))),
+    }
+}
+
 /// Parses a driver's JSON config into its typed struct.
 ///
 /// `None`, `null` and `{}` give `T::default()` (give `T` `#[serde(default)]`); anything but
@@ -298,20 +384,30 @@ where
         None | Some(serde_json::Value::Null) => return Ok(T::default()),
         Some(value @ serde_json::Value::Object(_)) => value,
         Some(other) => {
+            let kind = match other {
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::String(_) => "a string",
+                _ => "an array",
+            };
             return Err(DriverError::invalid_config(
                 None,
-                format!("the config must be a JSON object (or None), not {other}"),
+                format!("the config must be a JSON object (or None), not {kind}"),
             ));
         }
     };
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        // serde_path_to_error's path already ends in the unknown or mistyped field.
+        // serde_path_to_error's path already ends in the unknown or mistyped field. serde's
+        // message repeats the offending value, which may be huge: keep a bounded excerpt.
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         let field = (path != "." && !path.is_empty()).then_some(path);
         DriverError::InvalidConfig {
             field,
-            reason: format!("{inner}; see the driver's documentation for its config fields"),
+            reason: format!(
+                "{}; see the driver's documentation for its config fields",
+                Echo::prose(&inner)
+            ),
         }
     })
 }

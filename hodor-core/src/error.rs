@@ -15,6 +15,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// there is one, the key. The `Display` text also says what to do about it, so an error
 /// printed as-is in a log is actionable.
 ///
+/// Messages stay short whatever the input: every input they repeat (contract and driver
+/// names, keys, config fields) is shown through [`Echo`], quoted, escaped and cut after a
+/// few dozen characters, and every free-text reason and backend message is cut after a few
+/// hundred. `Debug` follows the same rule. The fields keep the inputs in full.
+///
 /// The enum is `#[non_exhaustive]`: match the variants you handle and keep a `_` arm.
 ///
 /// ```
@@ -27,14 +32,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// }
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The key is missing: never set, deleted, or expired.
     #[error(
-        "key {} not found in {driver} contract {contract:?}: it was never set, was deleted or has expired; \
+        "key {} not found in {driver} contract {}: it was never set, was deleted or has expired; \
          treat this as a miss, or call exists() first",
-        KeyText(key)
+        Echo(key),
+        Echo(contract)
     )]
     NotFound {
         /// Driver name, e.g. `"memory"`.
@@ -47,9 +53,11 @@ pub enum Error {
 
     /// The key breaks the key rules (1 to 1024 bytes, no NUL). Raised before any driver runs.
     #[error(
-        "invalid key {} for {driver} contract {contract:?}: {reason}; a key must be 1 to 1024 bytes of UTF-8 \
+        "invalid key {} for {driver} contract {}: {}; a key must be 1 to 1024 bytes of UTF-8 \
          with no NUL character",
-        KeyText(key)
+        Echo(key),
+        Echo(contract),
+        Echo::prose(reason)
     )]
     InvalidKey {
         /// Driver name.
@@ -65,8 +73,10 @@ pub enum Error {
     /// An argument other than the key is invalid (a zero TTL, a value that cannot be
     /// serialized, a stored value that is not the JSON `get_json` expected, ...).
     #[error(
-        "invalid input for {driver} contract {contract:?}{}: {reason}",
-        OnKey(key)
+        "invalid input for {driver} contract {}{}: {}",
+        Echo(contract),
+        OnKey(key),
+        Echo::prose(reason)
     )]
     InvalidInput {
         /// Driver name.
@@ -81,8 +91,10 @@ pub enum Error {
 
     /// The driver configuration passed to [`Contract::new`](crate::Contract::new) is invalid.
     #[error(
-        "invalid config for {driver} contract {contract:?}{}: {reason}",
-        InField(field)
+        "invalid config for {driver} contract {}{}: {}",
+        Echo(contract),
+        InField(field),
+        Echo::prose(reason)
     )]
     InvalidConfig {
         /// Driver name.
@@ -106,8 +118,11 @@ pub enum Error {
 
     /// Two linked crates register the same driver name.
     #[error(
-        "driver {driver:?} is registered twice, by {first} and by {second}; link only one crate that \
-         registers this name (check `cargo tree -d` for two versions of one driver crate)"
+        "driver {} is registered twice, by {} and by {}; link only one crate that registers this \
+         name (check `cargo tree -d` for two versions of one driver crate)",
+        Echo(driver),
+        Echo::prose(first),
+        Echo::prose(second)
     )]
     DuplicateDriver {
         /// The duplicated name.
@@ -120,8 +135,9 @@ pub enum Error {
 
     /// The contract, or a clone of it, was closed.
     #[error(
-        "{operation} on closed {driver} contract {contract:?}: this contract or a clone of it was closed; \
-         open a new one with Contract::new"
+        "{operation} on closed {driver} contract {}: this contract or a clone of it was closed; \
+         open a new one with Contract::new",
+        Echo(contract)
     )]
     Closed {
         /// Driver name.
@@ -134,8 +150,9 @@ pub enum Error {
 
     /// The driver does not support this operation or argument.
     #[error(
-        "the {driver} driver does not support {operation} (contract {contract:?}){}; check \
+        "the {driver} driver does not support {operation} (contract {}){}; check \
          Contract::capabilities() before relying on it",
+        Echo(contract),
         Because(reason)
     )]
     Unsupported {
@@ -150,7 +167,12 @@ pub enum Error {
     },
 
     /// The store's configured limits cannot hold the value.
-    #[error("{driver} contract {contract:?} cannot store{}: {reason}", OnKey(key))]
+    #[error(
+        "{driver} contract {} cannot store{}: {}",
+        Echo(contract),
+        OnKey(key),
+        Echo::prose(reason)
+    )]
     CapacityExceeded {
         /// Driver name.
         driver: &'static str,
@@ -163,10 +185,17 @@ pub enum Error {
     },
 
     /// The backend failed: network, server or I/O error. The backend's own error is the source.
+    ///
+    /// `kind` says why, as far as the driver can tell, and `applied` what a failed write is
+    /// known to have done: a write that timed out or lost its connection after its request
+    /// left may have been applied by the server all the same. The message says which, for
+    /// writes. [`Error::is_retryable`] sums up whether trying again may help.
     #[error(
-        "{driver} backend failed during {operation}{} in contract {contract:?}: {source}; the operation \
-         did not complete and may be retried once the backend is reachable",
-        OnKey(key)
+        "{driver} backend failed during {operation}{} in contract {}: {}{}",
+        OnKey(key),
+        Echo(contract),
+        SourceText(source),
+        Outcome { operation, applied }
     )]
     Backend {
         /// Driver name.
@@ -177,25 +206,205 @@ pub enum Error {
         operation: &'static str,
         /// The key, if the operation had one.
         key: Option<String>,
+        /// Why it failed, as far as the driver can tell.
+        kind: BackendKind,
+        /// What the failed call is known to have changed. Always [`Applied::No`] for reads.
+        applied: Applied,
         /// The backend's error.
         #[source]
         source: BoxError,
     },
 }
 
-/// Keys can be long and contain control characters: show them escaped and shortened so one
-/// bad key cannot flood a log line.
-struct KeyText<'a>(&'a str);
+/// Why a backend call failed, as far as the driver can tell: see [`Error::Backend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// The backend did not answer in time: a connect, a reply or a wait for a free
+    /// connection timed out. The backend may be overloaded, hung or unreachable.
+    Timeout,
+    /// The backend could not be reached: the connection was refused, could not be opened
+    /// or broke.
+    Unavailable,
+    /// The backend refused the credentials. Trying again with the same ones will not help.
+    Unauthenticated,
+    /// Anything else: an error the backend returned, an unexpected reply, a driver bug.
+    Other,
+}
 
-impl fmt::Display for KeyText<'_> {
+/// What a failed call is known to have changed: see [`Error::Backend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Applied {
+    /// Nothing: the call only reads, or it failed before its request left, or the backend
+    /// refused it before carrying any of it out.
+    No,
+    /// Unknown: the request was sent (or may have been) and no answer came back, as when
+    /// a reply times out or the connection breaks mid-call. A write may or may not have
+    /// been applied; read the data back to know.
+    Unknown,
+}
+
+/// The operations a [`Contract`](crate::Contract) reports that change data: a backend
+/// failure of one of them says whether it was applied. (A new write operation belongs
+/// here.)
+const WRITES: &[&str] = &["set", "set_many", "delete", "delete_many"];
+
+/// Whether `operation` changes data.
+pub(crate) fn is_write(operation: &str) -> bool {
+    WRITES.contains(&operation)
+}
+
+/// The end of a Backend message: what is known about a failed write.
+struct Outcome<'a> {
+    operation: &'a str,
+    applied: &'a Applied,
+}
+
+impl fmt::Display for Outcome<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 64;
-        let key = self.0;
-        if key.chars().count() <= SHOWN {
-            return write!(f, "{key:?}");
+        if !is_write(self.operation) {
+            return Ok(());
         }
-        let head: String = key.chars().take(SHOWN).collect();
-        write!(f, "{head:?}... ({} bytes)", key.len())
+        match self.applied {
+            Applied::No => f.write_str("; it was not applied"),
+            Applied::Unknown => f.write_str("; it may or may not have been applied"),
+        }
+    }
+}
+
+/// An input repeated in a message, bounded: whatever its length, it is shown quoted and
+/// escaped (control characters, quotes and backslashes as Rust escapes), cut after
+/// [`Echo::LIMIT`] bytes of escaped text and followed by its length in bytes when cut.
+/// [`Echo::prose`] bounds free text (a reason, a backend's message) the same way, unquoted
+/// and with a longer limit.
+///
+/// Every hodor message shows inputs through it; drivers should too, for anything a caller
+/// passed (a URL, a path, a name), so one huge or hostile input cannot flood a log line.
+///
+/// ```
+/// use hodor_core::Echo;
+/// assert_eq!(Echo("user/1").to_string(), r#""user/1""#);
+/// assert_eq!(Echo("a\nb").to_string(), r#""a\nb""#);
+/// let long = "k".repeat(5000);
+/// let shown = Echo(&long).to_string();
+/// assert!(shown.len() < 100 && shown.ends_with("... (5000 bytes)"), "{shown}");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Echo<'a>(pub &'a str);
+
+/// Free text bounded by [`Echo::prose`].
+#[derive(Clone, Copy)]
+pub struct Prose<'a>(&'a str);
+
+impl<'a> Echo<'a> {
+    /// The most bytes of escaped input an [`Echo`] shows.
+    pub const LIMIT: usize = 64;
+    /// The most bytes of text a [`Prose`] shows.
+    pub const PROSE_LIMIT: usize = 400;
+
+    /// Free text (a reason, a backend's message), shown unquoted with control characters
+    /// escaped and cut after [`Echo::PROSE_LIMIT`] bytes.
+    pub fn prose(text: &'a str) -> Prose<'a> {
+        Prose(text)
+    }
+}
+
+/// Collects at most `limit` bytes of escaped text and counts the rest, so even a huge
+/// backend message is never copied whole.
+struct Clip {
+    shown: String,
+    limit: usize,
+    quote: bool,
+    total: usize,
+    cut: bool,
+}
+
+impl fmt::Write for Clip {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.total += s.len();
+        if self.cut {
+            return Ok(());
+        }
+        for c in s.chars() {
+            let before = self.shown.len();
+            if self.quote {
+                self.shown.extend(c.escape_debug());
+            } else if c.is_control() {
+                self.shown.extend(c.escape_default());
+            } else {
+                self.shown.push(c);
+            }
+            if self.shown.len() > self.limit {
+                self.shown.truncate(before);
+                self.cut = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `text` escaped, at most `limit` bytes of it, and its full length if it was cut.
+fn write_bounded(
+    f: &mut fmt::Formatter<'_>,
+    text: &dyn fmt::Display,
+    limit: usize,
+    quote: bool,
+) -> fmt::Result {
+    let mut clip = Clip {
+        shown: String::new(),
+        limit,
+        quote,
+        total: 0,
+        cut: false,
+    };
+    fmt::write(&mut clip, format_args!("{text}"))?;
+    let q = if quote { "\"" } else { "" };
+    if clip.cut {
+        write!(f, "{q}{}{q}... ({} bytes)", clip.shown, clip.total)
+    } else {
+        write!(f, "{q}{}{q}", clip.shown)
+    }
+}
+
+/// A backend's error, shown as bounded prose.
+pub(crate) struct SourceText<'a>(pub(crate) &'a BoxError);
+
+impl fmt::Display for SourceText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_bounded(f, &self.0, Echo::PROSE_LIMIT, false)
+    }
+}
+
+impl fmt::Debug for SourceText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_bounded(f, &self.0, Echo::PROSE_LIMIT, true)
+    }
+}
+
+impl fmt::Display for Echo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_bounded(f, &self.0, Echo::LIMIT, true)
+    }
+}
+
+impl fmt::Debug for Echo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Prose<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_bounded(f, &self.0, Echo::PROSE_LIMIT, false)
+    }
+}
+
+impl fmt::Debug for Prose<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Quoted, so a Debug dump still shows where the text starts and ends.
+        write_bounded(f, &self.0, Echo::PROSE_LIMIT, true)
     }
 }
 
@@ -204,7 +413,7 @@ struct OnKey<'a>(&'a Option<String>);
 impl fmt::Display for OnKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(key) => write!(f, " (key {})", KeyText(key)),
+            Some(key) => write!(f, " (key {})", Echo(key)),
             None => Ok(()),
         }
     }
@@ -215,7 +424,7 @@ struct InField<'a>(&'a Option<String>);
 impl fmt::Display for InField<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(field) => write!(f, ", field `{field}`"),
+            Some(field) => write!(f, ", field {}", Echo(field)),
             None => Ok(()),
         }
     }
@@ -226,7 +435,7 @@ struct Because<'a>(&'a Option<String>);
 impl fmt::Display for Because<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(reason) => write!(f, ": {reason}"),
+            Some(reason) => write!(f, ": {}", Echo::prose(reason)),
             None => Ok(()),
         }
     }
@@ -239,18 +448,163 @@ struct UnknownDriverText<'a> {
 
 impl fmt::Display for UnknownDriverText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown driver {:?}; ", self.driver)?;
+        write!(f, "unknown driver {}; ", Echo(self.driver))?;
         if self.registered.is_empty() {
             write!(f, "no drivers are linked into this program")?;
         } else {
-            write!(f, "registered drivers: {}", self.registered.join(", "))?;
+            write!(f, "registered drivers: ")?;
+            for (i, name) in self.registered.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                write!(f, "{sep}{}", Echo::prose(name))?;
+            }
         }
         // Rust links a crate only where code names it; this line is Go's blank import.
-        let crate_name = self.driver.replace('-', "_");
-        write!(
-            f,
-            "; add the driver crate as a dependency and link it with `use hodor_{crate_name} as _;`"
-        )
+        // Only a name that could be part of a crate name is repeated in the hint.
+        let plausible = self.driver.len() <= Echo::LIMIT
+            && self
+                .driver
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if plausible {
+            let crate_name = self.driver.replace('-', "_");
+            write!(
+                f,
+                "; add the driver crate as a dependency and link it with `use hodor_{crate_name} as _;`"
+            )
+        } else {
+            write!(
+                f,
+                "; add the driver crate as a dependency and link it with `use <driver crate> as _;`"
+            )
+        }
+    }
+}
+
+/// Debug shows the same bounded inputs as Display, as a struct per variant.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn key(key: &Option<String>) -> Option<Echo<'_>> {
+            key.as_deref().map(Echo)
+        }
+        fn prose(text: &Option<String>) -> Option<Prose<'_>> {
+            text.as_deref().map(Echo::prose)
+        }
+        match self {
+            Error::NotFound {
+                driver,
+                contract,
+                key,
+            } => f
+                .debug_struct("NotFound")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("key", &Echo(key))
+                .finish(),
+            Error::InvalidKey {
+                driver,
+                contract,
+                key,
+                reason,
+            } => f
+                .debug_struct("InvalidKey")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("key", &Echo(key))
+                .field("reason", &Echo::prose(reason))
+                .finish(),
+            Error::InvalidInput {
+                driver,
+                contract,
+                key: k,
+                reason,
+            } => f
+                .debug_struct("InvalidInput")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("key", &key(k))
+                .field("reason", &Echo::prose(reason))
+                .finish(),
+            Error::InvalidConfig {
+                driver,
+                contract,
+                field,
+                reason,
+            } => f
+                .debug_struct("InvalidConfig")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("field", &key(field))
+                .field("reason", &Echo::prose(reason))
+                .finish(),
+            Error::UnknownDriver { driver, registered } => f
+                .debug_struct("UnknownDriver")
+                .field("driver", &Echo(driver))
+                .field("registered", registered)
+                .finish(),
+            Error::DuplicateDriver {
+                driver,
+                first,
+                second,
+            } => f
+                .debug_struct("DuplicateDriver")
+                .field("driver", &Echo(driver))
+                .field("first", &Echo::prose(first))
+                .field("second", &Echo::prose(second))
+                .finish(),
+            Error::Closed {
+                driver,
+                contract,
+                operation,
+            } => f
+                .debug_struct("Closed")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("operation", operation)
+                .finish(),
+            Error::Unsupported {
+                driver,
+                contract,
+                operation,
+                reason,
+            } => f
+                .debug_struct("Unsupported")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("operation", operation)
+                .field("reason", &prose(reason))
+                .finish(),
+            Error::CapacityExceeded {
+                driver,
+                contract,
+                key: k,
+                reason,
+            } => f
+                .debug_struct("CapacityExceeded")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("key", &key(k))
+                .field("reason", &Echo::prose(reason))
+                .finish(),
+            Error::Backend {
+                driver,
+                contract,
+                operation,
+                key: k,
+                kind,
+                applied,
+                source,
+            } => f
+                .debug_struct("Backend")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("operation", operation)
+                .field("key", &key(k))
+                .field("kind", kind)
+                .field("applied", applied)
+                // The source's Display, bounded: its Debug is the driver's and unbounded.
+                .field("source", &SourceText(source))
+                .finish(),
+        }
     }
 }
 
@@ -286,6 +640,33 @@ impl Error {
     /// `true` for [`Error::NotFound`]: the usual way to treat a miss.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// `true` when the same call may succeed if tried again later: a [`Error::Backend`]
+    /// failure of kind [`BackendKind::Timeout`] or [`BackendKind::Unavailable`]. Every
+    /// other error says something about the call or the configuration that a retry does
+    /// not change.
+    ///
+    /// It does not say a retry is harmless: a write whose `applied` is
+    /// [`Applied::Unknown`] may already have been applied. Retrying a `set` leaves the same
+    /// result; retrying a `delete` may report `false` for an entry the first attempt
+    /// removed.
+    ///
+    /// ```
+    /// # use hodor_memory as _;
+    /// let c = hodor_core::Contract::new("memory", "retry", None)?;
+    /// let err = c.get("missing").unwrap_err();
+    /// assert!(!err.is_retryable());
+    /// # Ok::<(), hodor_core::Error>(())
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                kind: BackendKind::Timeout | BackendKind::Unavailable,
+                ..
+            }
+        )
     }
 }
 
@@ -355,6 +736,94 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_stays_short_whatever_its_inputs() {
+        let huge = |c: char| c.to_string().repeat(1 << 20);
+        let contract: Arc<str> = Arc::from(huge('\u{10FFFF}'));
+        let variants = [
+            Error::NotFound {
+                driver: "memory",
+                contract: contract.clone(),
+                key: huge('k'),
+            },
+            Error::InvalidKey {
+                driver: "memory",
+                contract: contract.clone(),
+                key: huge('\0'),
+                reason: huge('r'),
+            },
+            Error::InvalidInput {
+                driver: "memory",
+                contract: contract.clone(),
+                key: Some(huge('"')),
+                reason: huge('\n'),
+            },
+            Error::InvalidConfig {
+                driver: "memory",
+                contract: contract.clone(),
+                field: Some(huge('f')),
+                reason: huge('r'),
+            },
+            Error::UnknownDriver {
+                driver: huge('d'),
+                registered: vec!["memory", "redis"],
+            },
+            Error::DuplicateDriver {
+                driver: huge('d'),
+                first: "a_driver_crate::registration (a-driver-crate/src/lib.rs:120)".into(),
+                second: "a_driver_crate::registration (a-driver-crate/src/lib.rs:121)".into(),
+            },
+            Error::Closed {
+                driver: "memory",
+                contract: contract.clone(),
+                operation: "get",
+            },
+            Error::Unsupported {
+                driver: "memory",
+                contract: contract.clone(),
+                operation: "watch",
+                reason: Some(huge('u')),
+            },
+            Error::CapacityExceeded {
+                driver: "memory",
+                contract: contract.clone(),
+                key: Some(huge('k')),
+                reason: huge('c'),
+            },
+            Error::Backend {
+                driver: "redis",
+                contract: contract.clone(),
+                operation: "set",
+                key: Some(huge('\u{7f}')),
+                kind: BackendKind::Timeout,
+                applied: Applied::Unknown,
+                source: huge('s').into(),
+            },
+        ];
+        for e in variants {
+            let (shown, debug) = (e.to_string(), format!("{e:?}"));
+            assert!(shown.len() < 1024, "{} bytes: {shown}", shown.len());
+            assert!(debug.len() < 1024, "{} bytes: {debug}", debug.len());
+            assert!(shown.contains("bytes)"), "the cut is said: {shown}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn an_echo_is_bounded_and_exact_when_short(text in "\\PC{0,100}|.{0,100}") {
+            let shown = Echo(&text).to_string();
+            let limit = Echo::LIMIT + "\"\"... (100000 bytes)".len();
+            proptest::prop_assert!(shown.len() <= limit, "{}", shown);
+            if shown.ends_with(" bytes)") && !text.ends_with(" bytes)") {
+                let suffix = format!("... ({} bytes)", text.len());
+                proptest::prop_assert!(shown.ends_with(&suffix), "{}", shown);
+            } else {
+                let escaped: String = text.chars().flat_map(char::escape_debug).collect();
+                proptest::prop_assert_eq!(shown, format!("\"{escaped}\""));
+            }
+        }
+    }
+
+    #[test]
     fn backend_keeps_its_source() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let e = Error::Backend {
@@ -362,10 +831,47 @@ mod tests {
             contract: contract(),
             operation: "get",
             key: Some("k".into()),
+            kind: BackendKind::Unavailable,
+            applied: Applied::No,
             source: Box::new(io),
         };
         let source = std::error::Error::source(&e).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("refused"));
         assert!(e.to_string().contains("during get (key \"k\")"), "{e}");
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn a_failed_write_says_what_is_known_and_a_read_says_nothing() {
+        let backend = |operation, applied| Error::Backend {
+            driver: "redis",
+            contract: contract(),
+            operation,
+            key: None,
+            kind: BackendKind::Timeout,
+            applied,
+            source: "timed out".into(),
+        };
+        let text = backend("set", Applied::Unknown).to_string();
+        assert!(
+            text.ends_with("timed out; it may or may not have been applied"),
+            "{text}"
+        );
+        let text = backend("delete_many", Applied::No).to_string();
+        assert!(text.ends_with("timed out; it was not applied"), "{text}");
+        let text = backend("get", Applied::No).to_string();
+        assert!(text.ends_with("timed out"), "{text}");
+        for kind in [BackendKind::Unauthenticated, BackendKind::Other] {
+            let e = Error::Backend {
+                driver: "redis",
+                contract: contract(),
+                operation: "get",
+                key: None,
+                kind,
+                applied: Applied::No,
+                source: "no".into(),
+            };
+            assert!(!e.is_retryable(), "{kind:?}");
+        }
     }
 }

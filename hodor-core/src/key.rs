@@ -31,6 +31,11 @@ pub(crate) fn problem(key: &str) -> Option<String> {
     None
 }
 
+/// The reason an invalid contract name is rejected, from the key rule it breaks.
+pub(crate) fn name_reason(problem: &str) -> String {
+    format!("invalid contract name: {problem}; a contract name follows the key rules")
+}
+
 /// Whether `bytes` contains a NUL.
 ///
 /// Every call checks its key before the driver runs, and at a million entries a `get` is

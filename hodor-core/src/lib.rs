@@ -60,8 +60,12 @@
 //! wall-clock time, so a restart of a persistent backend never extends a TTL.
 //!
 //! **Errors.** Every call returns the one [`Error`] enum. Each variant names the driver, the
-//! contract and the key where there is one, and its message says what to do. Nothing a
-//! caller can pass makes hodor panic.
+//! contract and the key where there is one, and its message says what to do. Every input a
+//! message repeats is bounded ([`Echo`]), so a huge name, key or config value gives a short
+//! message, in `Display` and `Debug` alike. A backend failure ([`Error::Backend`]) says why
+//! ([`BackendKind`]) and, for a write, whether it may have been applied anyway
+//! ([`Applied`]); [`Error::is_retryable`] tells a passing failure from a lasting one.
+//! Nothing a caller can pass makes hodor panic.
 //!
 //! **Registry.** A driver crate registers itself with [`register_driver!`], a wrapper around
 //! `inventory::submit!` ([`inventory`] is re-exported, so driver crates need not depend on
@@ -96,7 +100,7 @@ pub use inventory;
 
 pub use contract::{Contract, MAX_TTL};
 pub use driver::{Capabilities, Driver, Gauges, Metadata};
-pub use error::{BoxError, Error, Result};
+pub use error::{Applied, BackendKind, BoxError, Echo, Error, Prose, Result};
 pub use key::MAX_KEY_LEN;
 pub use metrics::Metrics;
 pub use registry::{Registration, drivers};

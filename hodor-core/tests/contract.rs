@@ -260,6 +260,7 @@ fn backend_errors_carry_driver_contract_key_and_source() {
             operation,
             key,
             source,
+            ..
         } => {
             assert_eq!(
                 (*driver, &**contract, *operation),
@@ -318,4 +319,65 @@ fn metrics_count_operations_through_this_handle() {
     let other = Contract::new("memory", "metrics-basic", None).unwrap();
     assert_eq!(other.metrics().sets, 0);
     assert_eq!(other.metrics().entries, Some(2));
+}
+
+/// (sets, deletes, lists) of a contract.
+fn writes(c: &Contract) -> (u64, u64, u64) {
+    let m = c.metrics();
+    (m.sets, m.deletes, m.lists)
+}
+
+#[test]
+fn refused_and_failed_calls_count_nothing() {
+    let (mut driver, _) = support::Recording::new(Capabilities::NONE);
+    driver.fail_with = Some(|| DriverError::backend("the disk is on fire"));
+    let c = Contract::from_driver("flaky", "metrics-failed", driver).unwrap();
+    c.set("k", "v", None).unwrap_err();
+    c.set_json("j", &1, None).unwrap_err();
+    c.set_many([("a", "1"), ("b", "2")], None).unwrap_err();
+    c.delete("k").unwrap_err();
+    c.delete_many(&["a", "b"]).unwrap_err();
+    c.list("").unwrap_err();
+    assert_eq!(writes(&c), (0, 0, 0), "a backend error wrote nothing");
+
+    let (mut driver, _) = support::Recording::new(Capabilities::NONE);
+    driver.fail_with = Some(|| DriverError::unsupported("set"));
+    let c = Contract::from_driver("partial", "metrics-unsupported", driver).unwrap();
+    c.set("k", "v", None).unwrap_err();
+    c.set_many([("a", "1")], None).unwrap_err();
+    assert_eq!(writes(&c), (0, 0, 0), "an unsupported write wrote nothing");
+
+    let small = Contract::new(
+        "memory",
+        "metrics-capacity",
+        Some(json!({"max_bytes": 4096})),
+    )
+    .unwrap();
+    let err = small.set("big", vec![0u8; 8192], None).unwrap_err();
+    assert!(matches!(err, Error::CapacityExceeded { .. }), "{err:?}");
+    let err = small
+        .set_many([("a", vec![0u8; 8192]), ("b", vec![0u8; 8192])], None)
+        .unwrap_err();
+    assert!(matches!(err, Error::CapacityExceeded { .. }), "{err:?}");
+    assert_eq!(writes(&small), (0, 0, 0), "a refused write wrote nothing");
+    small.set("fits", "v", None).unwrap();
+    assert_eq!(writes(&small), (1, 0, 0));
+}
+
+#[test]
+fn a_batch_counts_each_key_it_wrote_once() {
+    let c = Contract::new("memory", "metrics-duplicates", None).unwrap();
+    c.set_many([("a", "1"), ("b", "2"), ("a", "3"), ("a", "4")], None)
+        .unwrap();
+    assert_eq!(c.list("").unwrap(), ["a", "b"]);
+    assert_eq!(writes(&c).0, 2, "two keys were written");
+    c.delete_many(&["a", "a", "missing", "missing"]).unwrap();
+    assert_eq!(
+        writes(&c).1,
+        2,
+        "two distinct keys were deleted (one was absent)"
+    );
+    c.set_many(Vec::<(&str, &str)>::new(), None).unwrap();
+    c.delete_many(&[]).unwrap();
+    assert_eq!(writes(&c), (2, 2, 1), "empty batches count nothing");
 }

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use hodor_core::Echo;
 use hodor_core::driver::{DriverError, DriverResult};
 use serde::{Deserialize, Serialize};
+
+use crate::secret::{Secrets, describe_url};
 
 /// The URL used when the config names none: a server on this machine, database 0.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
@@ -36,7 +39,11 @@ pub struct RedisConfig {
     /// The server: `redis://[[user]:password@]host[:port][/db]`, `rediss://...` for TLS,
     /// or `redis+unix:///path/to/socket[?db=N&user=U&pass=P]` for a Unix socket. Default
     /// [`DEFAULT_URL`]. Username and password (Redis 6 ACL, or `:password` for the classic
-    /// `requirepass`) come from the URL.
+    /// `requirepass`) come from the URL; percent-encode `/`, `#`, `?`, `@` and `%` in them.
+    ///
+    /// Messages and `Debug` never show the credentials, the query or the fragment of this
+    /// URL, and show its address only when it has the plain shape `host[:port][/db]` (or a
+    /// socket path), so a password that breaks the URL's shape cannot leak through it.
     pub url: String,
     /// The database number; overrides the one in the URL when set.
     pub database: Option<u32>,
@@ -44,8 +51,10 @@ pub struct RedisConfig {
     /// this config (default 8, 1 to 1024). A call waits for a free connection for at most
     /// `timeout_ms`.
     pub pool_size: u32,
-    /// How long opening one connection (TCP connect, authentication, `SELECT`) may take, in
-    /// milliseconds (default 2000, at least 1).
+    /// How long opening one connection may take, in milliseconds (default 2000, at least
+    /// 1): the TCP connect, the TLS handshake, authentication, `SELECT` and the server's
+    /// first answer. Opening a contract (`Contract::new`) is bounded by it as a whole, the
+    /// driver's check of the server included.
     pub connect_timeout_ms: u64,
     /// How long any one call may wait for a free connection, and how long any read or write
     /// on a connection may block, in milliseconds (default 2000, at least 1). A server that
@@ -84,15 +93,15 @@ impl Default for RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &redact(&self.url))
+            .field("url", &self.display_url())
             .field("database", &self.database)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("timeout_ms", &self.timeout_ms)
             .field("prune_interval_ms", &self.prune_interval_ms)
-            .field("tls_ca_file", &self.tls_ca_file)
-            .field("tls_cert_file", &self.tls_cert_file)
-            .field("tls_key_file", &self.tls_key_file)
+            .field("tls_ca_file", &self.tls_ca_file.as_deref().map(Echo))
+            .field("tls_cert_file", &self.tls_cert_file.as_deref().map(Echo))
+            .field("tls_key_file", &self.tls_key_file.as_deref().map(Echo))
             .finish()
     }
 }
@@ -154,9 +163,9 @@ impl RedisConfig {
         Duration::from_millis(self.prune_interval_ms)
     }
 
-    /// The URL with its password hidden, for messages.
+    /// The URL as messages show it: no credentials, no query, bounded.
     pub(crate) fn display_url(&self) -> String {
-        redact(&self.url)
+        describe_url(&self.url)
     }
 
     /// Checks what serde cannot, and builds the client's connection info.
@@ -179,12 +188,16 @@ impl RedisConfig {
 
         let info =
             redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(|e| {
+                // The client's message may repeat part of the URL.
+                let why = Secrets::of(&self.url, None).scrub(&e.to_string());
                 DriverError::invalid_config(
                     Some("url"),
                     format!(
-                        "{:?} is not a Redis URL ({e}); write redis://[:password@]host[:port][/db] \
-                         or redis+unix:///path/to/socket",
-                        self.display_url()
+                        "{} is not a Redis URL ({}); write \
+                         redis://[[user]:password@]host[:port][/db] (percent-encode / # ? @ % \
+                         in a password) or redis+unix:///path/to/socket",
+                        self.display_url(),
+                        Echo::prose(&why)
                     ),
                 )
             })?;
@@ -192,7 +205,7 @@ impl RedisConfig {
             return Err(DriverError::invalid_config(
                 Some("url"),
                 format!(
-                    "{:?} needs TLS (rediss://), which this build of hodor-redis leaves out; \
+                    "{} needs TLS (rediss://), which this build of hodor-redis leaves out; \
                      enable the crate's `tls` feature (on by default)",
                     self.display_url()
                 ),
@@ -234,45 +247,6 @@ impl RedisConfig {
             }
         })
     }
-}
-
-/// Hides the password of a URL: `redis://user:secret@host` becomes `redis://user:***@host`.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let (scheme, rest) = url.split_at(scheme_end);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    match authority.rfind('@') {
-        Some(at) => {
-            let (userinfo, host) = authority.split_at(at);
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(userinfo.split_at(colon).0);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
-    }
-    // Unix-socket URLs carry the password as a query parameter.
-    match tail.find("pass=") {
-        Some(i) => {
-            let (before, after) = tail.split_at(i + 5);
-            out.push_str(before);
-            out.push_str("***");
-            if let Some(amp) = after.find('&') {
-                out.push_str(after.split_at(amp).1);
-            }
-        }
-        None => out.push_str(tail),
-    }
-    out
 }
 
 #[cfg(test)]
@@ -381,19 +355,5 @@ mod tests {
         } else {
             assert_eq!(field_of(result).as_deref(), Some("url"));
         }
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("redis://u:p@h:1/2"), "redis://u:***@h:1/2");
-        assert_eq!(redact("redis://:p@h"), "redis://:***@h");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
-        assert_eq!(redact("redis://u@h"), "redis://u@h");
-        assert_eq!(
-            redact("redis+unix:///tmp/s?db=1&pass=x&user=u"),
-            "redis+unix:///tmp/s?db=1&pass=***&user=u"
-        );
-        assert_eq!(redact("not a url"), "not a url");
-        assert_eq!(redact("redis://p@ss:w@rd@h"), "redis://p@ss:***@h");
     }
 }

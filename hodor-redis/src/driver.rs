@@ -1,16 +1,19 @@
 //! [`RedisDriver`]: the [`Driver`] implementation.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
-use hodor_core::{Contract, Metadata};
+use hodor_core::driver::{
+    Capabilities, Driver, DriverError, DriverResult, Gauges, check_name, parse_config,
+};
+use hodor_core::{Applied, BackendKind, Contract, Echo, Metadata};
 
 use crate::config::RedisConfig;
 use crate::error::BackendError;
 use crate::keys::{Namespace, lex_range};
-use crate::pool::{Pool, Retry};
+use crate::pool::{Op, Pool};
 use crate::pruner;
 use crate::scripts;
 
@@ -25,12 +28,15 @@ pub struct RedisDriver {
     pool: Arc<Pool>,
     namespace: Namespace,
     name: String,
+    /// Set by the first `close` (or by `Drop`): the registration with the pruner is given
+    /// back exactly once per handle.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisDriver")
-            .field("name", &self.name)
+            .field("name", &Echo(&self.name))
             .field("server", &self.pool.server())
             .field("config", &self.pool.config)
             .finish()
@@ -43,13 +49,21 @@ impl RedisDriver {
     /// Contracts opened with equal configs share one connection pool. Opening checks that
     /// the server answers and supports what the driver needs (Redis 6.2 or later, or
     /// Valkey): an unreachable server is a `Backend` error here, within
-    /// `connect_timeout_ms`, rather than at the first call.
+    /// `connect_timeout_ms`, rather than at the first call. An invalid name (the key rules)
+    /// is `InvalidInput` before anything is opened. A failed open leaves nothing behind:
+    /// no registration, no thread.
+    ///
+    /// Closing is idempotent, and a handle dropped without `close` releases what it holds.
     pub fn open(name: &str, config: &RedisConfig) -> DriverResult<RedisDriver> {
+        check_name(name)?;
+        // Opening is connecting: all of it, the check below included, within
+        // connect_timeout_ms.
+        let deadline = Instant::now() + config.connect_timeout();
         let pool = Pool::shared(config)?;
         let namespace = Namespace::new(name);
         // The cheapest call that proves the connection, the credentials, the database and
         // ZRANGE ... BYLEX (Redis 6.2) all work.
-        let probe = pool.run(Retry::Idempotent, |conn| {
+        let probe = pool.run_by(deadline, Op::Read, |conn| {
             redis::cmd("ZRANGE")
                 .arg(namespace.index_key())
                 .arg("-")
@@ -62,32 +76,46 @@ impl RedisDriver {
         });
         if let Err(error) = probe {
             return Err(match error {
-                DriverError::Backend(source) if source.to_string().contains("syntax error") => {
-                    DriverError::backend(BackendError::other(format!(
-                        "{} does not support ZRANGE ... BYLEX; hodor-redis needs Redis 6.2 or \
-                         later, or Valkey ({source})",
-                        pool.server()
-                    )))
+                DriverError::Backend { source, .. }
+                    if source.to_string().contains("syntax error") =>
+                {
+                    DriverError::backend_failure(
+                        BackendKind::Other,
+                        Applied::No,
+                        BackendError::other(format!(
+                            "{} does not support ZRANGE ... BYLEX; hodor-redis needs Redis 6.2 \
+                             or later, or Valkey ({source})",
+                            pool.server()
+                        )),
+                    )
                 }
                 other => other,
             });
         }
-        pool.register(&namespace);
+        pool.register(&namespace)?;
         Ok(RedisDriver {
             pool,
             namespace,
             name: name.to_owned(),
+            closed: AtomicBool::new(false),
         })
     }
 
     /// The contract's entries as the pruner sees them: how many keys the index holds, expired
     /// ones not yet pruned included.
     fn index_len(&self) -> DriverResult<u64> {
-        self.pool.run(Retry::Idempotent, |conn| {
+        self.pool.run(Op::Read, |conn| {
             redis::cmd("ZCARD")
                 .arg(self.namespace.index_key())
                 .query::<u64>(conn)
         })
+    }
+}
+
+impl Drop for RedisDriver {
+    fn drop(&mut self) {
+        // Nobody is left to see an error, and close() cannot fail.
+        let _ = self.close();
     }
 }
 
@@ -138,7 +166,7 @@ impl Driver for RedisDriver {
         let modified = now_nanos();
         let ttl = ttl_arg(ttl);
         let value_key = self.namespace.value_key(key);
-        self.pool.run(Retry::Idempotent, |conn| {
+        self.pool.run(Op::Write, |conn| {
             scripts::SET
                 .key(&value_key)
                 .key(self.namespace.index_key())
@@ -154,7 +182,7 @@ impl Driver for RedisDriver {
 
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
         let value_key = self.namespace.value_key(key);
-        let value = self.pool.run(Retry::Idempotent, |conn| {
+        let value = self.pool.run(Op::Read, |conn| {
             redis::cmd("HGET")
                 .arg(&value_key)
                 .arg("v")
@@ -165,7 +193,7 @@ impl Driver for RedisDriver {
 
     fn delete(&self, key: &str) -> DriverResult<bool> {
         let value_key = self.namespace.value_key(key);
-        let removed = self.pool.run(Retry::Never, |conn| {
+        let removed = self.pool.run(Op::WriteOnce, |conn| {
             scripts::DELETE
                 .key(&value_key)
                 .key(self.namespace.index_key())
@@ -178,7 +206,7 @@ impl Driver for RedisDriver {
 
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
         let (min, max) = lex_range(prefix);
-        let members = self.pool.run(Retry::Idempotent, |conn| {
+        let members = self.pool.run(Op::Read, |conn| {
             scripts::LIST
                 .key(self.namespace.index_key())
                 .key(self.namespace.expiry_key())
@@ -190,11 +218,15 @@ impl Driver for RedisDriver {
             .into_iter()
             .map(|member| {
                 String::from_utf8(member).map_err(|e| {
-                    DriverError::backend(BackendError::other(format!(
-                        "the index of contract {:?} holds a key that is not UTF-8 ({e}); it was \
+                    DriverError::backend_failure(
+                        BackendKind::Other,
+                        Applied::No,
+                        BackendError::other(format!(
+                            "the index of contract {} holds a key that is not UTF-8 ({e}); it was \
                          written by something other than hodor",
-                        self.name
-                    )))
+                            Echo(&self.name)
+                        )),
+                    )
                 })
             })
             .collect()
@@ -202,7 +234,7 @@ impl Driver for RedisDriver {
 
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
         let value_key = self.namespace.value_key(key);
-        let found = self.pool.run(Retry::Idempotent, |conn| {
+        let found = self.pool.run(Op::Read, |conn| {
             scripts::STAT
                 .key(&value_key)
                 .invoke::<Option<(u64, u64, Option<u64>)>>(conn)
@@ -216,13 +248,15 @@ impl Driver for RedisDriver {
 
     fn exists(&self, key: &str) -> DriverResult<bool> {
         let value_key = self.namespace.value_key(key);
-        self.pool.run(Retry::Idempotent, |conn| {
+        self.pool.run(Op::Read, |conn| {
             redis::cmd("EXISTS").arg(&value_key).query::<bool>(conn)
         })
     }
 
     fn close(&self) -> DriverResult<()> {
-        self.pool.unregister(&self.namespace);
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.pool.unregister(&self.namespace);
+        }
         Ok(())
     }
 
@@ -236,7 +270,7 @@ impl Driver for RedisDriver {
         for key in keys {
             invocation.key(self.namespace.value_key(key));
         }
-        let values = self.pool.run(Retry::Idempotent, |conn| {
+        let values = self.pool.run(Op::Read, |conn| {
             invocation.invoke::<Vec<Option<Vec<u8>>>>(conn)
         })?;
         Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
@@ -262,7 +296,7 @@ impl Driver for RedisDriver {
                 .arg(&value[..]);
         }
         self.pool
-            .run(Retry::Idempotent, |conn| invocation.invoke::<u64>(conn))
+            .run(Op::Write, |conn| invocation.invoke::<u64>(conn))
             .map(drop)
     }
 
@@ -279,7 +313,7 @@ impl Driver for RedisDriver {
         }
         let removed = self
             .pool
-            .run(Retry::Never, |conn| invocation.invoke::<u64>(conn))?;
+            .run(Op::WriteOnce, |conn| invocation.invoke::<u64>(conn))?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
@@ -287,5 +321,68 @@ impl Driver for RedisDriver {
         let mut gauges = Gauges::default();
         gauges.entries = self.index_len().ok();
         gauges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support;
+
+    /// The contract names a pool's pruner visits.
+    fn registered(pool: &Pool) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = pool
+            .namespaces()
+            .iter()
+            .map(|ns| ns.index_key().to_vec())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_invalid_name_is_never_registered() {
+        let Some(url) = support::url("an_invalid_name_is_never_registered") else {
+            return;
+        };
+        // An interval no other test uses: this pool is this test's alone.
+        let config = RedisConfig::new(url).prune_interval_ms(3_600_000 - 7);
+        let keeper_name = support::unique("keeper");
+        let keeper = RedisDriver::open(&keeper_name, &config).unwrap();
+        let only_keeper = registered(&keeper.pool);
+        assert_eq!(only_keeper.len(), 1);
+        for name in [String::new(), "a\0b".to_owned(), "x".repeat(2000)] {
+            let e = crate::open(&name, &config).unwrap_err();
+            assert!(matches!(e, hodor_core::Error::InvalidInput { .. }), "{e:?}");
+            let e = RedisDriver::open(&name, &config).unwrap_err();
+            assert!(matches!(e, DriverError::InvalidInput(_)), "{e:?}");
+        }
+        assert_eq!(
+            registered(&keeper.pool),
+            only_keeper,
+            "no invalid name stays"
+        );
+    }
+
+    #[test]
+    fn a_driver_releases_its_registration_once_on_close_and_on_drop() {
+        let Some(url) = support::url("a_driver_releases_its_registration") else {
+            return;
+        };
+        let config = RedisConfig::new(url).prune_interval_ms(3_600_000 - 8);
+        let name = support::unique("shared");
+        let first = RedisDriver::open(&name, &config).unwrap();
+        let second = RedisDriver::open(&name, &config).unwrap();
+        let dropped = RedisDriver::open(&support::unique("dropped"), &config).unwrap();
+        assert_eq!(registered(&first.pool).len(), 2);
+        drop(dropped);
+        assert_eq!(registered(&first.pool).len(), 1, "drop releases");
+        // Closing one handle twice must not release the other handle's registration.
+        second.close().unwrap();
+        second.close().unwrap();
+        drop(second);
+        assert_eq!(registered(&first.pool).len(), 1, "close releases once");
+        first.close().unwrap();
+        assert!(registered(&first.pool).is_empty());
     }
 }

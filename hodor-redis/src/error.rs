@@ -2,41 +2,69 @@
 
 use std::fmt;
 
-/// What went wrong talking to the server, with the redis crate's error as the source when
-/// there is one.
+use hodor_core::{BackendKind, Echo};
+
+use crate::config::RedisConfig;
+use crate::secret::Secrets;
+
+/// What went wrong talking to the server.
+///
+/// Only text the driver wrote, and the redis crate's message with every piece of the URL
+/// that may be a password scrubbed out ([`Secrets`]); the redis crate's error itself is not
+/// kept as a source, so nothing unscrubbed can be reached through the error chain.
 #[derive(Debug)]
 pub(crate) struct BackendError {
     message: String,
-    source: Option<redis::RedisError>,
+}
+
+/// Where in a call the redis client failed, which says which setting bounded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Opening a connection: bounded by `connect_timeout_ms`.
+    Connect,
+    /// The request of an ordinary call: bounded by `timeout_ms`.
+    Request,
+    /// The check request of an open: bounded by `connect_timeout_ms`, like connecting.
+    Opening,
 }
 
 impl BackendError {
-    /// A failure of the redis client, with `server` (a URL without its password) and what
-    /// the driver knows about why.
-    pub(crate) fn redis(server: &str, timeout_ms: u64, error: redis::RedisError) -> BackendError {
-        let message = if error.is_timeout() {
-            format!(
-                "{server} did not answer within {timeout_ms} ms (the timeout_ms setting): {error}"
-            )
-        } else if error.is_connection_refusal() {
-            format!("{server} refused the connection (is the server running?): {error}")
-        } else if error.is_io_error() {
-            format!("connection to {server} failed: {error}")
-        } else {
-            format!("{server} returned an error: {error}")
+    /// A failure of the redis client at `stage`: why, as far as can be told, and the
+    /// message, with `server` (a URL without its credentials).
+    pub(crate) fn redis(
+        server: &str,
+        config: &RedisConfig,
+        secrets: &Secrets,
+        stage: Stage,
+        error: &redis::RedisError,
+    ) -> (BackendKind, BackendError) {
+        let (setting, ms) = match stage {
+            Stage::Connect | Stage::Opening => ("connect_timeout_ms", config.connect_timeout_ms),
+            Stage::Request => ("timeout_ms", config.timeout_ms),
         };
-        BackendError {
-            message,
-            source: Some(error),
-        }
+        // The client's text, which may repeat parts of the URL: scrubbed, then bounded.
+        let text = secrets.scrub(&error.to_string());
+        let text = Echo::prose(&text);
+        let kind = kind_of(error);
+        let message = match kind {
+            BackendKind::Timeout => {
+                format!("{server} did not answer within {ms} ms (the {setting} setting)")
+            }
+            BackendKind::Unauthenticated => {
+                format!("authentication to {server} failed: {text}")
+            }
+            BackendKind::Unavailable if error.is_connection_refusal() => {
+                format!("{server} refused the connection (is the server running?)")
+            }
+            BackendKind::Unavailable => format!("connection to {server} failed: {text}"),
+            _ => format!("{server} returned an error: {text}"),
+        };
+        (kind, BackendError { message })
     }
 
     /// A failure that is the driver's own (no free connection, an unexpected reply).
     pub(crate) fn other(message: String) -> BackendError {
-        BackendError {
-            message,
-            source: None,
-        }
+        BackendError { message }
     }
 }
 
@@ -46,10 +74,20 @@ impl fmt::Display for BackendError {
     }
 }
 
-impl std::error::Error for BackendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+impl std::error::Error for BackendError {}
+
+/// Why the redis client failed, in hodor's terms.
+fn kind_of(error: &redis::RedisError) -> BackendKind {
+    if error.is_timeout() {
+        BackendKind::Timeout
+    } else if error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        BackendKind::Unauthenticated
+    } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
+    {
+        BackendKind::Unavailable
+    } else {
+        BackendKind::Other
     }
 }

@@ -39,6 +39,14 @@
 //!   finds its pooled connection dropped (say, the server restarted while it was idle) is
 //!   sent once more on a new connection; `delete` is not, because a retry could report
 //!   `false` for an entry the first attempt removed, so it returns `Backend` instead.
+//! - **A failed write says what is known.** `Error::Backend`'s `applied` is
+//!   [`Applied::No`](hodor_core::Applied) when no request left (the connection was refused
+//!   or could not be opened in time, no pooled connection came free), and
+//!   [`Applied::Unknown`](hodor_core::Applied) once the request may have reached the server
+//!   (its reply timed out, the connection broke mid-call, the server's script failed
+//!   part-way): the server may have applied it, so read it back to know. `kind` is
+//!   `Timeout`, `Unavailable`, `Unauthenticated` (the server refused the credentials) or
+//!   `Other` (an error the server returned).
 //! - **Memory limits belong to the server** (its `maxmemory`): the driver has no
 //!   `max_bytes` or `max_entries` and no [`Capabilities::limits`](hodor_core::Capabilities).
 //!   Run the server with `maxmemory-policy noeviction` (the default) or a `volatile-*`
@@ -84,7 +92,9 @@
 //! members of expired keys in the index and deadline sets are removed by every write to the
 //! contract (up to 1000 per write) and by one thread per connection pool every
 //! `prune_interval_ms` (1 s by default) for each contract open in the process, so they are
-//! reclaimed within about one interval while any process has the contract open.
+//! reclaimed within about one interval while any process has the contract open. The thread
+//! starts when the pool's first contract has opened (a failed open starts none) and ends
+//! as soon as the pool's last contract is closed or dropped.
 //!
 //! ## Connections
 //! Contracts opened with equal configs share one pool of at most `pool_size` connections,
@@ -103,6 +113,12 @@ mod keys;
 mod pool;
 mod pruner;
 mod scripts;
+mod secret;
+
+/// The test server helpers of `tests/`, for the unit tests that look inside a pool.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 pub use config::{DEFAULT_URL, RedisConfig};
 pub use driver::{DRIVER_NAME, RedisDriver, open};

@@ -14,22 +14,47 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use hodor_core::driver::{DriverError, DriverResult};
+use hodor_core::{Applied, BackendKind, Echo};
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
 
 use crate::config::RedisConfig;
-use crate::error::BackendError;
+use crate::error::{BackendError, Stage};
 use crate::keys::Namespace;
 use crate::pruner;
+use crate::secret::Secrets;
 
-/// Whether an operation may be sent again after its connection dropped mid-call.
+/// What an operation does to the data: whether it may be sent again after its connection
+/// dropped mid-call, and what its failure says about the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// Sending it twice has the effect of sending it once (reads, `set`).
-    Idempotent,
-    /// Its reply depends on whether an earlier attempt ran (`delete` reports what it
-    /// removed), so a dropped connection is reported, not retried.
-    Never,
+pub(crate) enum Op {
+    /// Reads: sent again after a dropped connection; a failure changed nothing.
+    Read,
+    /// A write that has the same effect sent twice (`set`, `set_many`): sent again after
+    /// a dropped connection. Once its request may have left, a failure may or may not
+    /// have applied it.
+    Write,
+    /// A write whose reply depends on whether an earlier attempt ran (`delete` reports
+    /// what it removed): a dropped connection is reported, not retried.
+    WriteOnce,
+}
+
+impl Op {
+    /// What a failure of this operation after its request may have left says about it.
+    fn applied_once_sent(self) -> Applied {
+        match self {
+            Op::Read => Applied::No,
+            Op::Write | Op::WriteOnce => Applied::Unknown,
+        }
+    }
+}
+
+/// Why a connection could not be had; nothing was sent.
+enum NoConnection {
+    /// Opening one failed.
+    Connect(redis::RedisError),
+    /// All were busy for the whole wait.
+    Busy,
 }
 
 pub(crate) struct Pool {
@@ -38,11 +63,60 @@ pub(crate) struct Pool {
     handshake: Handshake,
     pub(crate) config: RedisConfig,
     server: String,
+    /// What must never appear in a message: see [`Secrets`].
+    secrets: Secrets,
     state: Mutex<State>,
     freed: Condvar,
     /// The contracts open on this pool, by index key, with their handle counts: what the
     /// pruner visits.
     namespaces: Mutex<HashMap<Vec<u8>, (Namespace, usize)>>,
+    /// The pruning thread, started by the first contract that opens on this pool; the
+    /// thread ends when this is dropped with the pool.
+    pruner: Mutex<Option<pruner::Stop>>,
+}
+
+/// The time limits of one call.
+#[derive(Clone, Copy, Debug)]
+enum Budget {
+    /// An ordinary call: `timeout_ms` to wait for a free connection and for each reply,
+    /// `connect_timeout_ms` to open a connection.
+    Call,
+    /// Opening a contract: everything by this deadline, `connect_timeout_ms` after the open
+    /// began.
+    Open(Instant),
+}
+
+impl Budget {
+    /// What bounded a request that failed, for the message.
+    fn stage_of_request(self) -> Stage {
+        match self {
+            Budget::Call => Stage::Request,
+            Budget::Open(_) => Stage::Opening,
+        }
+    }
+
+    /// The setting that bounds waiting for a free connection, and its value.
+    fn wait_limit(self, config: &RedisConfig) -> (&'static str, u64) {
+        match self {
+            Budget::Open(_) if config.connect_timeout_ms < config.timeout_ms => {
+                ("connect_timeout_ms", config.connect_timeout_ms)
+            }
+            _ => ("timeout_ms", config.timeout_ms),
+        }
+    }
+}
+
+/// What is left until `deadline`, or a timeout error if nothing is.
+fn remaining(deadline: Instant) -> RedisResult<std::time::Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the deadline passed",
+            ))
+        })
 }
 
 /// What a new connection must send before it is used.
@@ -68,20 +142,33 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// The client's refusal of `info`, with its message scrubbed.
+fn refused(secrets: &Secrets, e: &redis::RedisError) -> DriverError {
+    let why = secrets.scrub(&e.to_string());
+    DriverError::invalid_config(
+        Some("url"),
+        format!("the redis client refused it: {}", Echo::prose(&why)),
+    )
+}
+
 #[cfg(not(feature = "tls"))]
-fn client(_config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Client> {
-    Client::open(info).map_err(|e| {
-        DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
-    })
+fn client(
+    _config: &RedisConfig,
+    secrets: &Secrets,
+    info: redis::ConnectionInfo,
+) -> DriverResult<Client> {
+    Client::open(info).map_err(|e| refused(secrets, &e))
 }
 
 /// A client for `info`; for a `rediss://` URL, with the configured certificates.
 #[cfg(feature = "tls")]
-fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Client> {
+fn client(
+    config: &RedisConfig,
+    secrets: &Secrets,
+    info: redis::ConnectionInfo,
+) -> DriverResult<Client> {
     if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
-        return Client::open(info).map_err(|e| {
-            DriverError::invalid_config(Some("url"), format!("the redis client refused it: {e}"))
-        });
+        return Client::open(info).map_err(|e| refused(secrets, &e));
     }
     // rustls uses the process-wide crypto provider. Install ring unless the program chose
     // one already, so that building a TLS config can never panic for want of one.
@@ -90,7 +177,10 @@ fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Cli
         path.as_ref()
             .map(|path| {
                 std::fs::read(path).map_err(|e| {
-                    DriverError::invalid_config(Some(field), format!("cannot read {path:?}: {e}"))
+                    DriverError::invalid_config(
+                        Some(field),
+                        format!("cannot read {}: {e}", Echo(path)),
+                    )
                 })
             })
             .transpose()
@@ -119,9 +209,10 @@ fn client(config: &RedisConfig, info: redis::ConnectionInfo) -> DriverResult<Cli
         },
     )
     .map_err(|e| {
+        let why = secrets.scrub(&e.to_string());
         DriverError::invalid_config(
             Some(field),
-            format!("the TLS certificates are unusable: {e}"),
+            format!("the TLS certificates are unusable: {}", Echo::prose(&why)),
         )
     })
 }
@@ -146,18 +237,20 @@ impl Pool {
             password: settings.password().map(str::to_owned),
             database: settings.db(),
         };
+        let secrets = Secrets::of(&config.url, handshake.password.as_deref());
         let bare = RedisConnectionInfo::default().set_skip_set_lib_name();
-        let client = client(config, info.set_redis_settings(bare))?;
+        let client = client(config, &secrets, info.set_redis_settings(bare))?;
         let pool = Arc::new(Pool {
             client,
             handshake,
             config: config.clone(),
             server: config.display_url(),
+            secrets,
             state: Mutex::new(State::default()),
             freed: Condvar::new(),
             namespaces: Mutex::default(),
+            pruner: Mutex::new(None),
         });
-        pruner::start(&pool)?;
         pools.retain(|_, weak| weak.strong_count() > 0);
         pools.insert(config.clone(), Arc::downgrade(&pool));
         Ok(pool)
@@ -168,12 +261,22 @@ impl Pool {
         &self.server
     }
 
-    pub(crate) fn register(&self, namespace: &Namespace) {
+    /// Adds a handle on `namespace` to what the pruner visits, starting the pruner with
+    /// the pool's first contract. Called only once an open has succeeded, so a failed open
+    /// leaves neither a registration nor a thread.
+    pub(crate) fn register(self: &Arc<Self>, namespace: &Namespace) -> DriverResult<()> {
+        {
+            let mut pruner = self.pruner.lock();
+            if pruner.is_none() {
+                *pruner = Some(pruner::start(self)?);
+            }
+        }
         let mut namespaces = self.namespaces.lock();
         namespaces
             .entry(namespace.index_key().to_vec())
             .or_insert_with(|| (namespace.clone(), 0))
             .1 += 1;
+        Ok(())
     }
 
     pub(crate) fn unregister(&self, namespace: &Namespace) {
@@ -194,42 +297,89 @@ impl Pool {
             .collect()
     }
 
-    /// Runs `op` on a pooled connection.
+    /// Runs `f` on a pooled connection, within the limits of an ordinary call.
     ///
     /// A connection whose operation failed is closed, never reused. If it failed because
     /// the connection had dropped (the server restarted or closed it while it sat idle),
     /// the other idle connections are closed too, since they most likely dropped the same
-    /// way, and an [`Retry::Idempotent`] operation is sent once more on a new connection.
+    /// way, and an operation other than [`Op::WriteOnce`] is sent once more on a new
+    /// connection.
+    ///
+    /// A failure says what it may have changed: nothing if no request left (no connection
+    /// could be had), and for a write, possibly everything once one did.
     pub(crate) fn run<T>(
         &self,
-        retry: Retry,
-        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+        op: Op,
+        f: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> DriverResult<T> {
-        let (conn, reused) = self.checkout()?;
-        let error = match self.attempt(conn, &mut op) {
+        self.run_within(Budget::Call, op, f)
+    }
+
+    /// Runs `f` like [`Pool::run`], but all of it (waiting for a connection, opening one,
+    /// the request and its reply) by `deadline`: opening a contract is part of connecting,
+    /// so it is bounded by `connect_timeout_ms`, not by `timeout_ms`.
+    pub(crate) fn run_by<T>(
+        &self,
+        deadline: Instant,
+        op: Op,
+        f: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> DriverResult<T> {
+        self.run_within(Budget::Open(deadline), op, f)
+    }
+
+    fn run_within<T>(
+        &self,
+        budget: Budget,
+        op: Op,
+        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> DriverResult<T> {
+        let (conn, reused) = self
+            .checkout(budget)
+            .map_err(|failure| self.no_connection(budget, failure, Applied::No))?;
+        let error = match self.attempt(budget, conn, &mut f) {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
+        // From here on the request may have reached the server.
+        let applied = op.applied_once_sent();
+        let stage = budget.stage_of_request();
         if !error.is_connection_dropped() {
-            return Err(self.error(error));
+            return Err(self.error(stage, &error, applied));
         }
         self.discard_idle();
-        if !(reused && retry == Retry::Idempotent) {
-            return Err(self.error(error));
+        if !(reused && op != Op::WriteOnce) {
+            return Err(self.error(stage, &error, applied));
         }
-        let (conn, _) = self.checkout()?;
-        self.attempt(conn, &mut op)
-            .map_err(|error| self.error(error))
+        let (conn, _) = self
+            .checkout(budget)
+            .map_err(|failure| self.no_connection(budget, failure, applied))?;
+        self.attempt(budget, conn, &mut f)
+            .map_err(|error| self.error(stage, &error, applied))
     }
 
     /// Runs `op` on `conn`, then returns the connection to the pool, or drops it if the
     /// operation failed (its state is unknown).
     fn attempt<T>(
         &self,
+        budget: Budget,
         mut conn: Connection,
         op: &mut impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
-        let result = op(&mut conn);
+        let result = match budget {
+            Budget::Call => op(&mut conn),
+            Budget::Open(deadline) => (|| {
+                // A reused connection has the call timeout; this request gets what is
+                // left of the open's, and the connection goes back with the call timeout.
+                let left = Some(remaining(deadline)?);
+                conn.set_read_timeout(left)?;
+                conn.set_write_timeout(left)?;
+                let value = op(&mut conn)?;
+                let timeout = Some(self.config.timeout());
+                conn.set_read_timeout(timeout)?;
+                conn.set_write_timeout(timeout)?;
+                Ok(value)
+            })(),
+        };
         match result {
             Ok(_) => self.checkin(conn),
             Err(_) => self.discard(conn),
@@ -237,18 +387,43 @@ impl Pool {
         result
     }
 
-    fn error(&self, error: redis::RedisError) -> DriverError {
-        DriverError::backend(BackendError::redis(
-            &self.server,
-            self.config.timeout_ms,
-            error,
-        ))
+    fn error(&self, stage: Stage, error: &redis::RedisError, applied: Applied) -> DriverError {
+        let (kind, error) =
+            BackendError::redis(&self.server, &self.config, &self.secrets, stage, error);
+        DriverError::backend_failure(kind, applied, error)
+    }
+
+    fn no_connection(
+        &self,
+        budget: Budget,
+        failure: NoConnection,
+        applied: Applied,
+    ) -> DriverError {
+        match failure {
+            NoConnection::Connect(error) => self.error(Stage::Connect, &error, applied),
+            NoConnection::Busy => {
+                let (setting, ms) = budget.wait_limit(&self.config);
+                DriverError::backend_failure(
+                    BackendKind::Timeout,
+                    applied,
+                    BackendError::other(format!(
+                        "all {} connections to {} stayed busy for {ms} ms (the {setting} \
+                         setting); raise pool_size or look for slow calls",
+                        self.config.pool_size, self.server
+                    )),
+                )
+            }
+        }
     }
 
     /// An idle connection (`true`: reused), or a new one if fewer than `pool_size` exist;
-    /// otherwise waits up to `timeout_ms` for one to be returned.
-    fn checkout(&self) -> DriverResult<(Connection, bool)> {
-        let deadline = Instant::now() + self.config.timeout();
+    /// otherwise waits up to `timeout_ms` (and never past an open's deadline) for one to be
+    /// returned.
+    fn checkout(&self, budget: Budget) -> Result<(Connection, bool), NoConnection> {
+        let mut deadline = Instant::now() + self.config.timeout();
+        if let Budget::Open(open) = budget {
+            deadline = deadline.min(open);
+        }
         let mut state = self.state.lock();
         loop {
             if let Some(conn) = state.idle.pop() {
@@ -257,66 +432,74 @@ impl Pool {
             if state.open < self.config.pool_size as usize {
                 state.open += 1;
                 drop(state);
-                return match self.connect() {
+                return match self.connect(budget) {
                     Ok(conn) => Ok((conn, false)),
                     Err(error) => {
                         self.release_slot();
-                        Err(self.error(error))
+                        Err(NoConnection::Connect(error))
                     }
                 };
             }
             if self.freed.wait_until(&mut state, deadline).timed_out() {
-                return Err(DriverError::backend(BackendError::other(format!(
-                    "all {} connections to {} stayed busy for {} ms (the timeout_ms setting); \
-                     raise pool_size or look for slow calls",
-                    self.config.pool_size, self.server, self.config.timeout_ms
-                ))));
+                return Err(NoConnection::Busy);
             }
         }
     }
 
-    /// Opens a connection within `connect_timeout_ms`, all of it.
+    /// Opens a connection within `connect_timeout_ms` (and never past an open's deadline),
+    /// all of it: the TCP connect, the TLS handshake, authentication, `SELECT`, and the
+    /// server's first answer.
     ///
     /// The redis client can authenticate and select the database itself, but it sends those
     /// commands as one pipeline and then waits the full timeout for each reply in turn, so a
     /// server that accepts connections but does not answer would hold a connect for a
     /// multiple of the timeout. Here each handshake command gets what is left of one
-    /// deadline.
-    fn connect(&self) -> RedisResult<Connection> {
-        let deadline = Instant::now() + self.config.connect_timeout();
+    /// deadline. A connection that needs neither command sends a `PING`, so that a TLS
+    /// handshake and a listener that accepts but never answers are caught here too, not by
+    /// the first request's `timeout_ms`.
+    fn connect(&self, budget: Budget) -> RedisResult<Connection> {
+        let mut deadline = Instant::now() + self.config.connect_timeout();
+        if let Budget::Open(open) = budget {
+            deadline = deadline.min(open);
+        }
         let mut conn = self
             .client
-            .get_connection_with_timeout(self.config.connect_timeout())?;
-        let remaining = || {
-            deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    redis::RedisError::from(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the connection handshake did not finish within connect_timeout_ms",
-                    ))
-                })
+            .get_connection_with_timeout(remaining(deadline)?)?;
+        let mut send = |cmd: &redis::Cmd| -> RedisResult<()> {
+            let left = Some(remaining(deadline)?);
+            conn.set_read_timeout(left)?;
+            conn.set_write_timeout(left)?;
+            cmd.query::<redis::Value>(&mut conn).map(drop)
         };
         let handshake = &self.handshake;
+        let mut answered = false;
         if let Some(password) = &handshake.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(username) = &handshake.username {
                 auth.arg(username);
             }
             auth.arg(password);
-            let left = Some(remaining()?);
-            conn.set_read_timeout(left)?;
-            conn.set_write_timeout(left)?;
-            auth.query::<()>(&mut conn)?;
+            // Any answer but OK to AUTH is a refusal of the credentials, whatever its code
+            // (WRONGPASS, or ERR from a server that has no password set).
+            send(&auth).map_err(|e| {
+                if e.is_io_error() {
+                    e
+                } else {
+                    redis::RedisError::from((
+                        redis::ErrorKind::AuthenticationFailed,
+                        "the server refused the credentials",
+                        e.to_string(),
+                    ))
+                }
+            })?;
+            answered = true;
         }
         if handshake.database != 0 {
-            let left = Some(remaining()?);
-            conn.set_read_timeout(left)?;
-            conn.set_write_timeout(left)?;
-            redis::cmd("SELECT")
-                .arg(handshake.database)
-                .query::<()>(&mut conn)?;
+            send(redis::cmd("SELECT").arg(handshake.database))?;
+            answered = true;
+        }
+        if !answered {
+            send(&redis::cmd("PING"))?;
         }
         let timeout = Some(self.config.timeout());
         conn.set_read_timeout(timeout)?;

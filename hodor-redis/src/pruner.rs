@@ -4,16 +4,22 @@
 //! expiry cycle). The contract's index and expiry sets are this driver's, so it removes
 //! their members of expired keys: every write removes up to [`LIMIT`] of them, and one
 //! thread per pool does the same for every contract open on the pool, every
-//! `prune_interval_ms`. The thread holds no strong reference to the pool and ends within
-//! one interval after the pool is dropped.
+//! `prune_interval_ms`.
+//!
+//! The thread starts when the pool's first contract has opened, so an open that fails
+//! starts none. It holds no strong reference to the pool, and it waits on a channel whose
+//! sender the pool holds: when the pool is dropped (its last contract closed or dropped),
+//! the wait ends at once and so does the thread, instead of sleeping out its interval.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::thread;
 
 use hodor_core::driver::{DriverError, DriverResult};
+use hodor_core::{Applied, BackendKind};
 
 use crate::error::BackendError;
-use crate::pool::{Pool, Retry};
+use crate::pool::{Op, Pool};
 use crate::scripts;
 
 /// The most index members one script call removes: it bounds how long the server is
@@ -23,24 +29,34 @@ pub(crate) const LIMIT: usize = 1000;
 /// At most this many calls per contract and interval, so a mass expiry is spread out.
 const ROUNDS: usize = 100;
 
-pub(crate) fn start(pool: &Arc<Pool>) -> DriverResult<()> {
+/// The pool's end of its pruning thread: dropping it stops the thread. Nothing is ever
+/// sent; the sender is held only so that its drop disconnects the channel.
+#[derive(Debug)]
+pub(crate) struct Stop(#[expect(dead_code, reason = "held to be dropped")] mpsc::Sender<()>);
+
+/// Starts the pruning thread of `pool`.
+pub(crate) fn start(pool: &Arc<Pool>) -> DriverResult<Stop> {
     let weak = Arc::downgrade(pool);
     let interval = pool.config.prune_interval();
+    let (stop, stopped) = mpsc::channel::<()>();
     thread::Builder::new()
         .name("hodor-redis-prune".to_owned())
         .spawn(move || {
-            loop {
-                thread::sleep(interval);
+            // Nothing is ever sent: a timeout is the next round, anything else is the
+            // pool going away.
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                 if !prune_once(&weak) {
                     return;
                 }
             }
         })
-        .map(drop)
+        .map(|_| Stop(stop))
         .map_err(|e| {
-            DriverError::backend(BackendError::other(format!(
-                "cannot start the index pruning thread: {e}"
-            )))
+            DriverError::backend_failure(
+                BackendKind::Other,
+                Applied::No,
+                BackendError::other(format!("cannot start the index pruning thread: {e}")),
+            )
         })
 }
 
@@ -51,7 +67,7 @@ fn prune_once(pool: &Weak<Pool>) -> bool {
     };
     for namespace in pool.namespaces() {
         for _ in 0..ROUNDS {
-            let removed = pool.run(Retry::Idempotent, |conn| {
+            let removed = pool.run(Op::Write, |conn| {
                 scripts::PRUNE
                     .key(namespace.index_key())
                     .key(namespace.expiry_key())

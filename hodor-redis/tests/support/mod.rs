@@ -64,7 +64,8 @@ impl Server {
         Server::start_on_with(port, &[])
     }
 
-    fn start_on_with(port: u16, args: &[String]) -> Option<Server> {
+    /// Starts a server on `port` with more `redis-server` arguments.
+    pub fn start_on_with(port: u16, args: &[String]) -> Option<Server> {
         let mut wrapper = Command::new("sh")
             .arg("-c")
             .arg(WRAPPER)
@@ -146,6 +147,7 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Whether a server answers at `url`; a server that wants a password answers too.
 fn ping(url: &str) -> bool {
     let Ok(client) = redis::Client::open(url) else {
         return false;
@@ -153,7 +155,10 @@ fn ping(url: &str) -> bool {
     let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
         return false;
     };
-    redis::cmd("PING").query::<String>(&mut conn).is_ok()
+    match redis::cmd("PING").query::<String>(&mut conn) {
+        Ok(_) => true,
+        Err(e) => e.code() == Some("NOAUTH"),
+    }
 }
 
 fn required() -> bool {
@@ -219,4 +224,163 @@ pub fn raw(url: &str) -> redis::Connection {
         .unwrap()
         .get_connection_with_timeout(Duration::from_secs(5))
         .unwrap()
+}
+
+/// What a [`Proxy`] does with the bytes it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// Passes everything both ways.
+    Forward = 0,
+    /// Accepts connections and reads nothing, answers nothing: a hung server, or a port
+    /// that some other program holds. Connections already open stop carrying bytes too.
+    Silent = 1,
+    /// Carries requests to the server but throws its replies away: the server applies a
+    /// write, the client never hears of it.
+    DropReplies = 2,
+    /// Passes requests, then closes the client's connection in the middle of the next
+    /// reply, after sending part of it.
+    CloseMidReply = 3,
+}
+
+/// A TCP proxy in front of a server, whose behaviour a test switches at any moment: the
+/// faults a network or a sick server produces, on demand.
+pub struct Proxy {
+    pub port: u16,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port in front of `upstream` (`host:port`), in `mode`.
+    pub fn start(upstream: String, mode: Mode) -> Proxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU8};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(mode as u8));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (mode.clone(), stop.clone());
+        let accept = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        if m.load(Ordering::Relaxed) == Mode::Silent as u8 {
+                            held.push(client);
+                            continue;
+                        }
+                        let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                            continue; // the client sees its connection closed
+                        };
+                        pump(
+                            client.try_clone().unwrap(),
+                            server.try_clone().unwrap(),
+                            &m,
+                            &s,
+                            false,
+                        );
+                        pump(server, client, &m, &s, true);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Proxy {
+            port,
+            mode,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// A listener that accepts and never answers, with no server behind it.
+    pub fn silent() -> Proxy {
+        Proxy::start("127.0.0.1:9".to_owned(), Mode::Silent)
+    }
+
+    pub fn set(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// `redis://` URL of the proxy, database 0.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` on a thread until either side closes or the proxy stops, doing
+/// what the current mode says; `replies` marks the server-to-client direction.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    mode: &std::sync::Arc<std::sync::atomic::AtomicU8>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    replies: bool,
+) {
+    use std::io::Read;
+    let (mode, stop) = (mode.clone(), stop.clone());
+    std::thread::spawn(move || {
+        from.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        // Bytes read just as the proxy went silent: carried once it speaks again, as a
+        // network that stalls delivers late rather than never.
+        let mut pending: Vec<u8> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            if mode.load(Ordering::Relaxed) == Mode::Silent as u8 {
+                // Carry nothing, read nothing; keep both sockets open.
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let chunk = if pending.is_empty() {
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => buf[..n].to_vec(),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue;
+                    }
+                    Err(_) => break,
+                }
+            } else {
+                std::mem::take(&mut pending)
+            };
+            let current = mode.load(Ordering::Relaxed);
+            if current == Mode::Silent as u8 {
+                pending = chunk;
+                continue;
+            }
+            if replies && current == Mode::DropReplies as u8 {
+                continue;
+            }
+            if replies && current == Mode::CloseMidReply as u8 {
+                // Part of the reply (none of a one-byte reply), then the connection ends.
+                let _ = to.write_all(&chunk[..chunk.len() / 2]);
+                let _ = to.flush();
+                break;
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        let _ = from.shutdown(std::net::Shutdown::Both);
+    });
 }
