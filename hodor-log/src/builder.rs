@@ -205,6 +205,8 @@ impl Builder {
                     contract: Arc::from(contract.name()),
                     operation: "start the hodor-log worker thread",
                     key: None,
+                    kind: hodor_core::BackendKind::Other,
+                    applied: hodor_core::Applied::No,
                     source: Box::new(e),
                 })?
         };
