@@ -43,13 +43,21 @@ pub(crate) fn describe_url(url: &str) -> String {
         Some(at) if !unix => (true, rest.get(at + 1..).unwrap_or("")),
         _ => (false, rest),
     };
+    // `user:@host` has an empty password; far more often it is a password that starts
+    // with `@` written without its host (`redis://:@secret`), so the "address" is the
+    // password. Show nothing after it.
+    let empty_password = credentials
+        && rest
+            .rfind('@')
+            .and_then(|at| rest.get(..at))
+            .is_some_and(|before| before.ends_with(':'));
     let address = after.split(['?', '#']).next().unwrap_or("");
     let shown = if unix {
         // A socket path; credentials travel in the query, which is dropped. A path with an
         // `@` may be a password written where the host would be.
         (address.starts_with('/') && !address.contains('@')).then_some(address)
     } else {
-        plain_address(address).then_some(address)
+        (!empty_password && plain_address(address)).then_some(address)
     };
     let marker = if credentials { "***@" } else { "" };
     match shown {
@@ -207,6 +215,7 @@ mod tests {
             ("redis://:a?b@h:1/0", "redis://***@h:1/0"),
             ("redis://:secret", "redis://(address not shown)"),
             ("redis://:12345", "redis://(address not shown)"),
+            ("redis://:@secret", "redis://***@(address not shown)"),
             (
                 "redis+unix:///tmp/s?db=1&pass=x&user=u",
                 "redis+unix:///tmp/s",
