@@ -186,14 +186,10 @@ impl Shard {
         let tail = self.slots.len();
         u32::try_from(tail).ok().filter(|&t| t < u32::MAX)?;
         let expires = slot.key.expires();
-        if expires != 0 {
-            self.with_expiry += 1;
-            self.deadlines.push(Reverse(Deadline {
-                at: expires,
-                key: slot.key.clone(),
-            }));
-            self.compact_deadlines();
-        }
+        let deadline = (expires != 0).then(|| Deadline {
+            at: expires,
+            key: slot.key.clone(),
+        });
         self.charged += slot.charge();
         if self.slots.len() == self.slots.capacity() {
             // Grow by a quarter rather than doubling: slots are most of an entry's
@@ -217,6 +213,13 @@ impl Shard {
                 .get(i as usize)
                 .map_or(0, |s| hash_of(s.key.as_bytes()))
         });
+        // Only now: compaction rebuilds the queue from the slots, so the new slot must be
+        // among them or its deadline is lost.
+        if let Some(deadline) = deadline {
+            self.with_expiry += 1;
+            self.deadlines.push(Reverse(deadline));
+            self.compact_deadlines();
+        }
         Some(position)
     }
 
