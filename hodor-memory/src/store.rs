@@ -522,36 +522,92 @@ impl Store {
             .collect();
         last.reverse();
         let hashes: Vec<u64> = last.iter().map(|(k, _)| self.hash(k.as_bytes())).collect();
-        let reserved = match &self.limits {
-            None => None,
-            Some(limits) => {
-                for (key, value) in &last {
-                    self.check_fits(key, charge(key.len(), value.len()), 1)?;
-                }
-                let bytes: u64 = last.iter().map(|(k, v)| charge(k.len(), v.len())).sum();
-                let count = last.len() as u64;
-                self.check_fits("", bytes, count)?;
-                let home = hashes.first().map_or(0, |&h| self.shard_of(h));
-                self.make_room(limits, bytes, count, home)?;
-                Some((limits, bytes, count))
-            }
+        let Some(limits) = &self.limits else {
+            return self.write_batch(&last, &hashes, ttl, None).map(drop);
         };
-        let _batches = self.batches.write();
-        let mut guards = self.lock_all(&hashes);
-        let mut replaced_bytes = 0;
-        let mut replaced_entries = 0;
-        for ((key, value), &hash) in last.iter().zip(&hashes) {
-            let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
-            if let Some(old) = self.write(shard, hash, key, value.clone(), ttl)? {
-                replaced_bytes += old;
-                replaced_entries += 1;
+        for (key, value) in &last {
+            self.check_fits(key, charge(key.len(), value.len()), 1)?;
+        }
+        let new_bytes: u64 = last.iter().map(|(k, v)| charge(k.len(), v.len())).sum();
+        self.check_fits("", new_bytes, last.len() as u64)?;
+        let home = hashes.first().map_or(0, |&h| self.shard_of(h));
+        loop {
+            // Reserve only the growth, as `set` does: overwriting keys of a full store
+            // must not evict other keys. What the keys hold now is read at one moment.
+            let existing = self.charges_of(&last, &hashes);
+            let old_bytes: u64 = existing.iter().flatten().sum();
+            let new_entries = existing.iter().filter(|c| c.is_none()).count() as u64;
+            let growth = new_bytes.saturating_sub(old_bytes);
+            self.make_room(limits, growth, new_entries, home)?;
+            match self.write_batch(&last, &hashes, ttl, Some(&existing)) {
+                Ok(true) => {
+                    // The batch shrank what it replaced: give the difference back.
+                    limits.release(old_bytes.saturating_sub(new_bytes), 0);
+                    return Ok(());
+                }
+                // Another writer changed a key between the look and the locks.
+                Ok(false) => limits.release(growth, new_entries),
+                Err(e) => {
+                    limits.release(growth, new_entries);
+                    return Err(e);
+                }
             }
         }
-        drop(guards);
-        if let Some((limits, _, _)) = reserved {
-            limits.release(replaced_bytes, replaced_entries);
+    }
+
+    /// The charge of each key's entry now (`None` if absent), read under the read locks of
+    /// every involved shard at once.
+    fn charges_of(&self, entries: &[&(&str, Bytes)], hashes: &[u64]) -> Vec<Option<u64>> {
+        let mut numbers: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let guards: Vec<_> = numbers.iter().map(|&n| (n, self.shard(n).read())).collect();
+        entries
+            .iter()
+            .zip(hashes)
+            .map(|((key, _), &hash)| {
+                let at = guards
+                    .binary_search_by_key(&self.shard_of(hash), |(n, _)| *n)
+                    .ok()?;
+                let (_, shard) = guards.get(at)?;
+                shard
+                    .find(hash, key.as_bytes())
+                    .and_then(|i| shard.slot(i))
+                    .map(Slot::charge)
+            })
+            .collect()
+    }
+
+    /// Writes a batch under the batch gate and every involved shard's write lock. With
+    /// `expected`, first checks that each key still holds what the caller reserved for, and
+    /// writes nothing (`Ok(false)`) if one does not.
+    fn write_batch(
+        &self,
+        entries: &[&(&str, Bytes)],
+        hashes: &[u64],
+        ttl: Option<Duration>,
+        expected: Option<&[Option<u64>]>,
+    ) -> DriverResult<bool> {
+        let _batches = self.batches.write();
+        let mut guards = self.lock_all(hashes);
+        if let Some(expected) = expected {
+            for (((key, _), &hash), want) in entries.iter().zip(hashes).zip(expected) {
+                let shard =
+                    Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
+                let now = shard
+                    .find(hash, key.as_bytes())
+                    .and_then(|i| shard.slot(i))
+                    .map(Slot::charge);
+                if now != *want {
+                    return Ok(false);
+                }
+            }
         }
-        Ok(())
+        for ((key, value), &hash) in entries.iter().zip(hashes) {
+            let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
+            self.write(shard, hash, key, value.clone(), ttl)?;
+        }
+        Ok(true)
     }
 
     /// Removes every key while holding every involved shard; returns how many live entries
