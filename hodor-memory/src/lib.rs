@@ -83,6 +83,8 @@ mod driver;
 // The crate's only unsafe code: the key allocation (see its SAFETY comments).
 #[allow(unsafe_code)]
 mod key;
+#[cfg(test)]
+mod pause;
 mod shard;
 mod store;
 mod sweeper;

@@ -328,6 +328,8 @@ impl Store {
         removed.clear();
     }
 
+    /// Lowers the earliest-deadline hint to `at`. Called with the shard that queued `at`
+    /// write-locked (see `refresh_deadline_hint`).
     fn note_deadline(&self, at: u64) {
         if self.evicts() && self.earliest_deadline.load(Ordering::Acquire) > at {
             self.earliest_deadline.fetch_min(at, Ordering::AcqRel);
@@ -413,13 +415,11 @@ impl Store {
     }
 
     /// Reclaims every entry expired at `now` in every shard, a batch per lock hold; returns
-    /// how many. Refreshes the earliest-deadline hint.
+    /// how many. Then refreshes the earliest-deadline hint.
     fn expire_all(&self, now: u64) -> usize {
-        let hint = self.earliest_deadline.load(Ordering::Acquire);
         let hash_of = |k: &[u8]| self.hash(k);
         let mut removed = Vec::new();
         let mut total = 0;
-        let mut earliest = u64::MAX;
         for shard in self.shards.iter() {
             loop {
                 if shard.read().next_deadline().is_none_or(|at| at > now) {
@@ -433,18 +433,33 @@ impl Store {
                     break;
                 }
             }
-            if let Some(at) = shard.read().next_deadline() {
-                earliest = earliest.min(at);
-            }
         }
-        // Only raise the hint if no writer lowered it meanwhile.
-        let _ = self.earliest_deadline.compare_exchange(
-            hint,
-            earliest,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        #[cfg(test)]
+        crate::pause::reach("expire_all: shards scanned");
+        self.refresh_deadline_hint();
         total
+    }
+
+    /// Sets the earliest-deadline hint to the earliest deadline queued in any shard.
+    ///
+    /// The hint must never be later than a deadline in the store, or an eviction would take
+    /// a live entry while an expired one remains. A writer queues a deadline and lowers the
+    /// hint under its shard's write lock; here every shard is read under its read lock, all
+    /// held at once, so no deadline can be queued between reading its shard and storing the
+    /// hint. (Computing the minimum one shard at a time and then raising the hint lost a
+    /// deadline queued in an already-read shard while the hint was still below it.)
+    fn refresh_deadline_hint(&self) {
+        if !self.evicts() {
+            return;
+        }
+        // Ascending order, as every holder of several shard locks.
+        let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+        let earliest = guards
+            .iter()
+            .filter_map(|g| g.next_deadline())
+            .min()
+            .unwrap_or(u64::MAX);
+        self.earliest_deadline.store(earliest, Ordering::Release);
     }
 
     /// The background sweep: reclaims everything expired now.
@@ -681,6 +696,16 @@ mod tests {
         store_with(MemoryConfig::default())
     }
 
+    /// The deadline `key`'s entry carries, in the store's time.
+    fn deadline_of(s: &Store, key: &str) -> u64 {
+        let hash = s.hash(key.as_bytes());
+        let shard = s.shard(s.shard_of(hash)).read();
+        let slot = shard
+            .slot(shard.find(hash, key.as_bytes()).unwrap())
+            .unwrap();
+        slot.key.expires()
+    }
+
     #[test]
     fn list_seeks_to_the_prefix_and_stops_after_it() {
         let (s, _) = store();
@@ -775,6 +800,43 @@ mod tests {
         }
         assert_eq!(s.gauges().evictions, Some(0));
         assert_eq!(s.list("").len(), 10);
+    }
+
+    #[test]
+    fn the_deadline_hint_never_passes_a_deadline_added_during_a_sweep() {
+        let clock = ManualClock::new();
+        let s = std::sync::Arc::new(Store::new(
+            "t",
+            MemoryConfig::default().max_entries(2),
+            clock.clone().into(),
+        ));
+        let second = Duration::from_secs(1);
+        s.set("a", Bytes::new(), Some(second)).unwrap();
+        clock.advance(second);
+        // While the sweep reclaims "a", a writer adds a deadline to a shard it has
+        // already scanned (they all are at this point).
+        let writer = s.clone();
+        crate::pause::at("expire_all: shards scanned", move || {
+            writer.set("b", Bytes::new(), Some(second)).unwrap();
+        });
+        s.sweep();
+        let b_expires = deadline_of(&s, "b");
+        let hint = s.earliest_deadline.load(Ordering::Acquire);
+        assert!(
+            hint <= b_expires,
+            "the hint {hint} is past the deadline of b, {b_expires}"
+        );
+        // What the hint is for: once "b" is due, room comes from it, not from a live entry.
+        clock.advance(second);
+        s.set("live/1", Bytes::new(), None).unwrap();
+        s.set("live/2", Bytes::new(), None).unwrap();
+        let g = s.gauges();
+        assert_eq!(
+            (g.evictions, g.expirations),
+            (Some(0), Some(2)),
+            "a live entry was evicted while an expired one remained"
+        );
+        assert_eq!(s.list(""), ["live/1", "live/2"]);
     }
 
     #[test]
