@@ -117,6 +117,8 @@ pub(crate) struct Shard {
 pub(crate) struct Replaced {
     pub(crate) charge: u64,
     pub(crate) expires: u64,
+    /// The old value, for the caller to drop once it has unlocked the shard.
+    pub(crate) value: Bytes,
 }
 
 impl Shard {
@@ -150,11 +152,12 @@ impl Shard {
         expires: u64,
     ) -> Option<Replaced> {
         let slot = self.slots.get_mut(index)?;
+        let old_charge = slot.charge();
         let old = Replaced {
-            charge: slot.charge(),
+            charge: old_charge,
             expires: slot.key.expires(),
+            value: std::mem::replace(&mut slot.value, value),
         };
-        slot.value = value;
         slot.modified = modified;
         slot.key.set_expires(expires);
         let new_charge = slot.charge();
@@ -344,14 +347,19 @@ impl Shard {
         }
     }
 
-    /// Drops every entry, returning the memory; the counters stay.
-    pub(crate) fn clear(&mut self) {
+    /// Empties the shard, keeping its counters, and returns what it held for the caller to
+    /// drop after unlocking.
+    #[must_use = "the old contents must be dropped after the shard is unlocked"]
+    pub(crate) fn clear(&mut self) -> Shard {
         let (expirations, evictions) = (self.expirations, self.evictions);
-        *self = Shard {
-            expirations,
-            evictions,
-            ..Shard::default()
-        };
+        std::mem::replace(
+            self,
+            Shard {
+                expirations,
+                evictions,
+                ..Shard::default()
+            },
+        )
     }
 }
 

@@ -118,6 +118,30 @@ fn inconsistent() -> DriverError {
     DriverError::backend("the memory store's slot table is inconsistent (a bug in hodor-memory)")
 }
 
+/// Values an operation removed while it held a lock, to be dropped after it unlocks.
+///
+/// A value may be `Bytes::from_owner` with any `Drop`, and that `Drop` may call the store
+/// again: run under a shard or index lock it would deadlock (on the sweeper thread, reclaim
+/// would stop for every store). So nothing user-visible is dropped under a lock: every
+/// operation declares its `Dead` *before* taking its guards, and locals drop in reverse
+/// order, so the guards are released first, on every return path. The first value is kept
+/// inline: an overwrite, the common case, allocates nothing.
+#[derive(Default)]
+struct Dead {
+    first: Option<Bytes>,
+    rest: Vec<Bytes>,
+}
+
+impl Dead {
+    fn push(&mut self, value: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.rest.push(value);
+        }
+    }
+}
+
 impl Store {
     pub(crate) fn new(name: &str, config: MemoryConfig, clock: Clock) -> Store {
         let limits = (config.max_bytes.is_some() || config.max_entries.is_some()).then(|| Limits {
@@ -216,9 +240,12 @@ impl Store {
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
         let hash = self.hash(key.as_bytes());
         let number = self.shard_of(hash);
+        let mut dead = Dead::default();
         let Some(limits) = &self.limits else {
             let mut shard = self.shard(number).write();
-            return self.write(&mut shard, hash, key, value, ttl).map(drop);
+            return self
+                .write(&mut shard, hash, key, value, ttl, &mut dead)
+                .map(drop);
         };
         let new_charge = charge(key.len(), value.len());
         self.check_fits(key, new_charge, 1)?;
@@ -247,7 +274,7 @@ impl Store {
                 limits.release(bytes, entries);
                 continue;
             }
-            self.write(&mut shard, hash, key, value, ttl)?;
+            self.write(&mut shard, hash, key, value, ttl, &mut dead)?;
             if let Some(old) = existing {
                 limits.release(old.saturating_sub(new_charge), 0);
             }
@@ -256,7 +283,7 @@ impl Store {
     }
 
     /// Stores one entry in a locked shard; returns the charge of the entry it replaced.
-    /// Then reclaims a few expired entries of the shard.
+    /// Then reclaims a few expired entries of the shard. What it removes goes to `dead`.
     fn write(
         &self,
         shard: &mut Shard,
@@ -264,6 +291,7 @@ impl Store {
         key: &str,
         value: Bytes,
         ttl: Option<Duration>,
+        dead: &mut Dead,
     ) -> DriverResult<Option<u64>> {
         let now = self.clock.now_nanos();
         let expires = expiry_for(now, ttl);
@@ -277,6 +305,7 @@ impl Store {
                     // The old entry was already dead; replacing it reclaims it.
                     shard.expirations += 1;
                 }
+                dead.push(old.value);
                 Some(old.charge)
             }
             None => {
@@ -305,14 +334,14 @@ impl Store {
         if shard.next_deadline().is_some_and(|at| at <= now) {
             let mut reclaimed = Vec::new();
             shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
-            self.forget(&mut reclaimed);
+            self.forget(&mut reclaimed, dead);
         }
         Ok(replaced)
     }
 
-    /// Removes slots that left a shard (still locked by the caller) from the index and
-    /// releases their charges.
-    fn forget(&self, removed: &mut Vec<Slot>) {
+    /// Removes slots that left a shard (still locked by the caller) from the index, releases
+    /// their charges and hands their values to `dead`.
+    fn forget(&self, removed: &mut Vec<Slot>, dead: &mut Dead) {
         if removed.is_empty() {
             return;
         }
@@ -325,7 +354,9 @@ impl Store {
             let bytes = removed.iter().map(Slot::charge).sum();
             limits.release(bytes, removed.len() as u64);
         }
-        removed.clear();
+        for slot in removed.drain(..) {
+            dead.push(slot.value);
+        }
     }
 
     /// Lowers the earliest-deadline hint to `at`. Called with the shard that queued `at`
@@ -405,9 +436,10 @@ impl Store {
         }
         let hash_of = |k: &[u8]| self.hash(k);
         for step in 0..self.shards.len() {
+            let mut dead = Dead::default();
             let mut shard = self.shard(home.wrapping_add(step)).write();
             if let Some(victim) = shard.evict(hash_of) {
-                self.forget(&mut vec![victim]);
+                self.forget(&mut vec![victim], &mut dead);
                 return true;
             }
         }
@@ -425,10 +457,11 @@ impl Store {
                 if shard.read().next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
+                let mut dead = Dead::default();
                 let mut guard = shard.write();
                 guard.expire(now, SWEEP_BATCH, hash_of, &mut removed);
                 total += removed.len();
-                self.forget(&mut removed);
+                self.forget(&mut removed, &mut dead);
                 if guard.next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
@@ -469,19 +502,27 @@ impl Store {
 
     pub(crate) fn delete(&self, key: &str) -> bool {
         let hash = self.hash(key.as_bytes());
+        let mut dead = Dead::default();
         let mut shard = self.shard(self.shard_of(hash)).write();
-        self.remove_locked(&mut shard, hash, key).unwrap_or(false)
+        self.remove_locked(&mut shard, hash, key, &mut dead)
+            .unwrap_or(false)
     }
 
     /// Removes `key` from its locked shard; `Some(live)` if it was there.
-    fn remove_locked(&self, shard: &mut Shard, hash: u64, key: &str) -> Option<bool> {
+    fn remove_locked(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &str,
+        dead: &mut Dead,
+    ) -> Option<bool> {
         let index = shard.find(hash, key.as_bytes())?;
         let slot = shard.remove(hash, index, |k| self.hash(k))?;
         let live = slot.key.expires() == 0 || slot.key.is_live(self.clock.now_nanos());
         if !live {
             shard.expirations += 1;
         }
-        self.forget(&mut vec![slot]);
+        self.forget(&mut vec![slot], dead);
         Some(live)
     }
 
@@ -603,6 +644,7 @@ impl Store {
         ttl: Option<Duration>,
         expected: Option<&[Option<u64>]>,
     ) -> DriverResult<bool> {
+        let mut dead = Dead::default();
         let _batches = self.batches.write();
         let mut guards = self.lock_all(hashes);
         if let Some(expected) = expected {
@@ -620,7 +662,7 @@ impl Store {
         }
         for ((key, value), &hash) in entries.iter().zip(hashes) {
             let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
-            self.write(shard, hash, key, value.clone(), ttl)?;
+            self.write(shard, hash, key, value.clone(), ttl, &mut dead)?;
         }
         Ok(true)
     }
@@ -629,6 +671,7 @@ impl Store {
     /// were removed (a key listed twice counts once).
     pub(crate) fn delete_many(&self, keys: &[&str]) -> usize {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
+        let mut dead = Dead::default();
         let _batches = self.batches.write();
         let mut guards = self.lock_all(&hashes);
         let mut removed = 0;
@@ -636,7 +679,7 @@ impl Store {
             let Some(shard) = Store::locked(&mut guards, self.shard_of(hash)) else {
                 continue;
             };
-            if self.remove_locked(shard, hash, key) == Some(true) {
+            if self.remove_locked(shard, hash, key, &mut dead) == Some(true) {
                 removed += 1;
             }
         }
@@ -673,10 +716,13 @@ impl Store {
         for shard in self.shards.iter() {
             let mut shard = shard.write();
             let (bytes, entries) = (shard.charged, shard.len() as u64);
-            shard.clear();
+            let released = shard.clear();
             if let Some(limits) = &self.limits {
                 limits.release(bytes, entries);
             }
+            // The values go after the lock (see `Dead`).
+            drop(shard);
+            drop(released);
         }
         *self.index.write() = BTreeSet::new();
     }
@@ -837,6 +883,81 @@ mod tests {
             "a live entry was evicted while an expired one remained"
         );
         assert_eq!(s.list(""), ["live/1", "live/2"]);
+    }
+
+    /// A value whose drop calls back into its store.
+    struct Reentrant {
+        store: std::sync::Weak<Store>,
+        key: &'static str,
+        drops: std::sync::Arc<AtomicU64>,
+    }
+
+    impl AsRef<[u8]> for Reentrant {
+        fn as_ref(&self) -> &[u8] {
+            b"reentrant"
+        }
+    }
+
+    impl Drop for Reentrant {
+        fn drop(&mut self) {
+            if let Some(s) = self.store.upgrade() {
+                let _ = s.get(self.key);
+                let _ = s.list("");
+                let _ = s.gauges();
+                let _ = s.set("from-drop", Bytes::new(), None);
+                let _ = s.delete("from-drop");
+            }
+            self.drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `steps` on another thread; a deadlock fails the test instead of hanging it.
+    fn without_deadlock(what: &str, steps: impl FnOnce() + Send + 'static) {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            steps();
+            let _ = done.send(());
+        });
+        if finished.recv_timeout(Duration::from_secs(10)).is_err() {
+            panic!("{what}: deadlocked: a value was dropped under a store lock");
+        }
+    }
+
+    #[test]
+    fn clear_and_write_reclaim_drop_values_outside_the_locks() {
+        let clock = ManualClock::new();
+        let s = std::sync::Arc::new(Store::new(
+            "t",
+            MemoryConfig::default(),
+            clock.clone().into(),
+        ));
+        let drops = std::sync::Arc::new(AtomicU64::new(0));
+        let value = |key: &'static str| {
+            Bytes::from_owner(Reentrant {
+                store: std::sync::Arc::downgrade(&s),
+                key,
+                drops: drops.clone(),
+            })
+        };
+        // A write reclaims expired entries of its own shard on the way.
+        s.set("expired", value("expired"), Some(Duration::from_millis(1)))
+            .unwrap();
+        let home = s.shard_of(s.hash(b"expired"));
+        let neighbour = (0..)
+            .map(|i| format!("n{i}"))
+            .find(|k| s.shard_of(s.hash(k.as_bytes())) == home)
+            .unwrap();
+        clock.advance(Duration::from_millis(1));
+        let writer = s.clone();
+        without_deadlock("write reclaim", move || {
+            writer.set(&neighbour, Bytes::new(), None).unwrap();
+        });
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        // The last close releases everything.
+        s.set("kept", value("kept"), None).unwrap();
+        let closer = s.clone();
+        without_deadlock("clear", move || closer.clear());
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
     }
 
     #[test]
