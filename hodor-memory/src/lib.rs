@@ -80,6 +80,7 @@
 
 mod config;
 mod driver;
+mod input;
 // The crate's only unsafe code: the key allocation (see its SAFETY comments).
 #[allow(unsafe_code)]
 mod key;
