@@ -711,20 +711,32 @@ impl Store {
         gauges
     }
 
-    /// Releases all data; called when the last contract on this store closes.
+    /// Releases all data; called when the last handle on this store is given back.
+    ///
+    /// One atomic step under the batch gate, every shard's write lock and the index lock: a
+    /// write racing it lands wholly before (and is cleared) or wholly after (and stays, in
+    /// its shard and in the index). Emptying shard by shard and then resetting the index
+    /// let a write land in an emptied shard and lose its index entry: a key that existed
+    /// but was never listed.
     pub(crate) fn clear(&self) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.write();
-            let (bytes, entries) = (shard.charged, shard.len() as u64);
-            let released = shard.clear();
+        let (released, old_index) = {
+            let _batches = self.batches.write();
+            let mut shards: Vec<_> = self.shards.iter().map(|s| s.write()).collect();
+            let mut index = self.index.write();
+            let (bytes, entries) = shards
+                .iter()
+                .fold((0, 0), |(b, e), s| (b + s.charged, e + s.len() as u64));
             if let Some(limits) = &self.limits {
                 limits.release(bytes, entries);
             }
-            // The values go after the lock (see `Dead`).
-            drop(shard);
-            drop(released);
-        }
-        *self.index.write() = BTreeSet::new();
+            let released: Vec<Shard> = shards.iter_mut().map(|s| s.clear()).collect();
+            (released, std::mem::take(&mut *index))
+        };
+        #[cfg(test)]
+        crate::pause::reach("clear: shards emptied");
+        // The values go after the locks (see `Dead`).
+        drop(old_index);
+        drop(released);
     }
 }
 
@@ -813,6 +825,35 @@ mod tests {
         assert_eq!((g.entries, g.bytes), (Some(0), Some(0)));
         assert!(s.list("").is_empty());
         assert!(s.get("a").is_none());
+    }
+
+    /// Every key in a shard is in the index, and every indexed key is in its shard.
+    fn assert_index_agrees(s: &Store) {
+        let mut in_shards = Vec::new();
+        for shard in s.shards.iter() {
+            let shard = shard.read();
+            for i in 0..shard.len() {
+                in_shards.push(shard.slot(i).unwrap().key.to_owned_string());
+            }
+        }
+        in_shards.sort();
+        let indexed: Vec<String> = s.index.read().iter().map(KeyRef::to_owned_string).collect();
+        assert_eq!(in_shards, indexed, "the shards and the index disagree");
+    }
+
+    #[test]
+    fn a_write_racing_clear_leaves_the_index_agreeing_with_the_shards() {
+        let clock = ManualClock::new();
+        let s = std::sync::Arc::new(Store::new("t", MemoryConfig::default(), clock.into()));
+        s.set("old", Bytes::new(), None).unwrap();
+        // A write lands after clear emptied the shards and before it is done.
+        let writer = s.clone();
+        crate::pause::at("clear: shards emptied", move || {
+            writer.set("racer", Bytes::new(), None).unwrap();
+        });
+        s.clear();
+        assert_index_agrees(&s);
+        assert_eq!(s.list("").len(), s.gauges().entries.unwrap() as usize);
     }
 
     #[test]
