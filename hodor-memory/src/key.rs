@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// Set in the expiry word when the entry was read since the eviction hand last passed it.
 const VISITED: u64 = 1 << 63;
-/// Expiry instants are nanoseconds since the Unix epoch below this bound (the year 2262).
+/// Deadlines are nanoseconds on the store's monotonic timeline below this bound (292 years
+/// after the store was opened; its clock stops well before, see `store::NOW_CEILING`).
 pub(crate) const MAX_EXPIRY: u64 = VISITED - 1;
 
 /// The start of a key allocation; the key's bytes follow it directly.
@@ -30,8 +31,8 @@ pub(crate) const MAX_EXPIRY: u64 = VISITED - 1;
 struct Header {
     refs: AtomicU32,
     len: u32,
-    /// `expiry & !VISITED` is the instant (ns since the Unix epoch) from which the entry is
-    /// gone, 0 for never.
+    /// `expiry & !VISITED` is the instant (ns on the store's monotonic timeline) from which
+    /// the entry is gone, 0 for never.
     expiry: AtomicU64,
 }
 

@@ -35,6 +35,28 @@
 //! are gone about 120 ms after their deadline with the default interval), and a stream of
 //! short-TTL writes cannot grow the store without bound.
 //!
+//! ## Which clock TTLs run on
+//! Deadlines are measured on a monotonic clock ([`Clock::monotonic_nanos`](
+//! hodor_core::clock::Clock::monotonic_nanos): `Instant` for the system clock), as moka
+//! does, and not on the wall clock. Why:
+//! - A wall-clock step (an NTP correction, `date -s`, a VM whose clock is resynchronised on
+//!   resume) neither shortens nor extends a TTL, and an expired entry never comes back. On
+//!   the wall clock, a step forward expired every entry at once (a stampede of misses) and
+//!   a step backward kept every entry, expired ones included, for the length of the step.
+//! - `stat` still reports wall-clock instants: the store's wall-clock time when it was
+//!   opened plus the monotonic time since. So `expires_at` is exactly `modified + ttl`,
+//!   repeated reads return the same instants, and after a wall-clock step both differ from
+//!   `SystemTime::now()` by the step while the TTL itself runs on unchanged.
+//! - The cost: the monotonic clock of most systems (Linux `CLOCK_MONOTONIC`, macOS) stops
+//!   while the machine is suspended, so a suspend pauses every TTL for its length.
+//! - Persisted expiry is absolute wall-clock time (the contract). This store keeps nothing
+//!   across a restart; a persistent one would write `expires_at`, and on loading start the
+//!   remaining time (`expires_at` minus the wall-clock time then, nothing if past) on its
+//!   monotonic clock, so a restart never extends a TTL.
+//! - Time is kept in nanoseconds since the store was opened. A store's clock stops about
+//!   192 years after that (only a [`ManualClock`](hodor_core::clock::ManualClock) gets
+//!   there): from then on entries already due expire and no entry expires early.
+//!
 //! ## Limits and eviction
 //! [`MemoryConfig::max_bytes`] and [`MemoryConfig::max_entries`] bound the store (both
 //! unbounded by default). Each entry is charged its key length + value length + 120 bytes,

@@ -61,7 +61,8 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 pub(crate) struct Slot {
     pub(crate) key: KeyRef,
     pub(crate) value: Bytes,
-    /// Wall-clock time of the last set, ns since the Unix epoch.
+    /// Time of the last set on the store's monotonic timeline (`stat` turns it into
+    /// wall-clock time).
     pub(crate) modified: u64,
 }
 

@@ -14,13 +14,13 @@ use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
-use hodor_core::Metadata;
-use hodor_core::clock::{Clock, from_nanos};
+use hodor_core::clock::Clock;
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
+use hodor_core::{MAX_TTL, Metadata};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::config::MemoryConfig;
@@ -87,6 +87,11 @@ pub(crate) struct Store {
     pub(crate) name: String,
     pub(crate) config: MemoryConfig,
     pub(crate) clock: Clock,
+    /// The clock's wall-clock and monotonic time when the store was opened. The store's
+    /// timeline starts there: its time is the monotonic time since `opened_at`, and `stat`
+    /// reports an instant `t` on it as `opened_wall + t`.
+    opened_wall: SystemTime,
+    opened_at: u64,
     hasher: DefaultHashBuilder,
     shards: Box<[RwLock<Shard>]>,
     index: RwLock<BTreeSet<KeyRef>>,
@@ -104,12 +109,20 @@ fn shard_count() -> usize {
     (cpus * 8).next_power_of_two().clamp(16, 1024)
 }
 
+/// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL` still
+/// ends at a representable deadline (about 192 years after the store was opened). Past it
+/// time stands still, so an entry is never expired early: those already due expire, those
+/// set then never do.
+const NOW_CEILING: u64 = MAX_EXPIRY - MAX_TTL.as_secs() * 1_000_000_000;
+
+/// The deadline of an entry set at `now` with `ttl` (0: none). With `now` at most
+/// `NOW_CEILING` and a TTL the driver accepted, it is exactly `now + ttl`.
 fn expiry_for(now: u64, ttl: Option<Duration>) -> u64 {
     match ttl {
         None => 0,
         Some(ttl) => {
             let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-            now.saturating_add(ttl).min(MAX_EXPIRY)
+            now.saturating_add(ttl).clamp(1, MAX_EXPIRY)
         }
     }
 }
@@ -150,10 +163,13 @@ impl Store {
             bytes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
         });
+        let (opened_wall, opened_at) = (clock.now(), clock.monotonic_nanos());
         Store {
             name: name.to_owned(),
             config,
             clock,
+            opened_wall,
+            opened_at,
             hasher: DefaultHashBuilder::default(),
             shards: (0..shard_count())
                 .map(|_| RwLock::new(Shard::default()))
@@ -187,10 +203,28 @@ impl Store {
         self.limits.is_some()
     }
 
+    /// The store's time: monotonic nanoseconds since it was opened, stopped at
+    /// `NOW_CEILING`. Every deadline and `modified` stamp is on this timeline, so a
+    /// wall-clock step moves none of them.
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock
+            .monotonic_nanos()
+            .saturating_sub(self.opened_at)
+            .min(NOW_CEILING)
+    }
+
+    /// The wall-clock instant of `at` on the store's timeline.
+    fn wall_time(&self, at: u64) -> SystemTime {
+        self.opened_wall
+            .checked_add(Duration::from_nanos(at))
+            .unwrap_or(self.opened_wall)
+    }
+
     #[inline]
     fn live_slot<'s>(&self, shard: &'s Shard, hash: u64, key: &str) -> Option<&'s Slot> {
         let slot = shard.slot(shard.find(hash, key.as_bytes())?)?;
-        if slot.key.expires() != 0 && !slot.key.is_live(self.clock.now_nanos()) {
+        if slot.key.expires() != 0 && !slot.key.is_live(self.now()) {
             return None;
         }
         if self.evicts() {
@@ -219,13 +253,13 @@ impl Store {
         let expires = slot.key.expires();
         Some(Metadata {
             size: slot.value.len() as u64,
-            modified: from_nanos(slot.modified),
-            expires_at: (expires != 0).then(|| from_nanos(expires)),
+            modified: self.wall_time(slot.modified),
+            expires_at: (expires != 0).then(|| self.wall_time(expires)),
         })
     }
 
     pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
-        let now = self.clock.now_nanos();
+        let now = self.now();
         let prefix = prefix.as_bytes();
         let _batches = self.batches.read();
         let index = self.index.read();
@@ -293,7 +327,7 @@ impl Store {
         ttl: Option<Duration>,
         dead: &mut Dead,
     ) -> DriverResult<Option<u64>> {
-        let now = self.clock.now_nanos();
+        let now = self.now();
         let expires = expiry_for(now, ttl);
         let hash_of = |k: &[u8]| self.hash(k);
         let replaced = match shard.find(hash, key.as_bytes()) {
@@ -430,7 +464,7 @@ impl Store {
 
     /// Frees one entry's worth of room, or more. `false` if the store has nothing to evict.
     fn evict_one(&self, home: usize) -> bool {
-        let now = self.clock.now_nanos();
+        let now = self.now();
         if self.earliest_deadline.load(Ordering::Acquire) <= now && self.expire_all(now) > 0 {
             return true;
         }
@@ -497,7 +531,7 @@ impl Store {
 
     /// The background sweep: reclaims everything expired now.
     pub(crate) fn sweep(&self) {
-        self.expire_all(self.clock.now_nanos());
+        self.expire_all(self.now());
     }
 
     pub(crate) fn delete(&self, key: &str) -> bool {
@@ -518,7 +552,7 @@ impl Store {
     ) -> Option<bool> {
         let index = shard.find(hash, key.as_bytes())?;
         let slot = shard.remove(hash, index, |k| self.hash(k))?;
-        let live = slot.key.expires() == 0 || slot.key.is_live(self.clock.now_nanos());
+        let live = slot.key.expires() == 0 || slot.key.is_live(self.now());
         if !live {
             shard.expirations += 1;
         }
