@@ -104,11 +104,6 @@ pub(crate) struct Store {
     earliest_deadline: AtomicU64,
 }
 
-fn shard_count() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(4, usize::from);
-    (cpus * 8).next_power_of_two().clamp(16, 1024)
-}
-
 /// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL` still
 /// ends at a representable deadline (about 192 years after the store was opened). Past it
 /// time stands still, so an entry is never expired early: those already due expire, those
@@ -164,6 +159,7 @@ impl Store {
             entries: AtomicU64::new(0),
         });
         let (opened_wall, opened_at) = (clock.now(), clock.monotonic_nanos());
+        let shards = config.shard_count();
         Store {
             name: name.to_owned(),
             config,
@@ -171,9 +167,7 @@ impl Store {
             opened_wall,
             opened_at,
             hasher: DefaultHashBuilder::default(),
-            shards: (0..shard_count())
-                .map(|_| RwLock::new(Shard::default()))
-                .collect(),
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             index: RwLock::new(BTreeSet::new()),
             batches: RwLock::new(()),
             limits,
