@@ -19,7 +19,8 @@
 //! name starts empty.
 //!
 //! ## Design
-//! Keys hash to one of N shards (8 per CPU, at least 16), each a hash table over a dense
+//! Keys hash to one of N shards ([`MemoryConfig::shards`]: by default 8 per CPU, at least
+//! 16, fewer for small entry limits), each a hash table over a dense
 //! array of entries behind its own `RwLock`; `get` takes one shard's read lock and writes no
 //! shared structure. One ordered index holds the same key allocations and is touched only when
 //! a key is created or removed, so `list(prefix)` costs O(log n + k) for k matches and
@@ -69,14 +70,19 @@
 //!   limit: `metrics().bytes` and `metrics().entries` never exceed the limits, whatever
 //!   concurrent writers do.
 //! - Expired entries go first: no live entry is evicted while an expired one remains.
-//! - Then CLOCK (second chance), per shard, starting in the writer's shard: a read sets the
-//!   entry's mark (a plain atomic store, made only if the mark is clear, so hits on hot keys
-//!   write nothing shared); the eviction hand clears marks as it passes and evicts the first
-//!   unmarked entry. **Guarantee:** an entry read since the hand last passed it is never
-//!   evicted before every entry of its shard that was not read since then; a new entry
-//!   gets a full revolution of the hand before it can be evicted. Measured against exact
-//!   LRU on Zipf(0.99) and scan-heavy traces (`tests/hit_ratio.rs`), its hit ratio is
-//!   0.6 to 1.5 points *higher*.
+//! - Then CLOCK (second chance) over the whole store: a read sets the entry's mark (a plain
+//!   atomic store, made only if the mark is clear, so hits on hot keys write nothing
+//!   shared). Each shard has a hand, and the store's hand takes one step in each shard in
+//!   turn: a step clears the mark of the entry under the shard's hand and moves on, or
+//!   evicts the entry if it is unmarked. So which entry goes does not depend on which shard
+//!   the writer's key lands in, nor on the shard count. **Guarantee:** entries never move
+//!   in their shard, so a shard's hand looks at each of its entries once per round; an
+//!   entry read since the hand last looked at it is never evicted before every entry of its
+//!   shard not read since then, and a new entry is not looked at before the hand's next
+//!   round. (If readers re-mark entries as fast as the hand clears them, the hand evicts
+//!   regardless after two rounds' worth of steps, so a write never waits on readers.) `tests/hit_ratio.rs` checks the hit ratio against exact LRU on Zipf(0.99)
+//!   and scan-heavy traces, at capacities from 8 to 10,000 entries and with 1, 16 and 1024
+//!   shards: never more than 2 points below it (mostly above).
 //! - An entry (or a `set_many` batch) that alone is larger than `max_bytes` is
 //!   `CapacityExceeded`, and nothing is evicted for it.
 //!
