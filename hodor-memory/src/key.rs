@@ -160,8 +160,9 @@ impl Clone for KeyRef {
         // Relaxed, as in `Arc::clone`: a new reference comes from an existing one, which
         // keeps the allocation alive; no other memory is published through the count.
         let old = self.header().refs.fetch_add(1, Ordering::Relaxed);
-        // A key has a handful of references (slot, index, deadlines); running the count
-        // towards overflow means a leak bug, and wrapping would free memory still in use.
+        // A key has a handful of references (slot, index, deadlines, and one per `list`
+        // running over it); running the count towards overflow means a leak bug, and
+        // wrapping would free memory still in use.
         if old > u32::MAX / 2 {
             std::process::abort();
         }

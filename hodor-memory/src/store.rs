@@ -259,13 +259,26 @@ impl Store {
     pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
         let now = self.now();
         let prefix = prefix.as_bytes();
-        let _batches = self.batches.read();
-        let index = self.index.read();
-        index
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|k| k.as_bytes().starts_with(prefix))
-            .filter(|k| k.is_live(now))
-            .map(KeyRef::to_owned_string)
+        // Under the locks, only copy the matching keys' handles (a reference count each);
+        // build the strings after. A key-creating writer waits for the index while it holds
+        // its shard's write lock, so a long list building strings under the index lock
+        // stalled that shard's readers too.
+        let keys: Vec<KeyRef> = {
+            let _batches = self.batches.read();
+            let index = self.index.read();
+            index
+                .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|k| k.as_bytes().starts_with(prefix))
+                .filter(|k| k.is_live(now))
+                .cloned()
+                .collect()
+        };
+        keys.iter()
+            .map(|k| {
+                #[cfg(test)]
+                crate::pause::reach("list: building a string");
+                k.to_owned_string()
+            })
             .collect()
     }
 
@@ -818,6 +831,31 @@ mod tests {
         assert_eq!(s.list("abc"), ["abc"]);
         assert!(s.list("c").is_empty());
         assert_eq!(s.list("").len(), 6);
+    }
+
+    #[test]
+    fn list_builds_its_strings_without_holding_the_index_or_the_batch_gate() {
+        let (s, _) = store();
+        for i in 0..100 {
+            s.set(&format!("k{i:03}"), Bytes::new(), None).unwrap();
+        }
+        let s = std::sync::Arc::new(s);
+        let probe = s.clone();
+        let free = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = free.clone();
+        // While list turns keys into strings, a writer creating a key must not wait for it:
+        // the index and the batch gate are free.
+        crate::pause::at("list: building a string", move || {
+            let index_free = probe.index.try_write().is_some();
+            let gate_free = probe.batches.try_write().is_some();
+            *seen.lock().unwrap() = Some(index_free && gate_free);
+        });
+        assert_eq!(s.list("").len(), 100);
+        assert_eq!(
+            *free.lock().unwrap(),
+            Some(true),
+            "list held a lock while building strings"
+        );
     }
 
     #[test]
