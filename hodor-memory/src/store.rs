@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
@@ -31,8 +31,9 @@ use crate::shard::{Shard, Slot, Step, charge};
 const SWEEP_BATCH: usize = 1024;
 /// How many expired entries a write reclaims from its own shard on the way.
 const WRITE_RECLAIM: usize = 4;
-/// How long a writer keeps trying to make room while other writers hold all of it.
-const MAKE_ROOM_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a writer waiting for room sleeps before it looks again if no wake-up came
+/// (a wake-up can be missed in a narrow window; this bounds what that costs).
+const ROOM_RECHECK: Duration = Duration::from_millis(1);
 
 /// Byte and entry limits, with the space reserved against them.
 ///
@@ -44,6 +45,15 @@ struct Limits {
     max_entries: u64,
     bytes: AtomicU64,
     entries: AtomicU64,
+    /// Held by the one writer at a time that makes room by evicting (see `make_room`).
+    evicting: parking_lot::Mutex<()>,
+    /// Writers blocked in `make_room`, and where they sleep: woken when room is released or
+    /// an entry is inserted (and so becomes evictable).
+    waiting: AtomicUsize,
+    room: parking_lot::Mutex<()>,
+    freed: parking_lot::Condvar,
+    #[cfg(test)]
+    waits: AtomicU64,
 }
 
 impl Limits {
@@ -53,6 +63,16 @@ impl Limits {
                 cur.checked_add(n).filter(|&next| next <= max)
             })
             .is_ok()
+    }
+
+    /// Adds as much of `n` as fits under `max`; returns how much.
+    fn add_some(counter: &AtomicU64, n: u64, max: u64) -> u64 {
+        let mut got = 0;
+        let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+            got = n.min(max.saturating_sub(cur));
+            Some(cur + got)
+        });
+        got
     }
 
     /// Reserves both or neither.
@@ -80,6 +100,26 @@ impl Limits {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
                 Some(c.saturating_sub(entries))
             });
+        self.wake();
+    }
+
+    /// Wakes writers waiting for room, if any: something was released or inserted. Takes no
+    /// lock (callers may hold a shard's), and costs one load when nobody waits.
+    #[inline]
+    fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_all();
+        }
+    }
+
+    /// Sleeps until `wake` or `ROOM_RECHECK`, whichever comes first.
+    fn wait(&self) {
+        #[cfg(test)]
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let mut room = self.room.lock();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.freed.wait_for(&mut room, ROOM_RECHECK);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -160,6 +200,12 @@ impl Store {
             max_entries: config.max_entries.unwrap_or(u64::MAX),
             bytes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
+            evicting: parking_lot::Mutex::new(()),
+            waiting: AtomicUsize::new(0),
+            room: parking_lot::Mutex::new(()),
+            freed: parking_lot::Condvar::new(),
+            #[cfg(test)]
+            waits: AtomicU64::new(0),
         });
         let (opened_wall, opened_at) = (clock.now(), clock.monotonic_nanos());
         let shards = config.shard_count();
@@ -320,8 +366,12 @@ impl Store {
                 continue;
             }
             self.write(&mut shard, hash, key, value, ttl, &mut dead)?;
-            if let Some(old) = existing {
-                limits.release(old.saturating_sub(new_charge), 0);
+            drop(shard);
+            match existing {
+                // Releases what the overwrite freed, and wakes waiting writers.
+                Some(old) => limits.release(old.saturating_sub(new_charge), 0),
+                // The new entry can be evicted now: a waiting writer may take it.
+                None => limits.wake(),
             }
             return Ok(());
         }
@@ -439,26 +489,34 @@ impl Store {
     }
 
     /// Reserves space, evicting until it fits: expired entries first, then CLOCK victims.
-    /// Holds no lock while it waits.
+    /// Holds no lock of the store while it waits, and never gives up: `check_fits` has
+    /// refused what could never fit.
+    ///
+    /// One writer at a time evicts (the others queue on `evicting`), and it keeps the room
+    /// it frees as it frees it: writers that find room free cannot take it from under a
+    /// large reservation (a big value, a batch) again and again, so every writer gets its
+    /// room. Two writers each holding part of the room and waiting for the rest cannot
+    /// happen, as only the evicting writer holds part. When nothing is left to evict,
+    /// everything is reserved by writers between their reservation and their insert; they
+    /// wait for nothing the evicting writer holds, so they finish, and their insert (which
+    /// makes room evictable) or release wakes it. It sleeps meanwhile instead of spinning.
     fn make_room(&self, limits: &Limits, bytes: u64, entries: u64) -> DriverResult<()> {
-        let mut waiting_since = None;
-        while !limits.try_reserve(bytes, entries) {
-            if self.evict_one(limits) {
-                continue;
-            }
-            // Everything left is reserved by writers that have not inserted yet; they will
-            // insert or release in a moment.
-            let since = *waiting_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > MAKE_ROOM_PATIENCE {
-                return Err(DriverError::CapacityExceeded(format!(
-                    "could not make room for {bytes} bytes within {MAKE_ROOM_PATIENCE:?}: \
-                     concurrent writers hold all of max_bytes = {} / max_entries = {}",
-                    limits.max_bytes, limits.max_entries
-                )));
-            }
-            std::thread::yield_now();
+        if limits.try_reserve(bytes, entries) {
+            return Ok(());
         }
-        Ok(())
+        let _evicting = limits.evicting.lock();
+        let (mut held_bytes, mut held_entries) = (0, 0);
+        loop {
+            held_bytes += Limits::add_some(&limits.bytes, bytes - held_bytes, limits.max_bytes);
+            held_entries +=
+                Limits::add_some(&limits.entries, entries - held_entries, limits.max_entries);
+            if (held_bytes, held_entries) == (bytes, entries) {
+                return Ok(());
+            }
+            if !self.evict_one(limits) {
+                limits.wait();
+            }
+        }
     }
 
     /// Frees one entry's worth of room, or more: every expired entry if there is one, else
@@ -654,7 +712,8 @@ impl Store {
             self.make_room(limits, growth, new_entries)?;
             match self.write_batch(&last, &hashes, ttl, Some(&existing)) {
                 Ok(true) => {
-                    // The batch shrank what it replaced: give the difference back.
+                    // Give back what the batch shrank (and wake waiting writers: its new
+                    // entries can be evicted now).
                     limits.release(old_bytes.saturating_sub(new_bytes), 0);
                     return Ok(());
                 }
@@ -831,6 +890,32 @@ mod tests {
         assert_eq!(s.list("abc"), ["abc"]);
         assert!(s.list("c").is_empty());
         assert_eq!(s.list("").len(), 6);
+    }
+
+    #[test]
+    fn a_writer_waits_for_room_other_writers_hold_as_long_as_they_hold_it() {
+        let (s, _) = store_with(MemoryConfig::default().max_entries(1));
+        let s = std::sync::Arc::new(s);
+        // Another writer has reserved the only entry and not inserted yet.
+        let limits = s.limits.as_ref().unwrap();
+        assert!(limits.try_reserve(charge(1, 0), 1));
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || s.set("k", Bytes::new(), None))
+        };
+        // Longer than any patience a writer might have: it must still be waiting, not fail.
+        std::thread::sleep(Duration::from_millis(5_500));
+        assert!(
+            !writer.is_finished(),
+            "the writer gave up: {:?}",
+            writer.join()
+        );
+        // It slept between looks rather than spinning.
+        let waits = limits.waits.load(Ordering::Relaxed);
+        assert!(waits < 6_000, "{waits} looks in 5.5 s: spinning");
+        limits.release(charge(1, 0), 1);
+        writer.join().unwrap().unwrap();
+        assert_eq!(s.list(""), ["k"]);
     }
 
     #[test]
