@@ -493,7 +493,11 @@ mod tests {
     }
 
     fn slot(key: &str, expires: u64) -> Slot {
-        Slot::new(KeyRef::new(key, expires), Bytes::from(key.to_owned()), 0)
+        Slot::new(
+            KeyRef::new(key, expires).unwrap(),
+            Bytes::from(key.to_owned()),
+            0,
+        )
     }
 
     fn insert(shard: &mut Shard, key: &str, expires: u64) {

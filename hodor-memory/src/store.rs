@@ -404,8 +404,16 @@ impl Store {
                 Some(old.charge)
             }
             None => {
-                let slot = Slot::new(KeyRef::new(key, expires), value, now);
-                let key_ref = slot.key.clone();
+                // The driver checked the key; KeyRef refuses a too-long one on its own too.
+                let stored = KeyRef::new(key, expires).ok_or_else(|| {
+                    DriverError::InvalidInput(format!(
+                        "the key is {} bytes, longer than the limit of {} bytes",
+                        key.len(),
+                        hodor_core::MAX_KEY_LEN
+                    ))
+                })?;
+                let key_ref = stored.clone();
+                let slot = Slot::new(stored, value, now);
                 shard.insert(hash, slot, hash_of).ok_or_else(|| {
                     DriverError::CapacityExceeded(
                         "a memory shard holds at most 2^32 - 1 entries".to_owned(),
