@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub struct MemoryConfig {
     /// The most bytes the store may hold, counting each entry as its key length plus its
-    /// value length plus a fixed 120-byte overhead (see the crate docs), so the limit tracks
-    /// real memory. `None` (the default): no limit. When a `set` would exceed it, entries
+    /// value length plus a fixed 120-byte overhead, 32 more with a TTL (see the crate
+    /// docs), so the limit tracks real memory. `None` (the default): no limit. When a `set` would exceed it, entries
     /// are evicted first (expired ones, then by CLOCK); a single entry larger than the limit
     /// is `CapacityExceeded`.
     pub max_bytes: Option<u64>,
@@ -98,7 +98,7 @@ impl MemoryConfig {
 
     /// Checks what serde cannot: returns the offending field and why.
     pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
-        let smallest = crate::shard::charge(1, 0);
+        let smallest = crate::shard::charge(1, 0, false);
         if self.max_bytes.is_some_and(|b| b < smallest) {
             return Some((
                 "max_bytes",
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn limits_too_small_to_hold_anything_are_rejected() {
-        let smallest = crate::shard::charge(1, 0);
+        let smallest = crate::shard::charge(1, 0, false);
         assert_eq!(MemoryConfig::default().max_bytes(smallest).problem(), None);
         let (field, reason) = MemoryConfig::default()
             .max_bytes(smallest - 1)

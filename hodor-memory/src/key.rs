@@ -91,6 +91,12 @@ impl KeyRef {
         }
     }
 
+    /// How many references the allocation has.
+    #[cfg(test)]
+    pub(crate) fn header_refs(&self) -> u32 {
+        self.header().refs.load(Ordering::Relaxed)
+    }
+
     #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the allocation lives while any KeyRef to it does (reference counted).
@@ -150,6 +156,7 @@ impl KeyRef {
             && word.fetch_and(!VISITED, Ordering::Relaxed) & VISITED != 0
     }
 
+    #[cfg(test)]
     pub(crate) fn same(&self, other: &KeyRef) -> bool {
         self.header == other.header
     }

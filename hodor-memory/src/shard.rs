@@ -8,7 +8,7 @@
 //! CLOCK), and the array is compacted, keeping the order, once holes pass a quarter of it,
 //! so memory stays proportional to the live entries.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use bytes::Bytes;
@@ -16,20 +16,26 @@ use hashbrown::HashTable;
 
 use crate::key::KeyRef;
 
-/// Bytes an entry is charged beyond its key and value. Measured with a counting allocator
-/// over 10^4 to 3 x 10^6 entries with 21-byte keys and 64-byte values (x86_64): the slot
-/// (48), the key allocation's 16-byte header, the ordered index's share (~15), the hash
-/// table bucket (~7-10) and slot-array growth slack (~3-5) make 90 to 94 bytes; a value
-/// built from a `Vec` or `String` gains `Bytes`' 24-byte shared header the first time it is
-/// read. An entry with a TTL also holds a deadline (~17 bytes) that is not charged.
+/// Bytes an entry is charged beyond its key and value: what it costs the store. The slot
+/// (48 bytes), the key allocation's 16-byte header, the ordered index's share of a B-tree
+/// node, the hash table bucket, and the slack of growing arrays and of holes not yet
+/// reused (see `tidy`); plus the 24-byte shared header `Bytes` allocates for a value built
+/// from a `Vec` or `String` the first time it is cloned (read). `tests/heap.rs` checks the
+/// total against a counting allocator under churn.
 pub(crate) const ENTRY_OVERHEAD: u64 = 120;
+
+/// What an entry with a TTL is charged on top of `ENTRY_OVERHEAD`: its 16-byte deadline
+/// record, with the stale records and queue slack `compact_deadlines` allows (up to a
+/// quarter each).
+pub(crate) const DEADLINE_OVERHEAD: u64 = 32;
 
 /// What an entry is charged against `max_bytes`.
 #[inline]
-pub(crate) fn charge(key_len: usize, value_len: usize) -> u64 {
+pub(crate) fn charge(key_len: usize, value_len: usize, with_ttl: bool) -> u64 {
     (key_len as u64)
         .saturating_add(value_len as u64)
         .saturating_add(ENTRY_OVERHEAD)
+        .saturating_add(if with_ttl { DEADLINE_OVERHEAD } else { 0 })
 }
 
 /// Key equality for the probe. Keys are usually 8 to 32 bytes, where a call into `memcmp`
@@ -83,7 +89,11 @@ impl Slot {
     }
 
     pub(crate) fn charge(&self) -> u64 {
-        charge(self.key.as_bytes().len(), self.value.len())
+        charge(
+            self.key.as_bytes().len(),
+            self.value.len(),
+            self.key.expires() != 0,
+        )
     }
 
     /// The time of the last set, on the store's timeline.
@@ -104,29 +114,17 @@ impl Slot {
     }
 }
 
-/// A pending expiry. Deadlines are never removed from the queue eagerly: an overwrite or
-/// delete leaves a stale one behind, recognised when popped because the slot's key is gone
-/// or carries another expiry.
+/// A pending expiry: when, and the hash of the key it was queued for.
+///
+/// It holds no reference to the key: a removed or overwritten entry's record stays in the
+/// queue (removing it would need its position), but the key and value are freed at once.
+/// A record whose entry is gone or carries another deadline is stale: skipped when popped,
+/// and dropped by `compact_deadlines`, which keeps stale records under a quarter of the
+/// live ones.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Deadline {
     at: u64,
-    key: KeyRef,
-}
-
-impl PartialEq for Deadline {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at
-    }
-}
-impl Eq for Deadline {}
-impl PartialOrd for Deadline {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Deadline {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.at.cmp(&other.at)
-    }
+    hash: u64,
 }
 
 #[derive(Default)]
@@ -140,7 +138,7 @@ pub(crate) struct Shard {
     /// Entries in `slots` (not holes).
     live: usize,
     deadlines: BinaryHeap<Reverse<Deadline>>,
-    /// Slots whose key has an expiry: bounds how many deadlines can be live.
+    /// Slots whose key has an expiry: how many deadline records are current.
     with_expiry: usize,
     /// This shard's CLOCK hand: the next position it looks at.
     hand: usize,
@@ -179,6 +177,7 @@ impl Shard {
     }
 
     /// Every entry, in slot order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
         self.slots.iter().flatten()
     }
@@ -201,13 +200,15 @@ impl Shard {
         self.slots.get(index)?.as_ref()
     }
 
-    /// Replaces the value and expiry of the slot at `index`.
+    /// Replaces the value and expiry of the slot at `index` (whose key hashes to `hash`).
     pub(crate) fn overwrite(
         &mut self,
+        hash: u64,
         index: usize,
         value: Bytes,
         modified: u64,
         expires: u64,
+        hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<Replaced> {
         let slot = self.slots.get_mut(index)?.as_mut()?;
         let old_charge = slot.charge();
@@ -219,7 +220,6 @@ impl Shard {
         slot.set_modified(modified);
         slot.key.set_expires(expires);
         let new_charge = slot.charge();
-        let key = slot.key.clone();
         self.charged = self.charged.saturating_sub(old.charge) + new_charge;
         match (old.expires != 0, expires != 0) {
             (false, true) => self.with_expiry += 1,
@@ -227,9 +227,9 @@ impl Shard {
             _ => {}
         }
         if expires != 0 {
-            self.deadlines.push(Reverse(Deadline { at: expires, key }));
-            self.compact_deadlines();
+            self.queue(Deadline { at: expires, hash });
         }
+        self.compact_deadlines(hash_of);
         Some(old)
     }
 
@@ -253,10 +253,6 @@ impl Shard {
             }
         };
         let expires = slot.key.expires();
-        let deadline = (expires != 0).then(|| Deadline {
-            at: expires,
-            key: slot.key.clone(),
-        });
         self.charged += slot.charge();
         slot.set_round(self.round);
         if position == self.slots.len() {
@@ -281,12 +277,12 @@ impl Shard {
                 .and_then(Option::as_ref)
                 .map_or(0, |s| hash_of(s.key.as_bytes()))
         });
-        // Only now: compaction rebuilds the queue from the slots, so the new slot must be
-        // among them or its deadline is lost.
-        if let Some(deadline) = deadline {
+        // Only now: compaction keeps the records of the slots it finds, so the new slot must
+        // be among them or its deadline is lost.
+        if expires != 0 {
             self.with_expiry += 1;
-            self.deadlines.push(Reverse(deadline));
-            self.compact_deadlines();
+            self.queue(Deadline { at: expires, hash });
+            self.compact_deadlines(&hash_of);
         }
         Some(position)
     }
@@ -299,7 +295,8 @@ impl Shard {
         hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<Slot> {
         let slot = self.take(hash, index)?;
-        self.tidy(hash_of);
+        self.tidy(&hash_of);
+        self.compact_deadlines(hash_of);
         Some(slot)
     }
 
@@ -349,8 +346,20 @@ impl Shard {
         self.hand = hand.unwrap_or(kept);
         self.slots.truncate(kept);
         self.holes.clear();
-        if self.slots.capacity() > 2 * kept + 64 {
-            self.slots.shrink_to(kept + kept / 4);
+        // Give memory back when the shard has shrunk: neither the slot array nor the hash
+        // table shrinks on its own.
+        if self.slots.capacity() > kept + kept / 2 + 64 {
+            self.slots.shrink_to(kept + kept / 8);
+            self.holes.shrink_to(kept / 4 + 16);
+        }
+        if self.table.capacity() > 2 * kept + 64 {
+            let slots = &self.slots;
+            self.table.shrink_to(kept, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |s| hash_of(s.key.as_bytes()))
+            });
         }
     }
 
@@ -397,29 +406,57 @@ impl Shard {
             };
             self.evictions += 1;
             self.hand += 1;
-            self.tidy(hash_of);
+            self.tidy(&hash_of);
+            self.compact_deadlines(hash_of);
             return Step::Evicted(evicted);
         }
     }
 
-    /// Stale deadlines pile up when entries with a TTL are overwritten or deleted; rebuild the
-    /// queue from the slots once they outnumber the live ones, so the queue stays O(entries).
-    fn compact_deadlines(&mut self) {
-        if self.deadlines.len() <= 2 * self.with_expiry + 64 {
-            return;
+    /// Queues a deadline record, growing the queue by a quarter rather than doubling it:
+    /// records are part of what a TTL entry costs.
+    fn queue(&mut self, deadline: Deadline) {
+        let len = self.deadlines.len();
+        if len == self.deadlines.capacity() {
+            self.deadlines.reserve_exact((len / 4).max(16));
         }
-        self.deadlines = self
-            .iter()
-            .filter_map(|s| {
-                let at = s.key.expires();
-                (at != 0).then(|| {
-                    Reverse(Deadline {
-                        at,
-                        key: s.key.clone(),
+        self.deadlines.push(Reverse(deadline));
+    }
+
+    /// The position of the entry a deadline record is current for: its key hashes to the
+    /// record's hash and its deadline is the record's.
+    fn current(&self, deadline: &Deadline, hash_of: impl Fn(&[u8]) -> u64) -> Option<usize> {
+        let slots = &self.slots;
+        self.table
+            .find(deadline.hash, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| {
+                        s.key.expires() == deadline.at && hash_of(s.key.as_bytes()) == deadline.hash
                     })
-                })
             })
-            .collect();
+            .map(|&i| i as usize)
+    }
+
+    /// Drops stale records once they pass a quarter of the current ones (plus a few), and
+    /// gives back queue capacity the shard no longer needs: the queue stays within about
+    /// 1.25 records per entry with a TTL. Each compaction sorts the queue, paid for by the
+    /// stale records made since the last one.
+    fn compact_deadlines(&mut self, hash_of: impl Fn(&[u8]) -> u64) {
+        let len = self.deadlines.len();
+        if len > self.with_expiry + self.with_expiry / 4 + 32 {
+            let mut records: Vec<Reverse<Deadline>> =
+                std::mem::take(&mut self.deadlines).into_vec();
+            // One record per entry: an entry written twice at the same instant has two.
+            records.sort_unstable();
+            records.dedup();
+            records.retain(|Reverse(d)| self.current(d, &hash_of).is_some());
+            self.deadlines = BinaryHeap::from(records);
+        }
+        let len = self.deadlines.len();
+        if self.deadlines.capacity() > 2 * len + 64 {
+            self.deadlines.shrink_to(len + len / 4 + 16);
+        }
     }
 
     /// The earliest pending deadline, possibly stale.
@@ -445,22 +482,17 @@ impl Shard {
             let Some(Reverse(deadline)) = self.deadlines.pop() else {
                 break;
             };
-            let hash = hash_of(deadline.key.as_bytes());
-            let Some(index) = self.find(hash, deadline.key.as_bytes()) else {
-                continue;
+            let Some(index) = self.current(&deadline, &hash_of) else {
+                continue; // Stale.
             };
-            let current = self
-                .slot(index)
-                .is_some_and(|s| s.key.same(&deadline.key) && s.key.expires() == deadline.at);
-            if current {
-                if let Some(slot) = self.take(hash, index) {
-                    self.expirations += 1;
-                    removed.push(slot);
-                    left -= 1;
-                }
+            if let Some(slot) = self.take(deadline.hash, index) {
+                self.expirations += 1;
+                removed.push(slot);
+                left -= 1;
             }
         }
-        self.tidy(hash_of);
+        self.tidy(&hash_of);
+        self.compact_deadlines(hash_of);
     }
 
     /// Empties the shard, keeping its counters, and returns what it held for the caller to
@@ -757,7 +789,7 @@ mod tests {
         }
         // Overwrite "a" with a later expiry: its first deadline becomes stale.
         let i = shard.find(h(b"a"), b"a").unwrap();
-        shard.overwrite(i, Bytes::new(), 1, 40).unwrap();
+        shard.overwrite(h(b"a"), i, Bytes::new(), 1, 40, h).unwrap();
 
         let mut removed = Vec::new();
         shard.expire(25, usize::MAX, h, &mut removed);
@@ -781,9 +813,46 @@ mod tests {
         insert(&mut shard, "k", 1);
         let i = shard.find(h(b"k"), b"k").unwrap();
         for at in 2..10_000 {
-            shard.overwrite(i, Bytes::new(), at, at).unwrap();
+            shard
+                .overwrite(h(b"k"), i, Bytes::new(), at, at, h)
+                .unwrap();
+            assert!(shard.deadlines.len() <= shard.with_expiry + shard.with_expiry / 4 + 33);
         }
-        assert!(shard.deadlines.len() <= 2 * shard.with_expiry + 65);
+        // The same instant twice (a stopped clock): the duplicate record is dropped too.
+        for _ in 0..1_000 {
+            shard
+                .overwrite(h(b"k"), i, Bytes::new(), 5, 20_000, h)
+                .unwrap();
+        }
+        assert!(shard.deadlines.len() <= 34);
+        assert!(shard.deadlines.capacity() <= 2 * shard.deadlines.len() + 64);
+    }
+
+    #[test]
+    fn a_removed_entry_keeps_nothing_alive_and_its_records_go_in_time() {
+        let h = hasher();
+        let mut shard = Shard::default();
+        let key = KeyRef::new("k", 1_000).unwrap();
+        let probe = key.clone();
+        shard
+            .insert(h(b"k"), Slot::new(key, Bytes::new(), 0), h)
+            .unwrap();
+        let i = shard.find(h(b"k"), b"k").unwrap();
+        shard.remove(h(b"k"), i, h).unwrap();
+        assert_eq!(
+            probe.header_refs(),
+            1,
+            "the deadline record still holds the key"
+        );
+        // Its stale record is dropped once stale records pile up.
+        for n in 0..100 {
+            insert(&mut shard, &format!("t{n}"), 2_000 + n);
+            let i = shard.find(h(format!("t{n}").as_bytes()), format!("t{n}").as_bytes());
+            shard
+                .remove(h(format!("t{n}").as_bytes()), i.unwrap(), h)
+                .unwrap();
+        }
+        assert!(shard.deadlines.len() <= 33, "{}", shard.deadlines.len());
     }
 
     #[test]
@@ -791,13 +860,13 @@ mod tests {
         let h = hasher();
         let mut shard = Shard::default();
         insert(&mut shard, "abc", 0);
-        assert_eq!(shard.charged, charge(3, 3));
+        assert_eq!(shard.charged, charge(3, 3, false));
         let i = shard.find(h(b"abc"), b"abc").unwrap();
         let old = shard
-            .overwrite(i, Bytes::from_static(b"0123456789"), 1, 0)
+            .overwrite(h(b"abc"), i, Bytes::from_static(b"0123456789"), 1, 0, h)
             .unwrap();
-        assert_eq!(old.charge, charge(3, 3));
-        assert_eq!(shard.charged, charge(3, 10));
+        assert_eq!(old.charge, charge(3, 3, false));
+        assert_eq!(shard.charged, charge(3, 10, false));
         shard.remove(h(b"abc"), i, h).unwrap();
         assert_eq!(shard.charged, 0);
     }

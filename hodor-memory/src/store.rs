@@ -338,8 +338,8 @@ impl Store {
                 .write(&mut shard, hash, key, value, ttl, &mut dead)
                 .map(drop);
         };
-        let new_charge = charge(key.len(), value.len());
-        self.check_fits(key, new_charge, 1)?;
+        let new_charge = charge(key.len(), value.len(), ttl.is_some());
+        self.check_entry_fits(key, value.len(), ttl.is_some())?;
         loop {
             // Reserve only the growth: an overwrite of a bigger value needs nothing.
             let existing = {
@@ -394,7 +394,7 @@ impl Store {
         let replaced = match shard.find(hash, key.as_bytes()) {
             Some(index) => {
                 let old = shard
-                    .overwrite(index, value, now, expires)
+                    .overwrite(hash, index, value, now, expires, hash_of)
                     .ok_or_else(inconsistent)?;
                 if old.expires != 0 && old.expires <= now {
                     // The old entry was already dead; replacing it reclaims it.
@@ -464,25 +464,34 @@ impl Store {
         }
     }
 
-    /// `CapacityExceeded` for what no eviction can make room for.
-    fn check_fits(&self, key: &str, bytes: u64, entries: u64) -> DriverResult<()> {
+    /// `CapacityExceeded` for an entry no eviction can make room for.
+    fn check_entry_fits(&self, key: &str, value_len: usize, with_ttl: bool) -> DriverResult<()> {
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
+        let bytes = charge(key.len(), value_len, with_ttl);
+        if bytes <= limits.max_bytes {
+            return Ok(());
+        }
+        let overhead = bytes.saturating_sub(key.len() as u64 + value_len as u64);
+        Err(DriverError::CapacityExceeded(format!(
+            "the entry is charged {bytes} bytes (key {} + value {value_len} + {overhead} \
+             overhead), more than max_bytes = {}; nothing was evicted. Raise max_bytes or \
+             store less",
+            key.len(),
+            limits.max_bytes
+        )))
+    }
+
+    /// `CapacityExceeded` for a batch no eviction can make room for.
+    fn check_batch_fits(&self, bytes: u64, entries: u64) -> DriverResult<()> {
         let Some(limits) = &self.limits else {
             return Ok(());
         };
         if bytes > limits.max_bytes {
-            let what = if entries == 1 {
-                format!(
-                    "the entry is charged {bytes} bytes (key {} + value {} + {} overhead)",
-                    key.len(),
-                    bytes.saturating_sub(key.len() as u64 + crate::shard::ENTRY_OVERHEAD),
-                    crate::shard::ENTRY_OVERHEAD
-                )
-            } else {
-                format!("the batch of {entries} entries is charged {bytes} bytes")
-            };
             return Err(DriverError::CapacityExceeded(format!(
-                "{what}, more than max_bytes = {}; nothing was evicted. Raise max_bytes or \
-                 store less",
+                "the batch of {entries} entries is charged {bytes} bytes, more than max_bytes = \
+                 {}; nothing was evicted. Raise max_bytes or store less",
                 limits.max_bytes
             )));
         }
@@ -706,10 +715,13 @@ impl Store {
             return self.write_batch(&last, &hashes, ttl, None).map(drop);
         };
         for (key, value) in &last {
-            self.check_fits(key, charge(key.len(), value.len()), 1)?;
+            self.check_entry_fits(key, value.len(), ttl.is_some())?;
         }
-        let new_bytes: u64 = last.iter().map(|(k, v)| charge(k.len(), v.len())).sum();
-        self.check_fits("", new_bytes, last.len() as u64)?;
+        let new_bytes: u64 = last
+            .iter()
+            .map(|(k, v)| charge(k.len(), v.len(), ttl.is_some()))
+            .sum();
+        self.check_batch_fits(new_bytes, last.len() as u64)?;
         loop {
             // Reserve only the growth, as `set` does: overwriting keys of a full store
             // must not evict other keys. What the keys hold now is read at one moment.
@@ -906,7 +918,7 @@ mod tests {
         let s = std::sync::Arc::new(s);
         // Another writer has reserved the only entry and not inserted yet.
         let limits = s.limits.as_ref().unwrap();
-        assert!(limits.try_reserve(charge(1, 0), 1));
+        assert!(limits.try_reserve(charge(1, 0, false), 1));
         let writer = {
             let s = s.clone();
             std::thread::spawn(move || s.set("k", Bytes::new(), None))
@@ -921,7 +933,7 @@ mod tests {
         // It slept between looks rather than spinning.
         let waits = limits.waits.load(Ordering::Relaxed);
         assert!(waits < 6_000, "{waits} looks in 5.5 s: spinning");
-        limits.release(charge(1, 0), 1);
+        limits.release(charge(1, 0, false), 1);
         writer.join().unwrap().unwrap();
         assert_eq!(s.list(""), ["k"]);
     }
@@ -1176,7 +1188,7 @@ mod tests {
 
     #[test]
     fn byte_accounting_matches_the_entries() {
-        let limit = 100 * charge(4, 100);
+        let limit = 100 * charge(4, 100, false);
         let (s, _) = store_with(MemoryConfig::default().max_bytes(limit));
         for i in 0..1000u32 {
             let len = (i % 200) as usize;
@@ -1188,7 +1200,7 @@ mod tests {
         let resident: u64 = s
             .list("")
             .iter()
-            .map(|k| charge(k.len(), s.get(k).unwrap().len()))
+            .map(|k| charge(k.len(), s.get(k).unwrap().len(), false))
             .sum();
         assert_eq!(s.gauges().bytes, Some(resident));
     }
