@@ -334,9 +334,9 @@ impl Store {
         let mut dead = Dead::default();
         let Some(limits) = &self.limits else {
             let mut shard = self.shard(number).write();
-            return self
-                .write(&mut shard, hash, key, value, ttl, &mut dead)
-                .map(drop);
+            self.write(&mut shard, hash, key, value, ttl, &mut dead)?;
+            self.reclaim_some(&mut shard, &mut dead);
+            return Ok(());
         };
         let new_charge = charge(key.len(), value.len(), ttl.is_some());
         self.check_entry_fits(key, value.len(), ttl.is_some())?;
@@ -366,6 +366,7 @@ impl Store {
                 continue;
             }
             self.write(&mut shard, hash, key, value, ttl, &mut dead)?;
+            self.reclaim_some(&mut shard, &mut dead);
             drop(shard);
             match existing {
                 // Releases what the overwrite freed, and wakes waiting writers.
@@ -377,8 +378,8 @@ impl Store {
         }
     }
 
-    /// Stores one entry in a locked shard; returns the charge of the entry it replaced.
-    /// Then reclaims a few expired entries of the shard. What it removes goes to `dead`.
+    /// Stores one entry in a locked shard; returns the charge of the entry it replaced,
+    /// whose value goes to `dead`.
     fn write(
         &self,
         shard: &mut Shard,
@@ -426,14 +427,22 @@ impl Store {
         if expires != 0 {
             self.note_deadline(expires);
         }
-        // After the write, so the entry being replaced is never reclaimed under the
-        // caller's reservation (the new entry's deadline is in the future).
+        Ok(replaced)
+    }
+
+    /// Reclaims a few expired entries of a locked shard, as writes do on their way.
+    ///
+    /// Only after the caller's writes to the shard: an entry a write was about to replace
+    /// must not be reclaimed under the writer's reservation, or the writer would insert a
+    /// key it reserved as an overwrite (its entry uncounted). The entries just written have
+    /// deadlines in the future.
+    fn reclaim_some(&self, shard: &mut Shard, dead: &mut Dead) {
+        let now = self.now();
         if shard.next_deadline().is_some_and(|at| at <= now) {
             let mut reclaimed = Vec::new();
-            shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
+            shard.expire(now, WRITE_RECLAIM, |k| self.hash(k), &mut reclaimed);
             self.forget(&mut reclaimed, dead);
         }
-        Ok(replaced)
     }
 
     /// Removes slots that left a shard (still locked by the caller) from the index, releases
@@ -799,6 +808,10 @@ impl Store {
         for ((key, value), &hash) in entries.iter().zip(hashes) {
             let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
             self.write(shard, hash, key, value.clone(), ttl, &mut dead)?;
+        }
+        // Only once every key of the batch is written (see `reclaim_some`).
+        for (_, shard) in &mut guards {
+            self.reclaim_some(shard, &mut dead);
         }
         Ok(true)
     }

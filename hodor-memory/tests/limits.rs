@@ -291,3 +291,23 @@ fn set_many_over_existing_keys_reserves_only_the_growth_like_a_loop_of_set() {
         assert_eq!(batched.metrics().evictions, Some(0), "{label}");
     }
 }
+
+#[test]
+fn set_many_over_an_expired_key_counts_it_once() {
+    // One shard, so writing the first key of the batch could reclaim the expired second
+    // one before the batch overwrote it.
+    let (c, clock) = bounded(
+        "growth-expired",
+        MemoryConfig::default().max_entries(9).shards(1),
+    );
+    c.set("k", "old", Some(Duration::from_millis(1))).unwrap();
+    clock.advance(Duration::from_millis(1));
+    c.set_many([("a", "1"), ("k", "2")], Some(Duration::from_secs(5)))
+        .unwrap();
+    let listed = c.list("").unwrap();
+    assert_eq!(listed, ["a", "k"]);
+    let m = c.metrics();
+    assert_eq!(m.entries, Some(2), "{m:?}");
+    let recount: u64 = listed.iter().map(|k| k.len() as u64 + 1 + 120 + 32).sum();
+    assert_eq!(m.bytes, Some(recount), "{m:?}");
+}
