@@ -16,16 +16,20 @@
 //! Two contracts opened with the same name in one process share one store. Opening an open
 //! store with a different [`MemoryConfig`] (or clock) is `InvalidConfig`. When the last
 //! contract on a store is closed or dropped, its data is released and the next open of that
-//! name starts empty.
+//! name starts empty. [`MemoryDriver`] can also be used directly, through the
+//! [`Driver`](hodor_core::driver::Driver) trait: it then checks keys, TTLs and its name
+//! itself, closes idempotently per handle, and closes when dropped.
 //!
 //! ## Design
 //! Keys hash to one of N shards ([`MemoryConfig::shards`]: by default 8 per CPU, at least
-//! 16, fewer for small entry limits), each a hash table over a dense
-//! array of entries behind its own `RwLock`; `get` takes one shard's read lock and writes no
-//! shared structure. One ordered index holds the same key allocations and is touched only when
-//! a key is created or removed, so `list(prefix)` costs O(log n + k) for k matches and
-//! returns keys already sorted. Values are [`Bytes`](hodor_core::Bytes): `get` returns the
-//! stored buffer without copying it.
+//! 16, fewer for small entry limits), each a hash table over an array of entries behind
+//! its own `RwLock`; `get` takes one shard's read lock and writes no shared structure. One
+//! ordered index holds the same key allocations and is touched only when a key is created
+//! or removed, so `list(prefix)` costs O(log n + k) for k matches and returns keys already
+//! sorted (it copies key handles under the index lock and builds the strings after).
+//! Values are [`Bytes`](hodor_core::Bytes): `get` returns the stored buffer without copying
+//! it. A value may be `Bytes::from_owner` with any `Drop`, even one that calls the store:
+//! removed values are dropped only after the store's locks are released.
 //!
 //! ## Expiry
 //! An expired entry is never returned: every read checks the deadline. Memory is reclaimed
@@ -85,11 +89,14 @@
 //!   entry read since the hand last looked at it is never evicted before every entry of its
 //!   shard not read since then, and a new entry is not looked at before the hand's next
 //!   round. (If readers re-mark entries as fast as the hand clears them, the hand evicts
-//!   regardless after two rounds' worth of steps, so a write never waits on readers.) `tests/hit_ratio.rs` checks the hit ratio against exact LRU on Zipf(0.99)
-//!   and scan-heavy traces, at capacities from 8 to 10,000 entries and with 1, 16 and 1024
+//!   regardless after two rounds' worth of steps, so a write never waits on readers.)
+//!   `tests/hit_ratio.rs` checks the hit ratio against exact LRU on Zipf(0.99) and
+//!   scan-heavy traces, at capacities from 8 to 10,000 entries and with 1, 16 and 1024
 //!   shards: never more than 2 points below it (mostly above).
 //! - An entry (or a `set_many` batch) that alone is larger than `max_bytes` is
-//!   `CapacityExceeded`, and nothing is evicted for it.
+//!   `CapacityExceeded`, and nothing is evicted for it. Anything smaller always gets its
+//!   room: a writer whose room is held by writers about to insert sleeps until they do
+//!   (one writer evicts at a time and keeps what it frees, so none is starved).
 //!
 //! ## Metrics
 //! [`Contract::metrics`](hodor_core::Contract::metrics) adds this store's gauges to the
@@ -101,6 +108,14 @@
 //! `get_many`, `set_many` and `delete_many` are atomic ([`Capabilities::atomic_bulk`](
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no
 //! reader sees part of a `set_many` or `delete_many`, and `get_many` reads one moment.
+//!
+//! ## Testing
+//! Besides the conformance suite and per-behaviour tests, `tests/torture.rs` runs random
+//! operation sequences with awkward keys, values and TTLs against a reference model (with
+//! and without limits), threads through limits, and open/close/drop races; `tests/heap.rs`
+//! checks the heap with a counting allocator. Both take a few seconds; set
+//! `HODOR_TORTURE=1` for the heavy variants (many more cases with random seeds, more
+//! threads, the issue-sized heap checks).
 //!
 //! ## Limitations
 //! Process-local: data is not shared between processes and does not survive a restart (use

@@ -6,9 +6,12 @@
 //! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
 //!
 //! Lock order: the batch gate, then shards, then the index; several shards only in
-//! ascending order (bulk operations). Eviction and sweeping hold one shard at a time. Every index change happens
-//! while the shard that owns the key is locked, so the index never disagrees with the shards
-//! about a key that is not being written at that moment.
+//! ascending order (bulk operations, `clear`, refreshing the deadline hint). Eviction and
+//! sweeping hold one shard at a time. `Limits::evicting` is taken before any of them, and
+//! only by writers making room. Every index change happens while the shard that owns the
+//! key is locked, so the index never disagrees with the shards about a key that is not
+//! being written at that moment. Nothing a caller owns runs under any of these locks (see
+//! `Dead`).
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
