@@ -18,6 +18,9 @@ use hodor_core::clock::ManualClock;
 use hodor_core::driver::Driver;
 use hodor_memory::{MemoryConfig, MemoryDriver};
 
+mod common;
+use common::{Rng, heavy};
+
 /// Counts the bytes allocated and not yet freed, by every thread.
 struct Counting;
 
@@ -69,27 +72,7 @@ fn live() -> i64 {
     LIVE.load(Ordering::SeqCst)
 }
 
-fn heavy() -> bool {
-    std::env::var_os("HODOR_TORTURE").is_some_and(|v| v != "0")
-}
-
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// xorshift: deterministic, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[test]
 fn deleted_and_evicted_ttl_entries_free_their_keys_at_removal() {

@@ -8,20 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use hodor_core::Error;
 use hodor_memory::{MemoryConfig, open};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod common;
+use common::Rng;
 
 /// Zipf(s) over `n` keys by inverse CDF.
 fn zipf_trace(n: usize, s: f64, len: usize, seed: u64) -> Vec<u64> {

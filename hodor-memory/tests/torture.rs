@@ -29,9 +29,8 @@ use hodor_memory::{MemoryConfig, MemoryDriver};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
-fn heavy() -> bool {
-    std::env::var_os("HODOR_TORTURE").is_some_and(|v| v != "0")
-}
+mod common;
+use common::{Rng, heavy};
 
 fn config(cases: u32, heavy_cases: u32) -> Config {
     Config {
@@ -284,26 +283,87 @@ fn invalid_input<T: std::fmt::Debug>(r: Result<T, Error>) -> Result<(), TestCase
     }
 }
 
+/// A fresh store on a manual clock, as a contract and a second handle (to sweep on demand
+/// and read the gauges), and an empty model of it.
+struct Fixture {
+    clock: ManualClock,
+    owners: Arc<Owners>,
+    contract: Contract,
+    handle: MemoryDriver,
+    model: Model,
+}
+
+impl Fixture {
+    fn new(config: MemoryConfig) -> Fixture {
+        let clock = ManualClock::new();
+        let name = unique("torture-model");
+        let open = || MemoryDriver::open(&name, config.clone(), clock.clone().into()).unwrap();
+        let handle = open();
+        let contract = Contract::from_driver("memory", &name, open()).unwrap();
+        let model = Model {
+            entries: BTreeMap::new(),
+            now: 0,
+            opened_wall: clock.now(),
+        };
+        Fixture {
+            owners: Arc::new(Owners::default()),
+            clock,
+            contract,
+            handle,
+            model,
+        }
+    }
+
+    /// Releases the model's copies, then the store: every value created must have been
+    /// dropped, exactly once.
+    fn finish(self) -> Result<(), TestCaseError> {
+        let owners = self.owners.clone();
+        drop(self);
+        let (created, dropped) = (
+            owners.created.load(Ordering::SeqCst),
+            owners.dropped.load(Ordering::SeqCst),
+        );
+        prop_assert_eq!(
+            created,
+            dropped,
+            "values still held after the store was released"
+        );
+        Ok(())
+    }
+}
+
+/// Lets time pass (the model follows), or steps the wall clock (the model ignores it).
+fn move_time(op: &Op, clock: &ManualClock, model: &mut Model) {
+    match op {
+        Op::Advance(by) => {
+            clock.advance(*by);
+            model.now += u64::try_from(by.as_nanos()).unwrap();
+        }
+        Op::WallStep(secs) => {
+            let step = Duration::from_secs(u64::from(secs.unsigned_abs()));
+            let now = clock.now();
+            clock.set(if *secs < 0 { now - step } else { now + step });
+        }
+        _ => {}
+    }
+}
+
 /// Runs `ops` against a fresh store and the model, checking every result.
 fn run_model(ops: &[Op]) -> Result<(), TestCaseError> {
     let keys = keys();
-    let clock = ManualClock::new();
-    let owners = Arc::new(Owners::default());
-    let name = unique("torture-model");
-    let open = || MemoryDriver::open(&name, MemoryConfig::default(), clock.clone().into());
-    // A second handle on the same store, to sweep on demand and read the gauges.
-    let handle = open().unwrap();
-    let c = Contract::from_driver("memory", &name, open().unwrap()).unwrap();
-    let mut model = Model {
-        entries: BTreeMap::new(),
-        now: 0,
-        opened_wall: clock.now(),
-    };
+    let mut fixture = Fixture::new(MemoryConfig::default());
+    let Fixture {
+        clock,
+        owners,
+        contract: c,
+        handle,
+        model,
+    } = &mut fixture;
     for op in ops {
         match op {
             Op::Set(k, v, ttl) => {
                 let key = &keys[*k];
-                let value = v.bytes(&owners);
+                let value = v.bytes(owners);
                 let r = c.set(key, value.clone(), *ttl);
                 if !valid(key) {
                     invalid_key(r)?;
@@ -317,7 +377,7 @@ fn run_model(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::SetMany(entries, ttl) => {
                 let batch: Vec<(&str, Bytes)> = entries
                     .iter()
-                    .map(|(k, v)| (keys[*k].as_str(), v.bytes(&owners)))
+                    .map(|(k, v)| (keys[*k].as_str(), v.bytes(owners)))
                     .collect();
                 let r = c.set_many(batch.clone(), *ttl);
                 if batch.iter().any(|(k, _)| !valid(k)) {
@@ -422,15 +482,7 @@ fn run_model(ops: &[Op]) -> Result<(), TestCaseError> {
                     .collect();
                 prop_assert_eq!(listed, want, "list {:?}", prefix);
             }
-            Op::Advance(by) => {
-                clock.advance(*by);
-                model.now += u64::try_from(by.as_nanos()).unwrap();
-            }
-            Op::WallStep(secs) => {
-                let step = Duration::from_secs(u64::from(secs.unsigned_abs()));
-                let now = clock.now();
-                clock.set(if *secs < 0 { now - step } else { now + step });
-            }
+            Op::Advance(_) | Op::WallStep(_) => move_time(op, clock, model),
             Op::Sweep => {
                 handle.sweep();
                 let g = handle.gauges();
@@ -440,21 +492,8 @@ fn run_model(ops: &[Op]) -> Result<(), TestCaseError> {
             }
         }
     }
-    // Every value is released exactly once: the model's copies, then the store's.
-    drop(model);
     c.close().unwrap();
-    drop(c);
-    drop(handle);
-    let (created, dropped) = (
-        owners.created.load(Ordering::SeqCst),
-        owners.dropped.load(Ordering::SeqCst),
-    );
-    prop_assert_eq!(
-        created,
-        dropped,
-        "values still held after the store was released"
-    );
-    Ok(())
+    fixture.finish()
 }
 
 proptest! {
@@ -473,26 +512,23 @@ proptest! {
 
 fn run_limited(ops: &[Op], config: MemoryConfig) -> Result<(), TestCaseError> {
     let keys = keys();
-    let clock = ManualClock::new();
-    let owners = Arc::new(Owners::default());
-    let name = unique("torture-limited");
     let (max_bytes, max_entries) = (
         config.max_bytes.unwrap_or(u64::MAX),
         config.max_entries.unwrap_or(u64::MAX),
     );
-    let open = || MemoryDriver::open(&name, config.clone(), clock.clone().into());
-    let handle = open().unwrap();
-    let c = Contract::from_driver("memory", &name, open().unwrap()).unwrap();
-    let mut model = Model {
-        entries: BTreeMap::new(),
-        now: 0,
-        opened_wall: clock.now(),
-    };
+    let mut fixture = Fixture::new(config);
+    let Fixture {
+        clock,
+        owners,
+        contract: c,
+        handle,
+        model,
+    } = &mut fixture;
     for op in ops {
         match op {
             Op::Set(k, v, ttl) => {
                 let key = &keys[*k];
-                let value = v.bytes(&owners);
+                let value = v.bytes(owners);
                 let fits = charge(key, value.len(), ttl.is_some()) <= max_bytes;
                 match c.set(key, value.clone(), *ttl) {
                     Ok(()) => model.set(key, value, *ttl),
@@ -503,7 +539,7 @@ fn run_limited(ops: &[Op], config: MemoryConfig) -> Result<(), TestCaseError> {
             Op::SetMany(entries, ttl) => {
                 let batch: Vec<(&str, Bytes)> = entries
                     .iter()
-                    .map(|(k, v)| (keys[*k].as_str(), v.bytes(&owners)))
+                    .map(|(k, v)| (keys[*k].as_str(), v.bytes(owners)))
                     .collect();
                 if c.set_many(batch.clone(), *ttl).is_ok() {
                     for (k, v) in batch {
@@ -540,14 +576,7 @@ fn run_limited(ops: &[Op], config: MemoryConfig) -> Result<(), TestCaseError> {
                     prop_assert!(model.live(&key).is_some(), "listed {key:?} is not live");
                 }
             }
-            Op::Advance(by) => {
-                clock.advance(*by);
-                model.now += u64::try_from(by.as_nanos()).unwrap();
-            }
-            Op::WallStep(secs) => {
-                let now = clock.now();
-                clock.set(now + Duration::from_secs(u64::from(secs.unsigned_abs())));
-            }
+            Op::Advance(_) | Op::WallStep(_) => move_time(op, clock, model),
             Op::Sweep => {
                 handle.sweep();
                 let listed = c.list("").unwrap();
@@ -577,14 +606,7 @@ fn run_limited(ops: &[Op], config: MemoryConfig) -> Result<(), TestCaseError> {
             max_entries
         );
     }
-    drop(model);
-    drop(c);
-    drop(handle);
-    prop_assert_eq!(
-        owners.created.load(Ordering::SeqCst),
-        owners.dropped.load(Ordering::SeqCst)
-    );
-    Ok(())
+    fixture.finish()
 }
 
 fn limits() -> impl Strategy<Value = MemoryConfig> {
@@ -612,21 +634,6 @@ proptest! {
 
 // ---------------------------------------------------------------------------------------
 // Many threads through limits
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Rounds of concurrent writers, deleters and listers (some with TTLs) on a shared manual
 /// clock; between rounds the clock moves, a sweep runs, and the gauges must equal a recount.
