@@ -1,13 +1,18 @@
 //! Time as drivers see it: the system clock, or a manual clock a test moves by hand.
 //!
-//! Expiry is wall-clock: an entry set at `t` with TTL `d` is live strictly before `t + d`.
-//! A driver that keeps time itself (the memory driver) reads it from a [`Clock`], so a test
-//! can hand it a [`ManualClock`] and check TTL boundaries exactly, without sleeping.
+//! A [`Clock`] has two faces. Its wall-clock time ([`Clock::now`]) is what `stat` reports
+//! and what persisted expiry is written in; it can jump when NTP or an operator steps the
+//! system clock. Its monotonic time ([`Clock::monotonic_nanos`]) only moves forward, at the
+//! rate of real time, and ignores those steps: a driver that keeps TTLs itself (the memory
+//! driver) measures them there, so a step neither shortens nor extends one. A driver reads
+//! both from the `Clock` it was given, so a test can hand it a [`ManualClock`], move time
+//! with [`ManualClock::advance`], step the wall clock alone with [`ManualClock::set`], and
+//! check TTL boundaries exactly, without sleeping.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time: the system clock or a [`ManualClock`].
 ///
@@ -39,7 +44,7 @@ impl Clock {
         Clock(Source::System)
     }
 
-    /// The current time.
+    /// The current wall-clock time.
     pub fn now(&self) -> SystemTime {
         match &self.0 {
             Source::System => SystemTime::now(),
@@ -47,12 +52,31 @@ impl Clock {
         }
     }
 
-    /// The current time in nanoseconds since the Unix epoch (0 before the epoch, saturating
-    /// in the year 2554): the compact form drivers store.
+    /// The current wall-clock time in nanoseconds since the Unix epoch (0 before the
+    /// epoch, saturating in the year 2554).
     pub fn now_nanos(&self) -> u64 {
         match &self.0 {
             Source::System => to_nanos(SystemTime::now()),
-            Source::Manual(manual) => manual.nanos.load(Ordering::Acquire),
+            Source::Manual(manual) => manual.time.wall.load(Ordering::Acquire),
+        }
+    }
+
+    /// Nanoseconds on this clock's monotonic timeline: they only grow, at the rate of real
+    /// time, and wall-clock steps do not move them. Only differences mean anything.
+    ///
+    /// For the system clock this is [`Instant`] (elapsed since the first call in the
+    /// process), which on most systems stops while the machine is suspended. For a manual
+    /// clock it starts at 0 and moves with [`ManualClock::advance`], not with
+    /// [`ManualClock::set`]. Saturates at `u64::MAX` (584 years).
+    #[inline]
+    pub fn monotonic_nanos(&self) -> u64 {
+        match &self.0 {
+            Source::System => {
+                static ORIGIN: OnceLock<Instant> = OnceLock::new();
+                let elapsed = ORIGIN.get_or_init(Instant::now).elapsed();
+                u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+            }
+            Source::Manual(manual) => manual.time.monotonic.load(Ordering::Acquire),
         }
     }
 
@@ -60,7 +84,7 @@ impl Clock {
     pub fn same_as(&self, other: &Clock) -> bool {
         match (&self.0, &other.0) {
             (Source::System, Source::System) => true,
-            (Source::Manual(a), Source::Manual(b)) => Arc::ptr_eq(&a.nanos, &b.nanos),
+            (Source::Manual(a), Source::Manual(b)) => Arc::ptr_eq(&a.time, &b.time),
             _ => false,
         }
     }
@@ -89,10 +113,19 @@ impl From<ManualClock> for Clock {
 /// A clock that stands still until it is moved; clones share one time.
 ///
 /// It starts at a fixed, recent instant (not the Unix epoch), so `SystemTime` arithmetic in
-/// code under test behaves as it would in production.
+/// code under test behaves as it would in production. [`ManualClock::advance`] lets time
+/// pass (both faces of the [`Clock`] move); [`ManualClock::set`] steps the wall clock alone,
+/// as NTP or `date -s` would.
 #[derive(Clone)]
 pub struct ManualClock {
-    nanos: Arc<AtomicU64>,
+    time: Arc<ManualTime>,
+}
+
+struct ManualTime {
+    /// Wall-clock nanoseconds since the Unix epoch.
+    wall: AtomicU64,
+    /// Nanoseconds of time passed since the clock was made.
+    monotonic: AtomicU64,
 }
 
 /// 2025-01-01T00:00:00Z: where every new [`ManualClock`] starts.
@@ -107,29 +140,34 @@ impl ManualClock {
     /// A manual clock at `start`.
     pub fn starting_at(start: SystemTime) -> ManualClock {
         ManualClock {
-            nanos: Arc::new(AtomicU64::new(to_nanos(start))),
+            time: Arc::new(ManualTime {
+                wall: AtomicU64::new(to_nanos(start)),
+                monotonic: AtomicU64::new(0),
+            }),
         }
     }
 
-    /// The clock's current time.
+    /// The clock's current wall-clock time.
     pub fn now(&self) -> SystemTime {
-        from_nanos(self.nanos.load(Ordering::Acquire))
+        from_nanos(self.time.wall.load(Ordering::Acquire))
     }
 
-    /// Moves the clock forward by `by` (saturating at the largest time it can show).
+    /// Lets `by` pass: the wall clock and the monotonic time both move forward (each
+    /// saturating at the largest value it can show).
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        // fetch_update cannot fail with a closure that always returns Some.
-        let _ = self
-            .nanos
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        for counter in [&self.time.monotonic, &self.time.wall] {
+            // fetch_update cannot fail with a closure that always returns Some.
+            let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some(n.saturating_add(by))
             });
+        }
     }
 
-    /// Sets the clock to `to`, forward or backward.
+    /// Steps the wall clock to `to`, forward or backward, as NTP or an operator would; no
+    /// time passes, so [`Clock::monotonic_nanos`] does not move.
     pub fn set(&self, to: SystemTime) {
-        self.nanos.store(to_nanos(to), Ordering::Release);
+        self.time.wall.store(to_nanos(to), Ordering::Release);
     }
 }
 
@@ -174,11 +212,44 @@ mod tests {
     }
 
     #[test]
+    fn set_steps_the_wall_clock_and_advance_moves_both() {
+        let manual = ManualClock::new();
+        let clock = Clock::from(manual.clone());
+        let (wall, mono) = (clock.now(), clock.monotonic_nanos());
+        manual.set(wall + Duration::from_secs(3600));
+        assert_eq!(
+            clock.monotonic_nanos(),
+            mono,
+            "a wall step is not time passing"
+        );
+        manual.set(wall - Duration::from_secs(3600));
+        assert_eq!(clock.monotonic_nanos(), mono);
+        manual.advance(Duration::from_millis(5));
+        assert_eq!(clock.monotonic_nanos(), mono + 5_000_000);
+        assert_eq!(
+            clock.now(),
+            wall - Duration::from_secs(3600) + Duration::from_millis(5)
+        );
+    }
+
+    #[test]
+    fn the_system_monotonic_clock_never_goes_back() {
+        let clock = Clock::system();
+        let mut last = clock.monotonic_nanos();
+        for _ in 0..1000 {
+            let now = clock.monotonic_nanos();
+            assert!(now >= last);
+            last = now;
+        }
+    }
+
+    #[test]
     fn advance_saturates_instead_of_overflowing() {
         let manual = ManualClock::new();
         manual.advance(Duration::MAX);
         manual.advance(Duration::MAX);
         assert_eq!(to_nanos(manual.now()), u64::MAX);
+        assert_eq!(Clock::from(manual).monotonic_nanos(), u64::MAX);
     }
 
     #[test]

@@ -539,6 +539,11 @@ pub(crate) fn map_error(
             key,
             reason,
         },
+        DriverError::Closed => Error::Closed {
+            driver,
+            contract,
+            operation,
+        },
         DriverError::InvalidConfig { field, reason } => Error::InvalidConfig {
             driver,
             contract,

@@ -60,6 +60,11 @@ pub enum DriverError {
     /// [`crate::Error::InvalidInput`].
     #[error("{}", Echo::prose(.0))]
     InvalidInput(String),
+    /// The handle was closed before this call. A driver used through a `Contract` never
+    /// sees a call after close; this is for drivers called directly, which must refuse
+    /// them on their own. Becomes [`crate::Error::Closed`].
+    #[error("the handle is closed")]
+    Closed,
     /// The configuration is invalid (only from an [`OpenFn`]). Becomes
     /// [`crate::Error::InvalidConfig`].
     #[error("{}", Echo::prose(reason))]

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub struct MemoryConfig {
     /// The most bytes the store may hold, counting each entry as its key length plus its
-    /// value length plus a fixed 120-byte overhead (see the crate docs), so the limit tracks
-    /// real memory. `None` (the default): no limit. When a `set` would exceed it, entries
+    /// value length plus a fixed 120-byte overhead, 32 more with a TTL (see the crate
+    /// docs), so the limit tracks real memory. `None` (the default): no limit. When a `set` would exceed it, entries
     /// are evicted first (expired ones, then by CLOCK); a single entry larger than the limit
     /// is `CapacityExceeded`.
     pub max_bytes: Option<u64>,
@@ -33,7 +33,16 @@ pub struct MemoryConfig {
     /// (default 100, at least 1). An expired entry is never returned either way; this bounds
     /// how long its memory stays in use: at most one interval plus the time of one sweep.
     pub sweep_interval_ms: u64,
+    /// How many shards (each a hash table behind its own lock) the store is split into: a
+    /// power of two from 1 to 1024. `None` (the default): 8 per CPU, at least 16 and at
+    /// most 1024, and no more than one per 8 entries of `max_entries`. More shards let more
+    /// threads write at once; each costs a few hundred bytes and a lock to visit when
+    /// sweeping. Eviction does not depend on it (see the crate docs).
+    pub shards: Option<usize>,
 }
+
+/// The most shards a store can have.
+pub(crate) const MAX_SHARDS: usize = 1024;
 
 impl Default for MemoryConfig {
     fn default() -> Self {
@@ -41,6 +50,7 @@ impl Default for MemoryConfig {
             max_bytes: None,
             max_entries: None,
             sweep_interval_ms: 100,
+            shards: None,
         }
     }
 }
@@ -64,9 +74,31 @@ impl MemoryConfig {
         self
     }
 
+    /// Sets [`MemoryConfig::shards`].
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The number of shards to build: [`MemoryConfig::shards`], or the default it
+    /// describes.
+    pub(crate) fn shard_count(&self) -> usize {
+        if let Some(shards) = self.shards {
+            return shards.clamp(1, MAX_SHARDS);
+        }
+        let cpus = std::thread::available_parallelism().map_or(4, usize::from);
+        let by_cpus = (cpus * 8).next_power_of_two().clamp(16, MAX_SHARDS);
+        let by_entries = self.max_entries.map_or(MAX_SHARDS, |max| {
+            let per_eight = usize::try_from(max / 8).unwrap_or(MAX_SHARDS).max(1);
+            // The largest power of two not above it.
+            1 << per_eight.min(MAX_SHARDS).ilog2()
+        });
+        by_cpus.min(by_entries)
+    }
+
     /// Checks what serde cannot: returns the offending field and why.
     pub(crate) fn problem(&self) -> Option<(&'static str, String)> {
-        let smallest = crate::shard::charge(1, 0);
+        let smallest = crate::shard::charge(1, 0, false);
         if self.max_bytes.is_some_and(|b| b < smallest) {
             return Some((
                 "max_bytes",
@@ -89,6 +121,14 @@ impl MemoryConfig {
                 "must be at least 1 millisecond".to_owned(),
             ));
         }
+        if let Some(shards) = self.shards {
+            if !shards.is_power_of_two() || shards > MAX_SHARDS {
+                return Some((
+                    "shards",
+                    format!("must be a power of two from 1 to {MAX_SHARDS}, not {shards}"),
+                ));
+            }
+        }
         None
     }
 }
@@ -101,15 +141,15 @@ mod tests {
     fn defaults_are_unbounded_with_a_100ms_sweep() {
         let c = MemoryConfig::default();
         assert_eq!(
-            (c.max_bytes, c.max_entries, c.sweep_interval_ms),
-            (None, None, 100)
+            (c.max_bytes, c.max_entries, c.sweep_interval_ms, c.shards),
+            (None, None, 100, None)
         );
         assert_eq!(c.problem(), None);
     }
 
     #[test]
     fn limits_too_small_to_hold_anything_are_rejected() {
-        let smallest = crate::shard::charge(1, 0);
+        let smallest = crate::shard::charge(1, 0, false);
         assert_eq!(MemoryConfig::default().max_bytes(smallest).problem(), None);
         let (field, reason) = MemoryConfig::default()
             .max_bytes(smallest - 1)
@@ -128,6 +168,28 @@ mod tests {
                 .unwrap()
                 .0,
             "sweep_interval_ms"
+        );
+    }
+
+    #[test]
+    fn shard_counts_are_powers_of_two_and_follow_small_entry_limits() {
+        for bad in [0, 3, 2048] {
+            assert_eq!(
+                MemoryConfig::default().shards(bad).problem().unwrap().0,
+                "shards"
+            );
+        }
+        assert_eq!(MemoryConfig::default().shards(1).shard_count(), 1);
+        assert_eq!(MemoryConfig::default().shards(1024).shard_count(), 1024);
+        let default = MemoryConfig::default().shard_count();
+        assert!(default.is_power_of_two() && (16..=MAX_SHARDS).contains(&default));
+        for (max, at_most) in [(1, 1), (8, 1), (64, 8), (100, 8), (1000, 64)] {
+            let n = MemoryConfig::default().max_entries(max).shard_count();
+            assert!(n.is_power_of_two() && n <= at_most, "{max}: {n}");
+        }
+        assert_eq!(
+            MemoryConfig::default().max_entries(u64::MAX).shard_count(),
+            default
         );
     }
 

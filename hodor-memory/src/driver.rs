@@ -2,15 +2,17 @@
 //! that makes one name mean one store.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
-use hodor_core::{Contract, Metadata};
+use hodor_core::{Contract, MAX_KEY_LEN, Metadata};
 
 use crate::config::MemoryConfig;
+use crate::input;
 use crate::store::Store;
 use crate::sweeper;
 
@@ -21,9 +23,15 @@ pub const DRIVER_NAME: &str = "memory";
 /// store; the store's data is released when its last handle is closed or dropped.
 ///
 /// Most code opens it by name through [`Contract::new`]; [`crate::open`] and
-/// [`crate::open_with_clock`] open it without the registry.
+/// [`crate::open_with_clock`] open it without the registry. It can also be used directly
+/// through the [`Driver`] trait, and then keeps the contract's promises on its own: invalid
+/// keys and TTLs are `InvalidInput` (never a panic), TTLs are rounded up to whole
+/// milliseconds, [`Driver::close`] is idempotent and releases only this handle, every call
+/// after it is [`DriverError::Closed`], and dropping the handle closes it.
 pub struct MemoryDriver {
     store: Arc<Store>,
+    /// Set by the first close or the drop: a handle is given back exactly once.
+    released: AtomicBool,
 }
 
 impl std::fmt::Debug for MemoryDriver {
@@ -32,6 +40,7 @@ impl std::fmt::Debug for MemoryDriver {
             .field("name", &self.store.name)
             .field("config", &self.store.config)
             .field("clock", &self.store.clock)
+            .field("closed", &self.released.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -41,8 +50,8 @@ struct Open {
     handles: usize,
 }
 
-/// Open stores by name. A store leaves the table when its last handle closes, so the next
-/// open of that name starts empty.
+/// Open stores by name. A store leaves the table when its last handle is closed or dropped,
+/// so the next open of that name starts empty.
 fn open_stores() -> &'static Mutex<HashMap<String, Open>> {
     static STORES: OnceLock<Mutex<HashMap<String, Open>>> = OnceLock::new();
     STORES.get_or_init(Mutex::default)
@@ -51,9 +60,12 @@ fn open_stores() -> &'static Mutex<HashMap<String, Open>> {
 impl MemoryDriver {
     /// Opens (or joins) the store called `name`.
     ///
-    /// Joining an open store with a different config or clock is an
-    /// [`DriverError::InvalidConfig`]: two users of one store must agree on what it is.
+    /// The name follows the key rules (1 to 1024 bytes, no NUL); another name is
+    /// [`DriverError::InvalidInput`] and registers nothing. Joining an open store with a
+    /// different config or clock is [`DriverError::InvalidConfig`]: two users of one store
+    /// must agree on what it is.
     pub fn open(name: &str, config: MemoryConfig, clock: Clock) -> DriverResult<MemoryDriver> {
+        input::check_name(name)?;
         if let Some((field, reason)) = config.problem() {
             return Err(DriverError::invalid_config(Some(field), reason));
         }
@@ -81,7 +93,7 @@ impl MemoryDriver {
                     ));
                 }
                 open.handles += 1;
-                return Ok(MemoryDriver { store });
+                return Ok(MemoryDriver::handle(store));
             }
         }
         let store = Arc::new(Store::new(name, config, clock));
@@ -94,12 +106,64 @@ impl MemoryDriver {
         );
         drop(stores);
         sweeper::register(&store);
-        Ok(MemoryDriver { store })
+        Ok(MemoryDriver::handle(store))
     }
 
-    /// Reclaims expired entries now instead of waiting for the background sweep.
+    fn handle(store: Arc<Store>) -> MemoryDriver {
+        MemoryDriver {
+            store,
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// Reclaims expired entries now instead of waiting for the background sweep. Does
+    /// nothing on a closed handle.
     pub fn sweep(&self) {
-        self.store.sweep();
+        if let Ok(store) = self.store() {
+            store.sweep();
+        }
+    }
+
+    /// The store, unless this handle was closed. A call racing `close` may still pass: the
+    /// `Driver` contract allows calls that began before close to finish.
+    #[inline]
+    fn store(&self) -> DriverResult<&Store> {
+        if self.released.load(Ordering::Relaxed) {
+            return Err(DriverError::Closed);
+        }
+        Ok(&self.store)
+    }
+
+    /// Gives this handle back, once: the first `close` or the drop. The last handle of a
+    /// store removes it from the table and releases its data.
+    fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
+        let name = self.store.name.as_str();
+        let last = match stores.get_mut(name) {
+            Some(open) if open.store.as_ptr() == Arc::as_ptr(&self.store) => {
+                open.handles = open.handles.saturating_sub(1);
+                open.handles == 0
+            }
+            // Every handle of a store in the table is counted there, and only its release
+            // takes it out, so this is unreachable; if it were reached, releasing nothing
+            // is the safe answer.
+            _ => false,
+        };
+        if last {
+            stores.remove(name);
+            // Clear outside the table's lock: values' drops may open stores.
+            drop(stores);
+            self.store.clear();
+        }
+    }
+}
+
+impl Drop for MemoryDriver {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -156,58 +220,72 @@ impl Driver for MemoryDriver {
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        self.store.set(key, value, ttl)
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.set(key, value, input::ttl(ttl)?)
     }
 
+    // Reads look the key up first and check it only on a miss: a stored key is always
+    // valid (writes check theirs), so a hit needs no check, and `get` stays as fast as it
+    // was.
     #[inline]
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
-        Ok(self.store.get(key))
+        match self.store()?.get(key) {
+            Some(value) => Ok(Some(value)),
+            None => input::check_key(key).map(|()| None),
+        }
     }
 
     fn delete(&self, key: &str) -> DriverResult<bool> {
-        Ok(self.store.delete(key))
+        if self.store()?.delete(key) {
+            return Ok(true);
+        }
+        input::check_key(key).map(|()| false)
     }
 
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
-        Ok(self.store.list(prefix))
+        let store = self.store()?;
+        if prefix.len() > MAX_KEY_LEN || prefix.as_bytes().contains(&0) {
+            // No valid key starts with it.
+            return Ok(Vec::new());
+        }
+        Ok(store.list(prefix))
     }
 
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
-        Ok(self.store.stat(key))
+        match self.store()?.stat(key) {
+            Some(meta) => Ok(Some(meta)),
+            None => input::check_key(key).map(|()| None),
+        }
     }
 
     fn exists(&self, key: &str) -> DriverResult<bool> {
-        Ok(self.store.exists(key))
+        if self.store()?.exists(key) {
+            return Ok(true);
+        }
+        input::check_key(key).map(|()| false)
     }
 
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
-        Ok(self.store.get_many(keys))
+        let store = self.store()?;
+        keys.iter().try_for_each(|k| input::check_key(k))?;
+        Ok(store.get_many(keys))
     }
 
     fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
-        self.store.set_many(entries, ttl)
+        let store = self.store()?;
+        entries.iter().try_for_each(|(k, _)| input::check_key(k))?;
+        store.set_many(entries, input::ttl(ttl)?)
     }
 
     fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
-        Ok(self.store.delete_many(keys))
+        let store = self.store()?;
+        keys.iter().try_for_each(|k| input::check_key(k))?;
+        Ok(store.delete_many(keys))
     }
 
     fn close(&self) -> DriverResult<()> {
-        let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
-        let name = self.store.name.as_str();
-        let last = match stores.get_mut(name) {
-            Some(open) if open.store.as_ptr() == Arc::as_ptr(&self.store) => {
-                open.handles = open.handles.saturating_sub(1);
-                open.handles == 0
-            }
-            // Not in the table: an earlier last close already released the store.
-            _ => false,
-        };
-        if last {
-            stores.remove(name);
-            drop(stores);
-            self.store.clear();
-        }
+        self.release();
         Ok(())
     }
 
@@ -240,6 +318,85 @@ mod tests {
         b.close().unwrap();
         assert_eq!(handles(name), None);
         assert!(b.store.get("k").is_none(), "the data was released");
+    }
+
+    fn open(name: &str) -> MemoryDriver {
+        MemoryDriver::open(name, MemoryConfig::default(), Clock::system()).unwrap()
+    }
+
+    #[test]
+    fn a_dropped_handle_is_given_back_and_the_last_one_releases_the_store() {
+        let name = "driver-unit-drop";
+        let a = open(name);
+        let b = open(name);
+        a.set("k", Bytes::from_static(b"v"), None).unwrap();
+        drop(b);
+        assert_eq!(handles(name), Some(1), "a dropped handle is given back");
+        let store = a.store.clone();
+        drop(a);
+        assert_eq!(handles(name), None, "the last drop releases the store");
+        assert!(store.get("k").is_none(), "and its data");
+        assert!(open(name).get("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn closing_one_handle_twice_releases_only_that_handle() {
+        let name = "driver-unit-close-twice";
+        let a = open(name);
+        let b = open(name);
+        b.set("k", Bytes::from_static(b"v"), None).unwrap();
+        a.close().unwrap();
+        a.close().unwrap();
+        drop(a);
+        assert_eq!(handles(name), Some(1));
+        assert!(b.get("k").unwrap().is_some(), "b's store was released");
+    }
+
+    #[test]
+    fn a_contract_that_closes_and_then_drops_its_driver_counts_once() {
+        let name = "driver-unit-contract";
+        let other = open(name);
+        other.set("k", Bytes::from_static(b"v"), None).unwrap();
+        let contract = Contract::from_driver(DRIVER_NAME, name, open(name)).unwrap();
+        assert_eq!(handles(name), Some(2));
+        contract.close().unwrap();
+        drop(contract);
+        assert_eq!(handles(name), Some(1));
+        assert!(other.get("k").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_closed_handle_refuses_every_call() {
+        let name = "driver-unit-closed";
+        let keep = open(name);
+        let a = open(name);
+        a.close().unwrap();
+        let closed = |r: DriverResult<()>| matches!(r, Err(DriverError::Closed));
+        assert!(closed(a.set("k", Bytes::new(), None)));
+        assert!(closed(a.get("k").map(drop)));
+        assert!(closed(a.list("").map(drop)));
+        assert!(closed(a.delete("k").map(drop)));
+        assert!(closed(a.set_many(&[("k", Bytes::new())], None)));
+        assert!(
+            !keep.exists("k").unwrap(),
+            "the closed handle wrote nothing"
+        );
+    }
+
+    #[test]
+    fn an_invalid_name_is_refused_before_anything_is_registered() {
+        let long = "n".repeat(1 << 20);
+        for name in ["", "a\0b", long.as_str()] {
+            let err = MemoryDriver::open(name, MemoryConfig::default(), Clock::system());
+            assert!(
+                matches!(err, Err(DriverError::InvalidInput(_))),
+                "{:?}",
+                err.map(drop)
+            );
+            assert_eq!(handles(name), None, "a refused name stays registered");
+            assert!(crate::open(name, MemoryConfig::default()).is_err());
+            assert_eq!(handles(name), None);
+        }
     }
 
     #[test]

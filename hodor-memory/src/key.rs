@@ -16,9 +16,12 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+use hodor_core::MAX_KEY_LEN;
+
 /// Set in the expiry word when the entry was read since the eviction hand last passed it.
 const VISITED: u64 = 1 << 63;
-/// Expiry instants are nanoseconds since the Unix epoch below this bound (the year 2262).
+/// Deadlines are nanoseconds on the store's monotonic timeline below this bound (292 years
+/// after the store was opened; its clock stops well before, see `store::NOW_CEILING`).
 pub(crate) const MAX_EXPIRY: u64 = VISITED - 1;
 
 /// The start of a key allocation; the key's bytes follow it directly.
@@ -30,8 +33,8 @@ pub(crate) const MAX_EXPIRY: u64 = VISITED - 1;
 struct Header {
     refs: AtomicU32,
     len: u32,
-    /// `expiry & !VISITED` is the instant (ns since the Unix epoch) from which the entry is
-    /// gone, 0 for never.
+    /// `expiry & !VISITED` is the instant (ns on the store's monotonic timeline) from which
+    /// the entry is gone, 0 for never.
     expiry: AtomicU64,
 }
 
@@ -49,21 +52,29 @@ unsafe impl Send for KeyRef {}
 unsafe impl Sync for KeyRef {}
 
 fn layout(len: usize) -> Layout {
-    // Keys are at most 1024 bytes (checked by the Contract), so this never fails; the
-    // fallback keeps a bug from becoming undefined behaviour.
+    // `len` is at most MAX_KEY_LEN (see `KeyRef::new`), so this never fails; the fallback
+    // keeps a bug from becoming undefined behaviour.
     Layout::new::<Header>()
         .extend(Layout::array::<u8>(len).unwrap_or(Layout::new::<u8>()))
         .map_or(Layout::new::<Header>(), |(layout, _)| layout)
 }
 
 impl KeyRef {
-    pub(crate) fn new(key: &str, expires: u64) -> KeyRef {
+    /// A new key allocation, or `None` if `key` is longer than [`MAX_KEY_LEN`]: the
+    /// length is stored in 32 bits and the bytes are later read back as UTF-8 without a
+    /// check, so a longer key must never get here truncated. The driver refuses such keys
+    /// first; this keeps the allocation sound on its own.
+    pub(crate) fn new(key: &str, expires: u64) -> Option<KeyRef> {
         let bytes = key.as_bytes();
-        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        if bytes.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let len = u32::try_from(bytes.len()).ok()?;
         let layout = layout(len as usize);
         // SAFETY: the layout has a non-zero size (the header). The header is written in
         // full, then exactly `len` bytes after it, all inside the allocation (the layout is
-        // the header extended by `len` bytes, and `bytes` has at least `len` bytes).
+        // the header extended by `len` bytes, and `len` is all of `bytes`: it was checked
+        // to fit in 32 bits, not truncated).
         unsafe {
             let raw = alloc(layout).cast::<Header>();
             let Some(header) = NonNull::new(raw) else {
@@ -76,8 +87,14 @@ impl KeyRef {
             });
             let data = header.as_ptr().add(1).cast::<u8>();
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, len as usize);
-            KeyRef { header }
+            Some(KeyRef { header })
         }
+    }
+
+    /// How many references the allocation has.
+    #[cfg(test)]
+    pub(crate) fn header_refs(&self) -> u32 {
+        self.header().refs.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -139,6 +156,7 @@ impl KeyRef {
             && word.fetch_and(!VISITED, Ordering::Relaxed) & VISITED != 0
     }
 
+    #[cfg(test)]
     pub(crate) fn same(&self, other: &KeyRef) -> bool {
         self.header == other.header
     }
@@ -147,8 +165,9 @@ impl KeyRef {
     /// and the check was most of the cost per key.
     pub(crate) fn to_owned_string(&self) -> String {
         let bytes = self.as_bytes().to_vec();
-        // SAFETY: the bytes were copied from a `&str` in `new` and are never written again,
-        // so they are valid UTF-8.
+        // SAFETY: the bytes are the whole of a `&str` copied in `new` (which refuses lengths
+        // it would have to truncate, so never a cut inside a character) and never written
+        // again, so they are valid UTF-8.
         unsafe { String::from_utf8_unchecked(bytes) }
     }
 }
@@ -159,8 +178,9 @@ impl Clone for KeyRef {
         // Relaxed, as in `Arc::clone`: a new reference comes from an existing one, which
         // keeps the allocation alive; no other memory is published through the count.
         let old = self.header().refs.fetch_add(1, Ordering::Relaxed);
-        // A key has a handful of references (slot, index, deadlines); running the count
-        // towards overflow means a leak bug, and wrapping would free memory still in use.
+        // A key has a handful of references (slot, index, deadlines, and one per `list`
+        // running over it); running the count towards overflow means a leak bug, and
+        // wrapping would free memory still in use.
         if old > u32::MAX / 2 {
             std::process::abort();
         }
@@ -224,7 +244,7 @@ mod tests {
 
     #[test]
     fn expiry_and_read_mark_are_independent() {
-        let k = KeyRef::new("a", 10);
+        let k = KeyRef::new("a", 10).unwrap();
         assert_eq!(k.expires(), 10);
         k.mark_visited();
         assert_eq!(k.expires(), 10);
@@ -237,24 +257,24 @@ mod tests {
 
     #[test]
     fn liveness_is_strictly_before_expiry() {
-        let k = KeyRef::new("a", 100);
+        let k = KeyRef::new("a", 100).unwrap();
         assert!(k.is_live(99));
         assert!(!k.is_live(100));
-        assert!(KeyRef::new("b", 0).is_live(u64::MAX));
+        assert!(KeyRef::new("b", 0).unwrap().is_live(u64::MAX));
     }
 
     #[test]
     fn expiry_beyond_the_representable_range_is_clamped() {
-        let k = KeyRef::new("a", u64::MAX);
+        let k = KeyRef::new("a", u64::MAX).unwrap();
         assert_eq!(k.expires(), MAX_EXPIRY);
     }
 
     #[test]
     fn ordering_is_by_bytes() {
         let mut keys = [
-            KeyRef::new("t/", 0),
-            KeyRef::new("T", 0),
-            KeyRef::new("t-/", 0),
+            KeyRef::new("t/", 0).unwrap(),
+            KeyRef::new("T", 0).unwrap(),
+            KeyRef::new("t-/", 0).unwrap(),
         ];
         keys.sort();
         let names: Vec<String> = keys.iter().map(KeyRef::to_owned_string).collect();
@@ -271,7 +291,7 @@ mod tests {
 
     #[test]
     fn clones_share_one_allocation_that_outlives_all_but_the_last() {
-        let a = KeyRef::new("shared/key", 5);
+        let a = KeyRef::new("shared/key", 5).unwrap();
         let b = a.clone();
         let c = b.clone();
         assert!(a.same(&c));
@@ -279,24 +299,32 @@ mod tests {
         drop(b);
         assert_eq!(c.as_bytes(), b"shared/key");
         assert_eq!(c.expires(), 5);
-        assert!(!KeyRef::new("shared/key", 5).same(&c));
+        assert!(!KeyRef::new("shared/key", 5).unwrap().same(&c));
     }
 
     #[test]
     fn keys_of_every_length_round_trip() {
         for len in [0, 1, 7, 8, 9, 15, 16, 17, 1024] {
             let key = "k".repeat(len);
-            let k = KeyRef::new(&key, 0);
+            let k = KeyRef::new(&key, 0).unwrap();
             assert_eq!(k.as_bytes(), key.as_bytes());
             assert_eq!(k.to_owned_string(), key);
         }
         let emoji = "é😀/..";
-        assert_eq!(KeyRef::new(emoji, 0).to_owned_string(), emoji);
+        assert_eq!(KeyRef::new(emoji, 0).unwrap().to_owned_string(), emoji);
+    }
+
+    #[test]
+    fn a_key_longer_than_the_limit_is_refused_not_truncated() {
+        assert!(KeyRef::new(&"k".repeat(MAX_KEY_LEN + 1), 0).is_none());
+        assert!(KeyRef::new(&"é".repeat(MAX_KEY_LEN), 0).is_none());
+        let longest = "é".repeat(MAX_KEY_LEN / 2);
+        assert_eq!(KeyRef::new(&longest, 0).unwrap().to_owned_string(), longest);
     }
 
     #[test]
     fn clones_and_drops_from_many_threads_free_exactly_once() {
-        let k = KeyRef::new("contended", 0);
+        let k = KeyRef::new("contended", 0).unwrap();
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {

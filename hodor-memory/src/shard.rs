@@ -1,12 +1,14 @@
-//! One shard: a hash table of slot numbers over a dense slot array, an expiry queue, and the
-//! eviction hand.
+//! One shard: a hash table of slot numbers over a slot array, an expiry queue, and the
+//! shard's CLOCK hand.
 //!
 //! The table holds only `u32` slot numbers, so its load factor costs 5 bytes per bucket
-//! instead of a whole entry; the slots are dense (a removal moves the last slot into the
-//! hole), which keeps memory proportional to the live entries and gives the eviction hand an
-//! array to sweep.
+//! instead of a whole entry. A removal leaves a hole where the slot was, so no entry ever
+//! moves and the hand sees the entries in one fixed order, as CLOCK's frames are; the next
+//! insert fills the most recent hole (after an eviction, the one just behind the hand, as in
+//! CLOCK), and the array is compacted, keeping the order, once holes pass a quarter of it,
+//! so memory stays proportional to the live entries.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use bytes::Bytes;
@@ -14,20 +16,26 @@ use hashbrown::HashTable;
 
 use crate::key::KeyRef;
 
-/// Bytes an entry is charged beyond its key and value. Measured with a counting allocator
-/// over 10^4 to 3 x 10^6 entries with 21-byte keys and 64-byte values (x86_64): the slot
-/// (48), the key allocation's 16-byte header, the ordered index's share (~15), the hash
-/// table bucket (~7-10) and slot-array growth slack (~3-5) make 90 to 94 bytes; a value
-/// built from a `Vec` or `String` gains `Bytes`' 24-byte shared header the first time it is
-/// read. An entry with a TTL also holds a deadline (~17 bytes) that is not charged.
+/// Bytes an entry is charged beyond its key and value: what it costs the store. The slot
+/// (48 bytes), the key allocation's 16-byte header, the ordered index's share of a B-tree
+/// node, the hash table bucket, and the slack of growing arrays and of holes not yet
+/// reused (see `tidy`); plus the 24-byte shared header `Bytes` allocates for a value built
+/// from a `Vec` or `String` the first time it is cloned (read). `tests/heap.rs` checks the
+/// total against a counting allocator under churn.
 pub(crate) const ENTRY_OVERHEAD: u64 = 120;
+
+/// What an entry with a TTL is charged on top of `ENTRY_OVERHEAD`: its 16-byte deadline
+/// record, with the stale records and queue slack `compact_deadlines` allows (up to a
+/// quarter each).
+pub(crate) const DEADLINE_OVERHEAD: u64 = 32;
 
 /// What an entry is charged against `max_bytes`.
 #[inline]
-pub(crate) fn charge(key_len: usize, value_len: usize) -> u64 {
+pub(crate) fn charge(key_len: usize, value_len: usize, with_ttl: bool) -> u64 {
     (key_len as u64)
         .saturating_add(value_len as u64)
         .saturating_add(ENTRY_OVERHEAD)
+        .saturating_add(if with_ttl { DEADLINE_OVERHEAD } else { 0 })
 }
 
 /// Key equality for the probe. Keys are usually 8 to 32 bytes, where a call into `memcmp`
@@ -61,50 +69,81 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 pub(crate) struct Slot {
     pub(crate) key: KeyRef,
     pub(crate) value: Bytes,
-    /// Wall-clock time of the last set, ns since the Unix epoch.
-    pub(crate) modified: u64,
+    /// Below the top bit: the time of the last set on the store's timeline (`stat` turns it
+    /// into wall-clock time; it never reaches 2^63). The top bit: the parity of the CLOCK
+    /// round in which the hand last dealt with the entry, or in which it was inserted (see
+    /// `Shard::clock_step`).
+    stamp: u64,
 }
+
+/// The round bit of `Slot::stamp`.
+const ROUND: u64 = 1 << 63;
 
 impl Slot {
+    pub(crate) fn new(key: KeyRef, value: Bytes, modified: u64) -> Slot {
+        Slot {
+            key,
+            value,
+            stamp: modified & !ROUND,
+        }
+    }
+
     pub(crate) fn charge(&self) -> u64 {
-        charge(self.key.as_bytes().len(), self.value.len())
+        charge(
+            self.key.as_bytes().len(),
+            self.value.len(),
+            self.key.expires() != 0,
+        )
+    }
+
+    /// The time of the last set, on the store's timeline.
+    pub(crate) fn modified(&self) -> u64 {
+        self.stamp & !ROUND
+    }
+
+    fn set_modified(&mut self, at: u64) {
+        self.stamp = (self.stamp & ROUND) | (at & !ROUND);
+    }
+
+    fn round(&self) -> bool {
+        self.stamp & ROUND != 0
+    }
+
+    fn set_round(&mut self, round: bool) {
+        self.stamp = self.modified() | if round { ROUND } else { 0 };
     }
 }
 
-/// A pending expiry. Deadlines are never removed from the queue eagerly: an overwrite or
-/// delete leaves a stale one behind, recognised when popped because the slot's key is gone
-/// or carries another expiry.
+/// A pending expiry: when, and the hash of the key it was queued for.
+///
+/// It holds no reference to the key: a removed or overwritten entry's record stays in the
+/// queue (removing it would need its position), but the key and value are freed at once.
+/// A record whose entry is gone or carries another deadline is stale: skipped when popped,
+/// and dropped by `compact_deadlines`, which keeps stale records under a quarter of the
+/// live ones.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Deadline {
     at: u64,
-    key: KeyRef,
-}
-
-impl PartialEq for Deadline {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at
-    }
-}
-impl Eq for Deadline {}
-impl PartialOrd for Deadline {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Deadline {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.at.cmp(&other.at)
-    }
+    hash: u64,
 }
 
 #[derive(Default)]
 pub(crate) struct Shard {
     table: HashTable<u32>,
-    slots: Vec<Slot>,
+    /// The entries, with holes (`None`) where entries were removed. The table never points
+    /// at a hole.
+    slots: Vec<Option<Slot>>,
+    /// The holes' positions, the most recent last: inserts fill them.
+    holes: Vec<u32>,
+    /// Entries in `slots` (not holes).
+    live: usize,
     deadlines: BinaryHeap<Reverse<Deadline>>,
-    /// Slots whose key has an expiry: bounds how many deadlines can be live.
+    /// Slots whose key has an expiry: how many deadline records are current.
     with_expiry: usize,
-    /// The CLOCK hand: the next slot the eviction looks at.
+    /// This shard's CLOCK hand: the next position it looks at.
     hand: usize,
+    /// The parity of this shard's CLOCK round: it flips each time the hand wraps around.
+    round: bool,
     /// Sum of the slots' charges.
     pub(crate) charged: u64,
     /// Expired entries reclaimed from this shard.
@@ -113,15 +152,34 @@ pub(crate) struct Shard {
     pub(crate) evictions: u64,
 }
 
+/// What one step of the CLOCK hand did in a shard.
+pub(crate) enum Step {
+    /// The shard holds nothing.
+    Empty,
+    /// The entry under the hand was read since the hand last looked at it: its mark is
+    /// cleared.
+    Passed,
+    /// The entry under the hand was removed.
+    Evicted(Slot),
+}
+
 /// What an overwrite replaced.
 pub(crate) struct Replaced {
     pub(crate) charge: u64,
     pub(crate) expires: u64,
+    /// The old value, for the caller to drop once it has unlocked the shard.
+    pub(crate) value: Bytes,
 }
 
 impl Shard {
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.live
+    }
+
+    /// Every entry, in slot order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
     }
 
     #[inline]
@@ -131,6 +189,7 @@ impl Shard {
             .find(hash, |&i| {
                 slots
                     .get(i as usize)
+                    .and_then(Option::as_ref)
                     .is_some_and(|s| same_bytes(s.key.as_bytes(), key))
             })
             .map(|&i| i as usize)
@@ -138,27 +197,29 @@ impl Shard {
 
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> Option<&Slot> {
-        self.slots.get(index)
+        self.slots.get(index)?.as_ref()
     }
 
-    /// Replaces the value and expiry of the slot at `index`.
+    /// Replaces the value and expiry of the slot at `index` (whose key hashes to `hash`).
     pub(crate) fn overwrite(
         &mut self,
+        hash: u64,
         index: usize,
         value: Bytes,
         modified: u64,
         expires: u64,
+        hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<Replaced> {
-        let slot = self.slots.get_mut(index)?;
+        let slot = self.slots.get_mut(index)?.as_mut()?;
+        let old_charge = slot.charge();
         let old = Replaced {
-            charge: slot.charge(),
+            charge: old_charge,
             expires: slot.key.expires(),
+            value: std::mem::replace(&mut slot.value, value),
         };
-        slot.value = value;
-        slot.modified = modified;
+        slot.set_modified(modified);
         slot.key.set_expires(expires);
         let new_charge = slot.charge();
-        let key = slot.key.clone();
         self.charged = self.charged.saturating_sub(old.charge) + new_charge;
         match (old.expires != 0, expires != 0) {
             (false, true) => self.with_expiry += 1,
@@ -166,69 +227,64 @@ impl Shard {
             _ => {}
         }
         if expires != 0 {
-            self.deadlines.push(Reverse(Deadline { at: expires, key }));
-            self.compact_deadlines();
+            self.queue(Deadline { at: expires, hash });
         }
+        self.compact_deadlines(hash_of);
         Some(old)
     }
 
-    /// Adds a slot for a key known to be absent. With `at_hand` (eviction is on) the new
-    /// entry takes the hand's place and the hand moves past it, so a new entry gets a full
-    /// revolution before it is considered, as in classic CLOCK. `None` if the shard is full
-    /// (`u32::MAX` slots), leaving it unchanged.
+    /// Adds a slot for a key known to be absent, returning its position: the most recent
+    /// hole, or a new one at the end. It is stamped with the current round, so the hand
+    /// passes over it until the next round: a new entry is never evicted in the round it
+    /// was inserted in. `None` if the shard is full (`u32::MAX` slots), leaving it
+    /// unchanged.
     pub(crate) fn insert(
         &mut self,
         hash: u64,
-        slot: Slot,
-        at_hand: bool,
+        mut slot: Slot,
         hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<usize> {
-        let tail = self.slots.len();
-        u32::try_from(tail).ok().filter(|&t| t < u32::MAX)?;
-        let expires = slot.key.expires();
-        if expires != 0 {
-            self.with_expiry += 1;
-            self.deadlines.push(Reverse(Deadline {
-                at: expires,
-                key: slot.key.clone(),
-            }));
-            self.compact_deadlines();
-        }
-        self.charged += slot.charge();
-        if self.slots.len() == self.slots.capacity() {
-            // Grow by a quarter rather than doubling: slots are most of an entry's
-            // overhead, and doubling leaves up to half of them empty.
-            let more = (self.slots.len() / 4).max(16);
-            self.slots.reserve_exact(more);
-        }
-        self.slots.push(slot);
-        let mut position = tail;
-        if at_hand {
-            if self.hand < tail {
-                position = self.hand;
-                self.slots.swap(position, tail);
-                self.renumber(position, tail, &hash_of);
+        let position = match self.holes.last() {
+            Some(&hole) => hole as usize,
+            None => {
+                let end = self.slots.len();
+                u32::try_from(end).ok().filter(|&t| t < u32::MAX)?;
+                end
             }
-            self.hand = position + 1;
+        };
+        let expires = slot.key.expires();
+        self.charged += slot.charge();
+        slot.set_round(self.round);
+        if position == self.slots.len() {
+            if self.slots.len() == self.slots.capacity() {
+                // Grow by a quarter rather than doubling: slots are most of an entry's
+                // overhead, and doubling leaves up to half of them empty.
+                let more = (self.slots.len() / 4).max(16);
+                self.slots.reserve_exact(more);
+            }
+            self.slots.push(Some(slot));
+        } else {
+            self.holes.pop();
+            if let Some(hole) = self.slots.get_mut(position) {
+                *hole = Some(slot);
+            }
         }
+        self.live += 1;
         let slots = &self.slots;
         self.table.insert_unique(hash, position as u32, |&i| {
             slots
                 .get(i as usize)
+                .and_then(Option::as_ref)
                 .map_or(0, |s| hash_of(s.key.as_bytes()))
         });
-        Some(position)
-    }
-
-    /// The slot now at `to` used to be at `from`: point its table entry at `to`.
-    fn renumber(&mut self, from: usize, to: usize, hash_of: &impl Fn(&[u8]) -> u64) {
-        let Some(moved) = self.slots.get(to) else {
-            return;
-        };
-        let hash = hash_of(moved.key.as_bytes());
-        if let Some(entry) = self.table.find_mut(hash, |&i| i as usize == from) {
-            *entry = to as u32;
+        // Only now: compaction keeps the records of the slots it finds, so the new slot must
+        // be among them or its deadline is lost.
+        if expires != 0 {
+            self.with_expiry += 1;
+            self.queue(Deadline { at: expires, hash });
+            self.compact_deadlines(&hash_of);
         }
+        Some(position)
     }
 
     /// Removes the slot at `index` (whose key hashes to `hash`) and returns it.
@@ -238,66 +294,169 @@ impl Shard {
         index: usize,
         hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<Slot> {
-        if index >= self.slots.len() {
-            return None;
-        }
+        let slot = self.take(hash, index)?;
+        self.tidy(&hash_of);
+        self.compact_deadlines(hash_of);
+        Some(slot)
+    }
+
+    /// Takes the slot at `index` out, leaving a hole; no compaction.
+    fn take(&mut self, hash: u64, index: usize) -> Option<Slot> {
+        let slot = self.slots.get_mut(index)?.take()?;
         if let Ok(entry) = self.table.find_entry(hash, |&i| i as usize == index) {
             entry.remove();
         }
-        let slot = self.slots.swap_remove(index);
+        self.holes.push(index as u32);
+        self.live -= 1;
         if slot.key.expires() != 0 {
             self.with_expiry = self.with_expiry.saturating_sub(1);
         }
         self.charged = self.charged.saturating_sub(slot.charge());
-        // The last slot moved into the hole.
-        let moved_from = self.slots.len();
-        if index < moved_from {
-            self.renumber(moved_from, index, &hash_of);
-        }
         Some(slot)
     }
 
-    /// CLOCK: removes the first entry at or after the hand that was not read since the hand
-    /// last passed it, clearing the read marks it passes. `None` only if the shard is empty.
-    pub(crate) fn evict(&mut self, hash_of: impl Fn(&[u8]) -> u64) -> Option<Slot> {
-        // Two revolutions at most: the first may only clear marks.
-        for _ in 0..=2 * self.slots.len() {
-            if self.hand >= self.slots.len() {
-                self.hand = 0;
+    /// Compacts the slots once holes pass a quarter of them, keeping the entries' order (and
+    /// the hand on the same entry), so memory follows the live entries. Each compaction is
+    /// paid for by the removals since the last one.
+    fn tidy(&mut self, hash_of: impl Fn(&[u8]) -> u64) {
+        if self.holes.len() <= self.live / 4 + 16 {
+            return;
+        }
+        let mut kept = 0;
+        let mut hand = None;
+        for read in 0..self.slots.len() {
+            if read == self.hand {
+                hand = Some(kept);
             }
-            let slot = self.slots.get(self.hand)?;
-            if slot.key.take_visited() {
+            let Some(slot) = self.slots.get_mut(read).and_then(Option::take) else {
+                continue;
+            };
+            if read != kept {
+                // `kept` is a hole, so no table entry points at it yet.
+                let hash = hash_of(slot.key.as_bytes());
+                if let Some(entry) = self.table.find_mut(hash, |&i| i as usize == read) {
+                    *entry = kept as u32;
+                }
+            }
+            if let Some(hole) = self.slots.get_mut(kept) {
+                *hole = Some(slot);
+            }
+            kept += 1;
+        }
+        self.hand = hand.unwrap_or(kept);
+        self.slots.truncate(kept);
+        self.holes.clear();
+        // Give memory back when the shard has shrunk: neither the slot array nor the hash
+        // table shrinks on its own.
+        if self.slots.capacity() > kept + kept / 2 + 64 {
+            self.slots.shrink_to(kept + kept / 8);
+            self.holes.shrink_to(kept / 4 + 16);
+        }
+        if self.table.capacity() > 2 * kept + 64 {
+            let slots = &self.slots;
+            self.table.shrink_to(kept, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |s| hash_of(s.key.as_bytes()))
+            });
+        }
+    }
+
+    /// One step of the store's CLOCK hand in this shard.
+    ///
+    /// The hand goes round the slots, which never move, so it sees the entries in one fixed
+    /// order, passing over holes. Each entry carries the parity of the round in which the
+    /// hand last dealt with it, or in which it was inserted; the hand passes over entries
+    /// of the current round, so a new entry waits for the next round. An entry read since
+    /// the hand last looked at it has its mark cleared and the hand moves on
+    /// (`Step::Passed`); one not read (or any, with `force`) is removed, leaving a hole just
+    /// behind the hand for the next insert (`Step::Evicted`).
+    pub(crate) fn clock_step(&mut self, force: bool, hash_of: impl Fn(&[u8]) -> u64) -> Step {
+        let mut wrapped = false;
+        loop {
+            if self.hand >= self.slots.len() {
+                // After one wrap every entry is of the previous round, so a second one
+                // means the shard is empty.
+                if wrapped || self.live == 0 {
+                    return Step::Empty;
+                }
+                self.hand = 0;
+                self.round = !self.round;
+                wrapped = true;
+            }
+            let round = self.round;
+            let at = self.hand;
+            let Some(slot) = self.slots.get_mut(at).and_then(Option::as_mut) else {
+                self.hand += 1;
+                continue;
+            };
+            if slot.round() == round {
                 self.hand += 1;
                 continue;
             }
+            if slot.key.take_visited() && !force {
+                slot.set_round(round);
+                self.hand += 1;
+                return Step::Passed;
+            }
             let hash = hash_of(slot.key.as_bytes());
-            // The last slot moves into the hand's place and is looked at next.
-            let evicted = self.remove(hash, self.hand, &hash_of)?;
+            let Some(evicted) = self.take(hash, at) else {
+                return Step::Empty;
+            };
             self.evictions += 1;
-            return Some(evicted);
+            self.hand += 1;
+            self.tidy(&hash_of);
+            self.compact_deadlines(hash_of);
+            return Step::Evicted(evicted);
         }
-        None
     }
 
-    /// Stale deadlines pile up when entries with a TTL are overwritten or deleted; rebuild the
-    /// queue from the slots once they outnumber the live ones, so the queue stays O(entries).
-    fn compact_deadlines(&mut self) {
-        if self.deadlines.len() <= 2 * self.with_expiry + 64 {
-            return;
+    /// Queues a deadline record, growing the queue by a quarter rather than doubling it:
+    /// records are part of what a TTL entry costs.
+    fn queue(&mut self, deadline: Deadline) {
+        let len = self.deadlines.len();
+        if len == self.deadlines.capacity() {
+            self.deadlines.reserve_exact((len / 4).max(16));
         }
-        self.deadlines = self
-            .slots
-            .iter()
-            .filter_map(|s| {
-                let at = s.key.expires();
-                (at != 0).then(|| {
-                    Reverse(Deadline {
-                        at,
-                        key: s.key.clone(),
+        self.deadlines.push(Reverse(deadline));
+    }
+
+    /// The position of the entry a deadline record is current for: its key hashes to the
+    /// record's hash and its deadline is the record's.
+    fn current(&self, deadline: &Deadline, hash_of: impl Fn(&[u8]) -> u64) -> Option<usize> {
+        let slots = &self.slots;
+        self.table
+            .find(deadline.hash, |&i| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| {
+                        s.key.expires() == deadline.at && hash_of(s.key.as_bytes()) == deadline.hash
                     })
-                })
             })
-            .collect();
+            .map(|&i| i as usize)
+    }
+
+    /// Drops stale records once they pass a quarter of the current ones (plus a few), and
+    /// gives back queue capacity the shard no longer needs: the queue stays within about
+    /// 1.25 records per entry with a TTL. Each compaction sorts the queue, paid for by the
+    /// stale records made since the last one.
+    fn compact_deadlines(&mut self, hash_of: impl Fn(&[u8]) -> u64) {
+        let len = self.deadlines.len();
+        if len > self.with_expiry + self.with_expiry / 4 + 32 {
+            let mut records: Vec<Reverse<Deadline>> =
+                std::mem::take(&mut self.deadlines).into_vec();
+            // One record per entry: an entry written twice at the same instant has two.
+            records.sort_unstable();
+            records.dedup();
+            records.retain(|Reverse(d)| self.current(d, &hash_of).is_some());
+            self.deadlines = BinaryHeap::from(records);
+        }
+        let len = self.deadlines.len();
+        if self.deadlines.capacity() > 2 * len + 64 {
+            self.deadlines.shrink_to(len + len / 4 + 16);
+        }
     }
 
     /// The earliest pending deadline, possibly stale.
@@ -323,32 +482,32 @@ impl Shard {
             let Some(Reverse(deadline)) = self.deadlines.pop() else {
                 break;
             };
-            let hash = hash_of(deadline.key.as_bytes());
-            let Some(index) = self.find(hash, deadline.key.as_bytes()) else {
-                continue;
+            let Some(index) = self.current(&deadline, &hash_of) else {
+                continue; // Stale.
             };
-            let current = self
-                .slots
-                .get(index)
-                .is_some_and(|s| s.key.same(&deadline.key) && s.key.expires() == deadline.at);
-            if current {
-                if let Some(slot) = self.remove(hash, index, &hash_of) {
-                    self.expirations += 1;
-                    removed.push(slot);
-                    left -= 1;
-                }
+            if let Some(slot) = self.take(deadline.hash, index) {
+                self.expirations += 1;
+                removed.push(slot);
+                left -= 1;
             }
         }
+        self.tidy(&hash_of);
+        self.compact_deadlines(hash_of);
     }
 
-    /// Drops every entry, returning the memory; the counters stay.
-    pub(crate) fn clear(&mut self) {
+    /// Empties the shard, keeping its counters, and returns what it held for the caller to
+    /// drop after unlocking.
+    #[must_use = "the old contents must be dropped after the shard is unlocked"]
+    pub(crate) fn clear(&mut self) -> Shard {
         let (expirations, evictions) = (self.expirations, self.evictions);
-        *self = Shard {
-            expirations,
-            evictions,
-            ..Shard::default()
-        };
+        std::mem::replace(
+            self,
+            Shard {
+                expirations,
+                evictions,
+                ..Shard::default()
+            },
+        )
     }
 }
 
@@ -366,28 +525,55 @@ mod tests {
     }
 
     fn slot(key: &str, expires: u64) -> Slot {
-        Slot {
-            key: KeyRef::new(key, expires),
-            value: Bytes::from(key.to_owned()),
-            modified: 0,
-        }
+        Slot::new(
+            KeyRef::new(key, expires).unwrap(),
+            Bytes::from(key.to_owned()),
+            0,
+        )
     }
 
-    fn insert(shard: &mut Shard, key: &str, expires: u64, at_hand: bool) {
+    fn insert(shard: &mut Shard, key: &str, expires: u64) {
         let h = hasher();
         shard
-            .insert(h(key.as_bytes()), slot(key, expires), at_hand, h)
+            .insert(h(key.as_bytes()), slot(key, expires), h)
             .unwrap();
+    }
+
+    /// Eviction in a one-shard store: steps until something is evicted. Two revolutions at
+    /// most: the first may only clear marks.
+    fn evict(shard: &mut Shard) -> Option<Slot> {
+        for _ in 0..=2 * shard.len() {
+            match shard.clock_step(false, hasher()) {
+                Step::Evicted(victim) => return Some(victim),
+                Step::Passed => {}
+                Step::Empty => return None,
+            }
+        }
+        None
     }
 
     fn assert_consistent(shard: &Shard) {
         let h = hasher();
         for (i, s) in shard.slots.iter().enumerate() {
-            assert_eq!(shard.find(h(s.key.as_bytes()), s.key.as_bytes()), Some(i));
+            if let Some(s) = s {
+                assert_eq!(shard.find(h(s.key.as_bytes()), s.key.as_bytes()), Some(i));
+            }
         }
-        assert_eq!(shard.table.len(), shard.slots.len());
-        let charged: u64 = shard.slots.iter().map(Slot::charge).sum();
+        assert_eq!(shard.table.len(), shard.live);
+        assert_eq!(shard.iter().count(), shard.live);
+        assert_eq!(shard.holes.len(), shard.slots.len() - shard.live);
+        let charged: u64 = shard.iter().map(Slot::charge).sum();
         assert_eq!(shard.charged, charged);
+    }
+
+    fn mark(shard: &Shard, key: &str) {
+        let h = hasher();
+        let i = shard.find(h(key.as_bytes()), key.as_bytes()).unwrap();
+        shard.slot(i).unwrap().key.mark_visited();
+    }
+
+    fn names(slots: impl IntoIterator<Item = Slot>) -> Vec<String> {
+        slots.into_iter().map(|s| s.key.to_owned_string()).collect()
     }
 
     #[test]
@@ -410,7 +596,7 @@ mod tests {
         let mut shard = Shard::default();
         let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
         for k in &keys {
-            insert(&mut shard, k, 0, false);
+            insert(&mut shard, k, 0);
         }
         for k in keys.iter().step_by(3) {
             let hash = h(k.as_bytes());
@@ -429,12 +615,12 @@ mod tests {
     }
 
     #[test]
-    fn inserting_at_the_hand_keeps_the_table_consistent() {
+    fn inserting_and_evicting_keeps_the_table_consistent() {
         let mut shard = Shard::default();
-        for i in 0..100 {
-            insert(&mut shard, &format!("k{i}"), 0, true);
-            if i % 7 == 0 {
-                shard.evict(hasher()).unwrap();
+        for i in 0..300 {
+            insert(&mut shard, &format!("k{i}"), 0);
+            if i % 3 == 0 {
+                evict(&mut shard).unwrap();
             }
             assert_consistent(&shard);
         }
@@ -444,41 +630,154 @@ mod tests {
     fn clock_evicts_unread_entries_before_read_ones() {
         let mut shard = Shard::default();
         for i in 0..10 {
-            insert(&mut shard, &format!("k{i}"), 0, true);
+            insert(&mut shard, &format!("k{i}"), 0);
         }
-        let h = hasher();
-        for k in ["k2", "k5"] {
-            let i = shard.find(h(k.as_bytes()), k.as_bytes()).unwrap();
-            shard.slots[i].key.mark_visited();
-        }
+        mark(&shard, "k2");
+        mark(&shard, "k5");
         let mut evicted = Vec::new();
         for _ in 0..8 {
-            evicted.push(shard.evict(h).unwrap().key.to_owned_string());
+            evicted.push(evict(&mut shard).unwrap().key.to_owned_string());
         }
-        evicted.sort();
         assert_eq!(evicted, ["k0", "k1", "k3", "k4", "k6", "k7", "k8", "k9"]);
         assert_eq!(shard.evictions, 8);
         // Their marks were cleared on the way: now they go too.
-        assert!(shard.evict(h).is_some());
-        assert!(shard.evict(h).is_some());
-        assert!(shard.evict(h).is_none());
+        assert!(evict(&mut shard).is_some());
+        assert!(evict(&mut shard).is_some());
+        assert!(evict(&mut shard).is_none());
+        assert_consistent(&shard);
     }
 
     #[test]
-    fn a_new_entry_gets_a_full_revolution() {
+    fn a_new_entry_takes_the_hole_behind_the_hand_and_gets_a_full_round() {
         let mut shard = Shard::default();
         for i in 0..4 {
-            insert(&mut shard, &format!("old{i}"), 0, true);
+            insert(&mut shard, &format!("old{i}"), 0);
         }
+        assert_eq!(evict(&mut shard).unwrap().key.to_owned_string(), "old0");
+        insert(&mut shard, "new", 0);
+        let order = names(std::iter::from_fn(|| evict(&mut shard)));
+        assert_eq!(order, ["old1", "old2", "old3", "new"]);
+    }
+
+    #[test]
+    fn an_entry_inserted_when_the_hand_finished_its_round_is_looked_at_last() {
         let h = hasher();
-        // Evict one (old0), insert one: the new entry must outlive the other old ones.
-        assert_eq!(shard.evict(h).unwrap().key.to_owned_string(), "old0");
-        insert(&mut shard, "new", 0, true);
-        let mut order = Vec::new();
-        while let Some(s) = shard.evict(h) {
-            order.push(s.key.to_owned_string());
+        let mut shard = Shard::default();
+        for i in 0..4 {
+            insert(&mut shard, &format!("old{i}"), 0);
+            mark(&shard, &format!("old{i}"));
         }
-        assert_eq!(order.last().map(String::as_str), Some("new"), "{order:?}");
+        // The hand passes every entry, clearing its mark: its round is over.
+        for _ in 0..4 {
+            assert!(matches!(shard.clock_step(false, h), Step::Passed));
+        }
+        insert(&mut shard, "new", 0);
+        let order = names(std::iter::from_fn(|| evict(&mut shard)));
+        assert_eq!(order, ["old0", "old1", "old2", "old3", "new"]);
+    }
+
+    #[test]
+    fn a_new_entry_is_not_looked_at_in_the_round_it_was_inserted_in() {
+        let h = hasher();
+        for inserted_after in 0..6 {
+            let mut shard = Shard::default();
+            for i in 0..6 {
+                insert(&mut shard, &format!("old{i}"), 0);
+            }
+            for _ in 0..inserted_after {
+                assert!(matches!(shard.clock_step(false, h), Step::Evicted(_)));
+            }
+            insert(&mut shard, "new", 0);
+            let round = shard.round;
+            loop {
+                match shard.clock_step(false, h) {
+                    Step::Evicted(victim) => {
+                        if shard.round == round {
+                            assert_ne!(victim.key.to_owned_string(), "new");
+                        }
+                    }
+                    Step::Passed => unreachable!("nothing was read"),
+                    Step::Empty => break,
+                }
+                assert_consistent(&shard);
+            }
+        }
+    }
+
+    #[test]
+    fn every_entry_is_looked_at_once_a_round() {
+        let h = hasher();
+        let mut shard = Shard::default();
+        for i in 0..50 {
+            insert(&mut shard, &format!("k{i}"), 0);
+        }
+        // Everything is read but one entry: only it may go, within one round of steps.
+        for victim in ["k17", "k3", "k49", "k17"] {
+            for slot in shard.iter() {
+                if slot.key.as_bytes() != victim.as_bytes() {
+                    slot.key.mark_visited();
+                }
+            }
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                assert!(steps <= 51, "{victim} was not looked at within a round");
+                if let Step::Evicted(v) = shard.clock_step(false, h) {
+                    assert_eq!(v.key.to_owned_string(), victim);
+                    break;
+                }
+            }
+            insert(&mut shard, victim, 0);
+        }
+    }
+
+    #[test]
+    fn forcing_evicts_marked_entries() {
+        let mut shard = Shard::default();
+        insert(&mut shard, "k", 0);
+        mark(&shard, "k");
+        assert!(matches!(shard.clock_step(true, hasher()), Step::Evicted(_)));
+        assert_eq!(shard.len(), 0);
+        assert!(matches!(shard.clock_step(true, hasher()), Step::Empty));
+    }
+
+    #[test]
+    fn holes_are_compacted_in_order_and_the_hand_stays_on_its_entry() {
+        let h = hasher();
+        let mut shard = Shard::default();
+        for i in 0..200 {
+            insert(&mut shard, &format!("k{i:03}"), 0);
+        }
+        // Move the hand into the middle, passing read entries.
+        for slot in shard.iter() {
+            slot.key.mark_visited();
+        }
+        for _ in 0..100 {
+            assert!(matches!(shard.clock_step(false, h), Step::Passed));
+        }
+        let at_hand = shard.slot(shard.hand).unwrap().key.to_owned_string();
+        for i in (0..200).filter(|i| i % 5 != 0) {
+            let key = format!("k{i:03}");
+            if key == at_hand {
+                continue;
+            }
+            if let Some(at) = shard.find(h(key.as_bytes()), key.as_bytes()) {
+                shard.remove(h(key.as_bytes()), at, h).unwrap();
+            }
+            assert_consistent(&shard);
+        }
+        assert!(
+            shard.slots.len() <= shard.len() + shard.len() / 4 + 17,
+            "not compacted"
+        );
+        let order: Vec<String> = shard.iter().map(|s| s.key.to_owned_string()).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "compaction kept the order");
+        assert_eq!(
+            shard.slot(shard.hand).unwrap().key.to_owned_string(),
+            at_hand
+        );
     }
 
     #[test]
@@ -486,11 +785,11 @@ mod tests {
         let h = hasher();
         let mut shard = Shard::default();
         for (k, at) in [("a", 10), ("b", 20), ("c", 30), ("d", 0)] {
-            insert(&mut shard, k, at, false);
+            insert(&mut shard, k, at);
         }
         // Overwrite "a" with a later expiry: its first deadline becomes stale.
         let i = shard.find(h(b"a"), b"a").unwrap();
-        shard.overwrite(i, Bytes::new(), 1, 40).unwrap();
+        shard.overwrite(h(b"a"), i, Bytes::new(), 1, 40, h).unwrap();
 
         let mut removed = Vec::new();
         shard.expire(25, usize::MAX, h, &mut removed);
@@ -511,26 +810,63 @@ mod tests {
     fn the_deadline_queue_stays_proportional_to_entries() {
         let h = hasher();
         let mut shard = Shard::default();
-        insert(&mut shard, "k", 1, false);
+        insert(&mut shard, "k", 1);
         let i = shard.find(h(b"k"), b"k").unwrap();
         for at in 2..10_000 {
-            shard.overwrite(i, Bytes::new(), at, at).unwrap();
+            shard
+                .overwrite(h(b"k"), i, Bytes::new(), at, at, h)
+                .unwrap();
+            assert!(shard.deadlines.len() <= shard.with_expiry + shard.with_expiry / 4 + 33);
         }
-        assert!(shard.deadlines.len() <= 2 * shard.with_expiry + 65);
+        // The same instant twice (a stopped clock): the duplicate record is dropped too.
+        for _ in 0..1_000 {
+            shard
+                .overwrite(h(b"k"), i, Bytes::new(), 5, 20_000, h)
+                .unwrap();
+        }
+        assert!(shard.deadlines.len() <= 34);
+        assert!(shard.deadlines.capacity() <= 2 * shard.deadlines.len() + 64);
+    }
+
+    #[test]
+    fn a_removed_entry_keeps_nothing_alive_and_its_records_go_in_time() {
+        let h = hasher();
+        let mut shard = Shard::default();
+        let key = KeyRef::new("k", 1_000).unwrap();
+        let probe = key.clone();
+        shard
+            .insert(h(b"k"), Slot::new(key, Bytes::new(), 0), h)
+            .unwrap();
+        let i = shard.find(h(b"k"), b"k").unwrap();
+        shard.remove(h(b"k"), i, h).unwrap();
+        assert_eq!(
+            probe.header_refs(),
+            1,
+            "the deadline record still holds the key"
+        );
+        // Its stale record is dropped once stale records pile up.
+        for n in 0..100 {
+            insert(&mut shard, &format!("t{n}"), 2_000 + n);
+            let i = shard.find(h(format!("t{n}").as_bytes()), format!("t{n}").as_bytes());
+            shard
+                .remove(h(format!("t{n}").as_bytes()), i.unwrap(), h)
+                .unwrap();
+        }
+        assert!(shard.deadlines.len() <= 33, "{}", shard.deadlines.len());
     }
 
     #[test]
     fn charges_follow_inserts_overwrites_and_removals() {
         let h = hasher();
         let mut shard = Shard::default();
-        insert(&mut shard, "abc", 0, false);
-        assert_eq!(shard.charged, charge(3, 3));
+        insert(&mut shard, "abc", 0);
+        assert_eq!(shard.charged, charge(3, 3, false));
         let i = shard.find(h(b"abc"), b"abc").unwrap();
         let old = shard
-            .overwrite(i, Bytes::from_static(b"0123456789"), 1, 0)
+            .overwrite(h(b"abc"), i, Bytes::from_static(b"0123456789"), 1, 0, h)
             .unwrap();
-        assert_eq!(old.charge, charge(3, 3));
-        assert_eq!(shard.charged, charge(3, 10));
+        assert_eq!(old.charge, charge(3, 3, false));
+        assert_eq!(shard.charged, charge(3, 10, false));
         shard.remove(h(b"abc"), i, h).unwrap();
         assert_eq!(shard.charged, 0);
     }

@@ -239,3 +239,75 @@ fn two_hundred_thousand_expired_keys_are_reclaimed_within_a_second_without_reads
     assert_eq!(m.entries, Some(0), "after {:?}", expired_at.elapsed());
     assert_eq!(m.expirations, Some(200_000));
 }
+
+/// What a store holds and says about itself: its keys with their value lengths, and the
+/// gauges.
+fn snapshot(c: &Contract) -> (Vec<(String, usize)>, [Option<u64>; 4]) {
+    let entries = c
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let len = c.get(&k).unwrap().len();
+            (k, len)
+        })
+        .collect();
+    let m = c.metrics();
+    (entries, [m.entries, m.bytes, m.evictions, m.expirations])
+}
+
+#[test]
+fn set_many_over_existing_keys_reserves_only_the_growth_like_a_loop_of_set() {
+    let value = |len: usize| Bytes::from(vec![b'v'; len]);
+    for (label, config) in [
+        ("entries", MemoryConfig::default().max_entries(10)),
+        (
+            "bytes",
+            MemoryConfig::default().max_bytes(10 * (2 + 100 + 120) + 150),
+        ),
+    ] {
+        let (looped, _) = bounded(&format!("growth-loop-{label}"), config.clone());
+        let (batched, _) = bounded(&format!("growth-batch-{label}"), config);
+        let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        for c in [&looped, &batched] {
+            for k in &keys {
+                c.set(k, value(100), None).unwrap();
+            }
+        }
+        // Overwrites of a full store: the same size, smaller, back, and a growth that fits
+        // in the room left.
+        for len in [100, 40, 100, 110] {
+            let pairs: Vec<(&str, Bytes)> = keys.iter().map(|k| (k.as_str(), value(len))).collect();
+            for (k, v) in &pairs {
+                looped.set(k, v.clone(), None).unwrap();
+            }
+            batched.set_many(pairs, None).unwrap();
+            assert_eq!(
+                snapshot(&batched),
+                snapshot(&looped),
+                "{label}: set_many of {len}-byte values differs from a loop of set"
+            );
+        }
+        assert_eq!(batched.metrics().evictions, Some(0), "{label}");
+    }
+}
+
+#[test]
+fn set_many_over_an_expired_key_counts_it_once() {
+    // One shard, so writing the first key of the batch could reclaim the expired second
+    // one before the batch overwrote it.
+    let (c, clock) = bounded(
+        "growth-expired",
+        MemoryConfig::default().max_entries(9).shards(1),
+    );
+    c.set("k", "old", Some(Duration::from_millis(1))).unwrap();
+    clock.advance(Duration::from_millis(1));
+    c.set_many([("a", "1"), ("k", "2")], Some(Duration::from_secs(5)))
+        .unwrap();
+    let listed = c.list("").unwrap();
+    assert_eq!(listed, ["a", "k"]);
+    let m = c.metrics();
+    assert_eq!(m.entries, Some(2), "{m:?}");
+    let recount: u64 = listed.iter().map(|k| k.len() as u64 + 1 + 120 + 32).sum();
+    assert_eq!(m.bytes, Some(recount), "{m:?}");
+}
