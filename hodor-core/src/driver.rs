@@ -102,6 +102,7 @@ impl fmt::Debug for DriverError {
                 .debug_tuple("InvalidInput")
                 .field(&Echo::prose(reason))
                 .finish(),
+            DriverError::Closed => f.write_str("Closed"),
             DriverError::InvalidConfig { field, reason } => f
                 .debug_struct("InvalidConfig")
                 .field("field", &field.as_deref().map(Echo))
