@@ -118,13 +118,14 @@ mod ctx;
 mod harness;
 mod keys;
 mod macros;
+mod race;
 mod run;
 
 pub mod cases;
 
 pub use harness::{Harness, Limits, TestClock};
 pub use keys::{AWKWARD_KEYS, INVALID_KEYS, LONGEST_KEY, PRINTABLE_ASCII};
-pub use run::{Case, Outcome, Report, run_cases, run_suite};
+pub use run::{Case, Need, Outcome, Report, run_cases, run_suite};
 
 #[doc(hidden)]
 pub mod __private {
