@@ -103,6 +103,16 @@ impl Drop for BreakOnPanic<'_> {
 /// tries at a narrow window for little time, a slow one (a server) stops at the minimum.
 pub(crate) const RACE_TIME: Duration = Duration::from_millis(100);
 
+/// The least number of rounds of a race, whatever the time: each round meets the threads
+/// on one key at one instant, and a window that holds a context switch or a backend call
+/// is met in the first rounds.
+pub(crate) const MIN_ROUNDS: usize = 100;
+
+/// The least number of writes a writer makes, and of reads each reader makes, in a
+/// writers-and-readers race.
+pub(crate) const MIN_WRITES: usize = 100;
+pub(crate) const MIN_READS: usize = 50;
+
 /// No race repeats more than this many times its minimum.
 const RACE_MAX_FACTOR: usize = 20;
 

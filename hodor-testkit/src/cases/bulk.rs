@@ -4,7 +4,7 @@
 use hodor_core::{Bytes, Contract, Error};
 
 use crate::ctx::{Ctx, Must, assert_err, ensure};
-use crate::race::writers_and_readers;
+use crate::race::{MIN_READS, MIN_WRITES, writers_and_readers};
 
 fn some(v: &str) -> Option<Bytes> {
     Some(Bytes::copy_from_slice(v.as_bytes()))
@@ -187,8 +187,8 @@ fn against_readers(
     writers_and_readers(
         vec![c.clone(), c.clone(), c.clone()],
         1,
-        200,
-        200,
+        MIN_WRITES,
+        MIN_READS,
         |_, h, n| write(h, n + 1),
         |i, h| {
             // One reader reads the keys in the order the writer writes them, the other

@@ -13,7 +13,7 @@ use hodor_core::{Contract, Error};
 
 use crate::TestClock;
 use crate::ctx::{Ctx, Must, parallel, show};
-use crate::race::{SetOnDrop, rounds, writers_and_readers};
+use crate::race::{MIN_READS, MIN_ROUNDS, MIN_WRITES, SetOnDrop, rounds, writers_and_readers};
 
 const THREADS: usize = 4;
 
@@ -36,7 +36,7 @@ pub(crate) fn concurrent_writers_lose_no_write(t: &Ctx) {
     let key = |i: usize, round: usize| format!("w/{i}/{round:05}");
     let ran = rounds(
         handles(t, &c, THREADS),
-        250,
+        MIN_ROUNDS,
         |_, _| {},
         |i, h, round| {
             h.set(&key(i, round), format!("{i}:{round}"), None)
@@ -106,8 +106,8 @@ pub(crate) fn readers_never_see_torn_values(t: &Ctx) {
     writers_and_readers(
         handles(t, &c, WRITERS + 2),
         WRITERS,
-        150,
-        150,
+        MIN_WRITES,
+        MIN_READS,
         |i, h, n| {
             let byte = ((n * WRITERS + i) % 256) as u8;
             h.set("k", vec![byte; torn_len(byte)], None).must("set");
@@ -267,8 +267,8 @@ pub(crate) fn concurrent_lists_stay_sorted_and_complete(t: &Ctx) {
     writers_and_readers(
         handles(t, &c, 4),
         2,
-        300,
-        100,
+        MIN_WRITES,
+        MIN_READS,
         |i, h, round| {
             let n = (round * 2 + 1 + i * 50) % 100;
             let key = format!("s/{n:03}");
@@ -296,15 +296,12 @@ pub(crate) fn concurrent_lists_stay_sorted_and_complete(t: &Ctx) {
     );
 }
 
-/// Rounds of threads deleting one live key at the same instant.
-const DELETE_ROUNDS: usize = 300;
-
 pub(crate) fn concurrent_deletes_of_one_key_remove_it_once(t: &Ctx) {
     let c = t.open();
     c.set("other", "v", None).must("set other");
     rounds(
         handles(t, &c, THREADS),
-        DELETE_ROUNDS,
+        MIN_ROUNDS,
         |h, round| h.set("hot", round.to_string(), None).must("set hot"),
         |i, h, round| {
             // Every fourth round, half of the threads use delete_many.
@@ -335,12 +332,11 @@ pub(crate) fn concurrent_deletes_of_one_key_remove_it_once(t: &Ctx) {
 }
 
 pub(crate) fn concurrent_creates_of_one_key_list_it_once(t: &Ctx) {
-    const ROUNDS: usize = 200;
     let c = t.open();
     let key = |round: usize| format!("new/{round:05}");
     let ran = rounds(
         handles(t, &c, THREADS),
-        ROUNDS,
+        MIN_ROUNDS,
         |_, _| {},
         |i, h, round| {
             let key = key(round);
@@ -379,8 +375,8 @@ pub(crate) fn readers_never_miss_a_key_being_overwritten(t: &Ctx) {
     writers_and_readers(
         handles(t, &c, WRITERS + 2),
         WRITERS,
-        200,
-        200,
+        MIN_WRITES,
+        MIN_READS,
         |i, h, n| {
             let value = format!("v-{i}-{n}");
             if n % 5 == 4 {
@@ -427,8 +423,8 @@ pub(crate) fn readers_see_each_value_with_its_own_ttl(t: &Ctx) {
     writers_and_readers(
         handles(t, &c, 4),
         2,
-        200,
-        200,
+        MIN_WRITES,
+        MIN_READS,
         |i, h, n| {
             let (value, ttl) = if (n + i) % 2 == 0 {
                 (WITH_TTL, Some(ttl))
@@ -488,8 +484,8 @@ pub(crate) fn list_and_get_agree_while_keys_come_and_go(t: &Ctx) {
     writers_and_readers(
         handles(t, &c, 3),
         1,
-        300,
-        50,
+        MIN_WRITES,
+        MIN_READS,
         |_, h, n| {
             h.set(&nth(n), "v", None).must("set");
             done.store(n + 1, Ordering::Release);
@@ -535,8 +531,8 @@ pub(crate) fn list_and_get_agree_while_keys_come_and_go(t: &Ctx) {
     writers_and_readers(
         handles(t, &c, 3),
         1,
-        created.min(300),
-        50,
+        created.min(MIN_WRITES),
+        MIN_READS,
         |_, h, n| {
             if n < created {
                 h.delete(&nth(n)).must("delete");
