@@ -4,11 +4,18 @@
 //! A racy driver fails only when two threads are inside the racy window at once. Released
 //! from a sleeping barrier, threads wake tens of microseconds apart and rarely meet in a
 //! window of a few microseconds; released from a spinning one, the threads that are on a
-//! core start within a fraction of a microsecond. Repeating the race for hundreds of
-//! rounds then turns "sometimes" into "every run". Readers are paced by the writers the
-//! other way round: a writer keeps writing until every reader has read a minimum number
-//! of times, so reads overlap writes however the threads are scheduled. Both keep going for
-//! a short time beyond their minimum, so a fast driver is tried thousands of times.
+//! core start within a fraction of a microsecond, on the same key. Readers are paced by the
+//! writers the other way round: a writer keeps writing until every reader has read a
+//! minimum number of times, so reads overlap writes however the threads are scheduled.
+//! Both repeat at least [`MIN_ROUNDS`] (or [`MIN_WRITES`]) times and then for
+//! [`RACE_TIME`], so a fast driver is tried thousands of times.
+//!
+//! What this catches in every run: a window that holds a scheduling point, such as a
+//! backend call, a lock the thread waits for, or a yield (the mutation suite's racy
+//! drivers, each rejected in every run). What it cannot promise: a window of a few
+//! nanoseconds between two holds of an uncontended in-process lock, which a thread can
+//! retake before any other is scheduled; such a bug is caught in some runs only, and
+//! needs a model checker (loom) to be found every time.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
