@@ -29,7 +29,8 @@
 //! - **Races that happen.** Racing threads start together on one key from a spinning
 //!   barrier, round after round, and readers read for as long as writers write: a
 //!   check-then-act delete or a write done in two steps (delete then insert, value then
-//!   TTL, index then data) fails its case in every run.
+//!   TTL, index then data) with a backend call or a wait between the steps fails its case
+//!   in every run.
 //! - **Model-based.** `model_matches_reference` runs seeded sequences of operations (and
 //!   clock moves) against the driver and a reference model, compares every result, and
 //!   shrinks a failure to a minimal sequence with proptest. The seed is fixed, so every run
