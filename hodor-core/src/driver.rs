@@ -202,7 +202,11 @@ pub struct Capabilities {
     /// `set_many` or `delete_many`, and `get_many` reads one consistent moment.
     pub atomic_bulk: bool,
     /// The driver enforces its own `max_bytes` / `max_entries` limits by evicting entries,
-    /// and reports them in its gauges.
+    /// and reports them in its gauges (`entries`, `bytes`, `evictions`, `expirations` and
+    /// the limits). After every call the gauges are within the limits, overwrites that grow
+    /// values included; overwriting existing keys evicts nothing; a value or batch that
+    /// cannot fit is `CapacityExceeded` with nothing written or evicted; expired entries go
+    /// before live ones and count as expirations.
     pub limits: bool,
     /// Data outlives the process (a server, a file). Without it, a store's data is released
     /// when its last contract is closed or dropped.
@@ -277,7 +281,9 @@ pub struct Gauges {
 /// `hodor-testkit` checks every one of them. In short: overwrite clears an old TTL, an
 /// entry is gone from `set time + ttl` on for every operation, `list` is a sorted,
 /// duplicate-free plain byte-prefix match over live keys, two drivers opened with the same
-/// name see the same data, and no method panics.
+/// name (compared as exact bytes) see the same data at once, keys and values are kept byte
+/// for byte, reads change nothing, every write is one step for concurrent readers, bulk
+/// calls handle any number of keys, and no method panics.
 pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// What this driver supports. Called once, when the contract is opened.
     fn capabilities(&self) -> Capabilities;
@@ -285,18 +291,26 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// Stores `value` under `key`, replacing any earlier value and TTL. With `ttl: None` the
     /// entry never expires (an earlier TTL is cleared); with `Some(d)` it is live strictly
     /// before now + `d`.
+    ///
+    /// The write is one step for readers: they see the old entry or the new one, each with
+    /// its own TTL and listed, never neither (no delete-then-insert) and never the new value
+    /// with the old TTL.
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()>;
 
     /// The value of a live entry, or `None` if it is missing or expired. Must never return
-    /// an expired value.
+    /// an expired value. Changes nothing: no access time, no sliding TTL (likewise
+    /// [`Driver::stat`], [`Driver::exists`], [`Driver::list`] and [`Driver::get_many`]).
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>>;
 
     /// Removes the entry. `true` only when a live entry was removed; a missing or expired
-    /// entry is `false`, never an error.
+    /// entry is `false`, never an error. Of deletes of one live entry racing each other,
+    /// exactly one returns `true`.
     fn delete(&self, key: &str) -> DriverResult<bool>;
 
     /// Every live key starting with `prefix` (a plain byte prefix, not a path segment),
-    /// sorted by bytes ascending, with no duplicates and no expired key. `""` lists all.
+    /// sorted by bytes ascending, with no duplicates and no expired key. `""` lists all,
+    /// however many keys that is (a paged backend reads every page). A key is listed
+    /// exactly when it can be read: the index and the data change in one step.
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>>;
 
     /// Size, modification time and expiry of a live entry, or `None` like [`Driver::get`].
@@ -307,18 +321,24 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         Ok(self.stat(key)?.is_some())
     }
 
-    /// Releases what this handle holds. Called exactly once; see the trait docs.
+    /// Releases what this handle holds. Called exactly once; see the trait docs. A closed
+    /// handle keeps no data alive, dropped or not: without [`Capabilities::persistent`], the
+    /// close of the last open handle of a store releases its data.
     fn close(&self) -> DriverResult<()> {
         Ok(())
     }
 
     /// The values of `keys`, in order, `None` for missing or expired ones; a key may appear
-    /// more than once. The default calls [`Driver::get`] per key and is not atomic.
+    /// more than once. Any number of keys: a backend with batch limits splits the call
+    /// itself and keeps the order. The default calls [`Driver::get`] per key and is not
+    /// atomic.
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
         keys.iter().map(|key| self.get(key)).collect()
     }
 
-    /// Stores every entry with the same `ttl`, in order, so a later duplicate key wins. The
+    /// Stores every entry with the same `ttl`, in order, so a later duplicate key wins; the
+    /// `ttl` (or `None`) replaces whatever TTL each key had. Any number of entries: a
+    /// backend with batch limits splits the call itself, applying the parts in order. The
     /// default calls [`Driver::set`] per entry and is not atomic.
     fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
         for (key, value) in entries {
@@ -328,7 +348,8 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Removes every key; returns how many live entries were removed (a key listed twice
-    /// counts once). The default calls [`Driver::delete`] per key and is not atomic.
+    /// counts once). Any number of keys. The default calls [`Driver::delete`] per key and
+    /// is not atomic.
     fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
         let mut removed = 0;
         for key in keys {

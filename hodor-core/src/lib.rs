@@ -21,7 +21,8 @@
 //!
 //! ## The contract
 //!
-//! These rules hold on every driver; the conformance suite in `hodor-testkit` checks them.
+//! These rules hold on every driver; the conformance suite in `hodor-testkit` checks each
+//! one with a case of its own.
 //!
 //! **Two layers.** [`Contract`] is the user's side. It checks keys, refuses calls after
 //! close, validates TTLs, counts operations and adds the driver, contract name and key to
@@ -32,17 +33,29 @@
 //! opens the store called `name`. The same driver and name mean the same data: two memory
 //! contracts named `"sessions"` in one process share their entries, like two connections to
 //! one database; for Redis the name is the key namespace. Reopening an open memory store
-//! with a different config is [`Error::InvalidConfig`], never a silent merge. A memory
-//! store's data lives while at least one contract for it is open, and is released when the
-//! last one is closed or dropped. Config is JSON read into the driver's typed struct;
-//! `None` and `{}` mean defaults; an unknown field or a wrong type is `InvalidConfig` and
-//! names the field.
+//! with a different config is [`Error::InvalidConfig`], never a silent merge, and the refused
+//! open changes nothing and keeps nothing open. Config is JSON read into the driver's typed
+//! struct; `None` and `{}` mean defaults; an unknown field or a wrong type is
+//! `InvalidConfig` and names the field.
+//!
+//! **Names.** Names are compared as exact bytes over their whole length: names that differ
+//! only in case (`store`, `Store`), or only after byte 64, 128 or 255, are different stores.
+//! Two contracts of one name see each other's writes and deletes at once, in both
+//! directions, whatever each read before: no handle serves a cached copy.
+//!
+//! **Lifetime.** A store's data lives while at least one contract of its name is open, even
+//! when others are closed (dropped or not). Without [`Capabilities::persistent`] it is
+//! released when the last one is closed or dropped, and the next open of the name starts
+//! empty; a closed contract that is never dropped holds nothing.
 //!
 //! **Keys and values.** A key is a `&str` of 1 to 1024 bytes without NUL. Everything else is
 //! data and round-trips on every driver: `/`, `..`, leading, trailing or doubled `/`,
-//! spaces, `*?[]\`, `%`, quotes, emoji. A broken rule is [`Error::InvalidKey`], raised before
-//! any driver code runs. A value is any byte string, the empty one included; `get` returns
-//! it as [`Bytes`] without copying it.
+//! spaces, `*?[]\`, `%`, quotes, emoji. Keys are compared by all their bytes: `007`, `7`,
+//! `+7` and `7.0` are four keys, and two 1024-byte keys that differ only in their last
+//! character are two. A broken rule is [`Error::InvalidKey`], raised before any driver code
+//! runs. A value is any byte string, the empty one included, and comes back byte for byte:
+//! no line endings converted, no trailing newline or space trimmed, nothing that looks like a
+//! number or JSON re-encoded. `get` returns it as [`Bytes`] without copying it.
 //!
 //! | call | returns | rules |
 //! |---|---|---|
@@ -54,10 +67,33 @@
 //! | [`stat(key)`](Contract::stat) | [`Metadata`] | size, `modified` (wall clock of the last set), `expires_at`; `NotFound` like `get` |
 //! | [`close()`](Contract::close) | `()` | idempotent; afterwards every call on the contract and its clones is `Closed` |
 //!
+//! **Reads change nothing.** `get`, `get_many`, `exists`, `stat` and `list` leave
+//! `modified` and `expires_at` as they were: no access time, no sliding TTL.
+//!
+//! **Bulk calls** take any number of keys a caller can hold in memory (thousands included):
+//! a driver whose backend has batch limits splits the call itself, keeps the order (values
+//! come back in the order of the keys, a key given twice in `set_many` keeps its last value)
+//! and loses no page. `set_many`'s TTL (or its `None`) replaces whatever TTL each key had.
+//! With [`Capabilities::atomic_bulk`] no reader sees part of a `set_many` or `delete_many`.
+//!
 //! **Expiry.** An entry set at time `t` with TTL `d` is live strictly before `t + d` and gone
 //! from that instant on, for `get`, `exists`, `list` and `stat` alike. Expired entries are
-//! reclaimed even if nobody reads them, within a bound each driver documents. Expiry is
-//! wall-clock time, so a restart of a persistent backend never extends a TTL.
+//! reclaimed even if nobody reads them, within a bound each driver documents; reclaiming an
+//! old deadline never removes a key that was written again since. Expiry is wall-clock
+//! time, so a restart of a persistent backend never extends a TTL.
+//!
+//! **Concurrency.** Every write is one step for readers: a key that is only overwritten is
+//! always found, a value is always seen with the TTL it was written with, a key that can be
+//! read is listed and a listed key can be read. Of deletes of one live key racing each
+//! other, exactly one returns `true`; writers creating one key at once leave it listed once.
+//!
+//! **Limits.** A driver with [`Capabilities::limits`] keeps `bytes <= max_bytes` and
+//! `entries <= max_entries` after every call, overwrites that grow values included.
+//! Overwriting keys that exist never evicts other keys. A value, or a `set_many` batch,
+//! that cannot fit is [`Error::CapacityExceeded`] with nothing written and nothing evicted;
+//! a batch that fits by evicting others leaves every one of its entries readable. Expired
+//! entries are reclaimed before any live entry is evicted and count as `expirations`, not
+//! `evictions`; once they are reclaimed, the `entries` gauge counts the live keys.
 //!
 //! **Errors.** Every call returns the one [`Error`] enum. Each variant names the driver, the
 //! contract and the key where there is one, and its message says what to do. Every input a

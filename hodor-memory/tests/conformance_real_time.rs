@@ -33,6 +33,13 @@ impl Harness for RealTimeMemory {
         }
         Some(hodor_memory::open(name, config))
     }
+
+    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
+        Some(hodor_memory::open(
+            name,
+            MemoryConfig::default().sweep_interval_ms(37),
+        ))
+    }
 }
 
 hodor_testkit::conformance_tests!(RealTimeMemory);

@@ -1,16 +1,18 @@
 //! What every case uses: unique store names, skips, time that works with either clock,
 //! threads that report their panics, and small assertion helpers.
 
+use std::cell::OnceCell;
 use std::fmt;
+use std::io::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hodor_core::clock::ManualClock;
-use hodor_core::{Contract, Error};
+use hodor_core::{Capabilities, Contract, Error};
 
 use crate::harness::{Harness, Limits, TestClock};
-use crate::run;
+use crate::run::{self, Need};
 
 /// The TTLs tried, in turn, with a real clock: when the machine is too slow to check an
 /// entry before a short deadline, the check is repeated with a longer one instead of
@@ -29,6 +31,8 @@ pub(crate) struct Ctx<'h> {
     harness: &'h dyn Harness,
     case: &'static str,
     clock: TestClock,
+    /// The driver's capabilities, read from a probe store on first use.
+    capabilities: OnceCell<Capabilities>,
 }
 
 /// A failed check inside a closure that may be retried (polling with a real clock).
@@ -111,7 +115,37 @@ impl<'h> Ctx<'h> {
             harness,
             case,
             clock: harness.clock(),
+            capabilities: OnceCell::new(),
         }
+    }
+
+    /// What the driver claims, from a store opened (and closed) for the purpose.
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        *self.capabilities.get_or_init(|| {
+            let probe = self.open_as(&self.fresh_name_tagged("caps"));
+            let caps = probe.capabilities();
+            let _ = probe.close();
+            caps
+        })
+    }
+
+    /// `true` if every need is met; otherwise says the case is skipped, naming the first
+    /// unmet need, and returns `false`.
+    pub(crate) fn meets(&self, needs: &[Need]) -> bool {
+        for &need in needs {
+            let met = match need {
+                Need::Ttl => self.capabilities().ttl,
+                Need::NoTtl => !self.capabilities().ttl,
+                Need::AtomicBulk => self.capabilities().atomic_bulk,
+                Need::Limits => self.capabilities().limits,
+                Need::ManualClock => matches!(self.clock, TestClock::Manual(_)),
+            };
+            if !met {
+                self.skip(need.unmet_reason());
+                return false;
+            }
+        }
+        true
     }
 
     pub(crate) fn harness(&self) -> &'h dyn Harness {
@@ -121,6 +155,12 @@ impl<'h> Ctx<'h> {
     /// A store name unique to this case, process and run.
     pub(crate) fn fresh_name(&self) -> String {
         format!("{}-{}", self.case, unique_suffix())
+    }
+
+    /// A unique store name starting with a short `tag` instead of the case name, for cases
+    /// that need the unique part within the first few dozen bytes.
+    pub(crate) fn fresh_name_tagged(&self, tag: &str) -> String {
+        format!("{tag}-{}", unique_suffix())
     }
 
     /// Opens a new, empty store.
@@ -169,29 +209,61 @@ impl<'h> Ctx<'h> {
 
     /// Says that the case is skipped and why; the case then returns and passes.
     pub(crate) fn skip(&self, why: &str) {
-        // Run from code, the skip is in the report; under `cargo test`, it is printed.
+        // Run from code, the skip is in the report. Under `cargo test`, it goes straight to
+        // stderr: the test harness captures `println!` of passing tests, and a skip must
+        // be seen.
         if !run::is_quiet() {
-            println!("conformance case {} skipped: {why}", self.case);
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "conformance case {} skipped: {why}",
+                self.case
+            );
         }
         run::note_skip(why);
     }
 
-    /// `true` if the driver supports TTLs; otherwise says the case is skipped.
-    pub(crate) fn supports_ttl(&self, c: &Contract) -> bool {
-        let yes = c.capabilities().ttl;
-        if !yes {
-            self.skip("needs Capabilities::ttl, which the driver does not claim");
+    /// Opens the store `name` with another config through
+    /// [`Harness::open_with_other_config`]; `None` after saying the case is skipped.
+    pub(crate) fn open_with_other_config(
+        &self,
+        name: &str,
+    ) -> Option<hodor_core::Result<Contract>> {
+        let opened = self.harness.open_with_other_config(name);
+        if opened.is_none() {
+            self.skip(
+                "the harness opens no store with another config \
+                 (Harness::open_with_other_config is None)",
+            );
         }
-        yes
+        opened
     }
 
-    /// The manual clock, or `None` after saying the case is skipped.
-    pub(crate) fn manual_clock(&self, why: &str) -> Option<ManualClock> {
+    /// Reclaims the expired entries of `c`'s store through [`Harness::sweep`]; `false`
+    /// after saying the case is skipped.
+    #[track_caller]
+    pub(crate) fn sweep(&self, c: &Contract) -> bool {
+        match self.harness.sweep(c) {
+            None => {
+                self.skip(
+                    "the harness cannot reclaim expired entries now (Harness::sweep is None)",
+                );
+                false
+            }
+            Some(Ok(())) => true,
+            Some(Err(e)) => panic!("Harness::sweep failed: {e}"),
+        }
+    }
+
+    /// The manual clock. The case must list [`Need::ManualClock`]; the check before it ran
+    /// made sure there is one.
+    pub(crate) fn manual_clock(&self) -> ManualClock {
         match &self.clock {
-            TestClock::Manual(clock) => Some(clock.clone()),
+            TestClock::Manual(clock) => clock.clone(),
             TestClock::Real { .. } => {
-                self.skip(&format!("needs a manual clock to {why}"));
-                None
+                panic!(
+                    "case {} needs a manual clock but does not list Need::ManualClock",
+                    self.case
+                )
             }
         }
     }
@@ -252,8 +324,8 @@ impl<'h> Ctx<'h> {
     /// that before the deadline) and `after` is polled from the deadline until it holds or
     /// the slack runs out. A panic in `after` fails at once, without polling.
     ///
-    /// Returns the contract, the clock standing at the deadline, and the TTL used; `None`
-    /// when the driver has no TTLs (the case is then skipped).
+    /// Returns the contract, the clock standing at the deadline, and the TTL used. The case
+    /// must list [`Need::Ttl`].
     pub(crate) fn across_expiry(
         &self,
         setup: impl Fn(&Contract, Duration),
@@ -263,9 +335,6 @@ impl<'h> Ctx<'h> {
         match &self.clock {
             TestClock::Manual(clock) => {
                 let c = self.open();
-                if !self.supports_ttl(&c) {
-                    return None;
-                }
                 setup(&c, MANUAL_TTL);
                 self.check("right after the set", before(&c));
                 clock.advance(MANUAL_TTL - Duration::from_nanos(1));
@@ -277,9 +346,6 @@ impl<'h> Ctx<'h> {
             TestClock::Real { slack } => {
                 for (attempt, &ttl) in REAL_TTLS.iter().enumerate() {
                     let c = self.open();
-                    if !self.supports_ttl(&c) {
-                        return None;
-                    }
                     let start = Instant::now();
                     setup(&c, ttl);
                     let set_done = Instant::now();

@@ -8,6 +8,14 @@ use hodor_core::{Contract, Result};
 /// What a driver crate gives the conformance suite: a way to open stores by name, and the
 /// clock those stores read.
 ///
+/// Only [`Harness::open`] and [`Harness::clock`] are required. The other methods are hooks
+/// for what only the harness can do (open a store with limits or with another config,
+/// reclaim expired entries now); each defaults to `None`, and the cases that need it are
+/// then skipped with a message naming the hook. Groups of cases added later for new
+/// capabilities follow the same pattern: a [`Need`](crate::Need) on the case, and where the
+/// suite needs the harness to act (say, reopen a persistent store between steps), a hook
+/// with a `None` default.
+///
 /// [`conformance_tests!`](crate::conformance_tests) evaluates the harness expression afresh
 /// in every test, so each case has its own harness (and, with a manual clock, its own time)
 /// and parallel cases never disturb each other.
@@ -61,6 +69,29 @@ pub trait Harness {
     /// of `None` in `limits` means no limit of that kind.
     fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
         let _ = (name, limits);
+        None
+    }
+
+    /// Opens the store called `name` with a config that differs from the one
+    /// [`Harness::open`] uses, for a driver that refuses to join an open store with another
+    /// config (the memory driver: `InvalidConfig`, never a silent merge).
+    ///
+    /// `None` (the default) means the driver accepts any config for one name (a server
+    /// namespace), or the harness has no other config to offer; the case that checks the
+    /// refusal is then skipped.
+    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
+        let _ = name;
+        None
+    }
+
+    /// Reclaims the expired entries of the open store behind `contract` now, as the
+    /// driver's own background reclamation would within its documented bound.
+    ///
+    /// The cases that check the gauges after reclamation call it (with a manual clock, after
+    /// moving past the deadlines). `None` (the default) means the harness cannot trigger
+    /// reclamation, and those cases are skipped; `Some(Err)` fails them.
+    fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
+        let _ = contract;
         None
     }
 
@@ -131,6 +162,12 @@ impl<H: Harness + ?Sized> Harness for &H {
     fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
         (**self).open_limited(name, limits)
     }
+    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
+        (**self).open_with_other_config(name)
+    }
+    fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
+        (**self).sweep(contract)
+    }
     fn regressions_file(&self) -> Option<&'static str> {
         (**self).regressions_file()
     }
@@ -145,6 +182,12 @@ impl<H: Harness + ?Sized> Harness for Box<H> {
     }
     fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
         (**self).open_limited(name, limits)
+    }
+    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
+        (**self).open_with_other_config(name)
+    }
+    fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
+        (**self).sweep(contract)
     }
     fn regressions_file(&self) -> Option<&'static str> {
         (**self).regressions_file()
@@ -175,6 +218,12 @@ impl<H: Harness> Harness for WithRegressions<H> {
     }
     fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
         self.harness.open_limited(name, limits)
+    }
+    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
+        self.harness.open_with_other_config(name)
+    }
+    fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
+        self.harness.sweep(contract)
     }
     fn regressions_file(&self) -> Option<&'static str> {
         Some(self.file)

@@ -12,20 +12,35 @@
 //! (`conformance::list_is_sorted_by_bytes`, `conformance::ttl_set_without_ttl_clears_it`,
 //! ...), so a failure names the broken rule and `cargo test ttl_` runs one family.
 //!
-//! - **Every rule, by name.** Over 80 cases: round trips up to 16 MiB, a table of
-//!   [awkward keys](AWKWARD_KEYS), listing order and prefixes, TTL boundaries, stat, close,
-//!   sharing by name, concurrency, bulk calls, metrics and limits. The list is [`cases::ALL`].
-//! - **Capability-aware.** A case that needs what the driver does not claim (TTLs, atomic
-//!   bulk calls, limits, a manual clock) prints why it is skipped and passes.
+//! - **Every rule, by name.** Over 100 cases: round trips up to 16 MiB and of values that
+//!   text-mode code damages, a table of [awkward keys](AWKWARD_KEYS), numeric look-alike and
+//!   1024-byte multi-byte keys, listing order, prefixes and pages, TTL boundaries, stat and
+//!   reads that change nothing, close and the data's lifetime, names (by case, by length)
+//!   and sharing, concurrency, bulk calls of thousands of keys, metrics and limits. The
+//!   list is [`cases::ALL`].
+//! - **Capability-aware.** Each case lists what it [needs](Need): TTLs, atomic bulk calls,
+//!   limits, a manual clock. An unmet need skips the case before it runs, and the skip
+//!   says which need (on stderr under `cargo test`, so it is seen; in the [`Report`] when
+//!   run from code). Cases that need the harness to act (open a limited store, open with
+//!   another config, reclaim expired entries now) skip when its hook returns `None`.
 //! - **Deterministic time.** With a [`TestClock::Manual`] clock the TTL cases check the
 //!   deadline to the nanosecond (live 1 ns before, gone at it) without sleeping; with
 //!   [`TestClock::Real`] they sleep and poll within the slack the harness allows.
-//! - **Model-based.** `model_matches_reference` runs random sequences of operations (and
+//! - **Races that happen.** Racing threads start together on one key from a spinning
+//!   barrier, round after round, and readers read for as long as writers write: a
+//!   check-then-act delete or a write done in two steps (delete then insert, value then
+//!   TTL, index then data) with a backend call or a wait between the steps fails its case
+//!   in every run.
+//! - **Model-based.** `model_matches_reference` runs seeded sequences of operations (and
 //!   clock moves) against the driver and a reference model, compares every result, and
-//!   shrinks a failure to a minimal sequence with proptest.
-//! - **Strict.** This crate's own tests run the suite against deliberately broken drivers
-//!   (unsorted lists, expiry off by one, lost writes under concurrency, ...) and check that
-//!   each one fails.
+//!   shrinks a failure to a minimal sequence with proptest. The seed is fixed, so every run
+//!   checks the same sequences (`PROPTEST_RNG_SEED` picks others, `PROPTEST_CASES` runs
+//!   more); the operations are weighted so TTLs, overwrites, bulk calls and deletes meet.
+//! - **Strict.** This crate's `tests/broken_drivers.rs` runs the suite against 57
+//!   deliberately broken drivers (a batch limit nobody split for, a trimmed newline, a
+//!   per-handle cache, a two-step write, an eviction that counts an overwrite as growth,
+//!   ...) and checks that each fails the case written for its rule, three runs out of
+//!   three, while the unbroken reference passes everything.
 //!
 //! ## Writing a driver
 //!
@@ -41,9 +56,15 @@
 //! - **Expire exactly**: an entry set at `t` with TTL `d` is live strictly before `t + d`
 //!   and gone from that instant on for `get`, `exists`, `stat`, `list` and `delete` (which
 //!   returns `false` for an expired entry).
-//! - **List** live keys starting with the prefix as plain bytes, sorted by bytes, each once.
-//! - **Share by name**: two drivers opened with one name see the same data, and different
-//!   names share nothing.
+//! - **List** live keys starting with the prefix as plain bytes, sorted by bytes, each
+//!   once, every page of them.
+//! - **Keep bytes**: keys compared by every byte, values returned byte for byte.
+//! - **Share by name**: two drivers opened with one name (as exact bytes) see the same data
+//!   at once, with no per-handle cache, and different names share nothing; the data lives
+//!   while any of them is open.
+//! - **Write in one step**: a concurrent reader sees the old entry or the new one, with its
+//!   own TTL, listed exactly when readable; reads change nothing.
+//! - **Take any number of keys** in bulk calls, splitting for a backend's batch limit.
 //! - **Never panic**, and be `Send + Sync`: contracts are shared between threads.
 //!
 //! Register it so `Contract::new("name", ...)` finds it, at module level in the driver
@@ -99,8 +120,12 @@
 //! |---|---|---|
 //! | `ttl` | `set` accepts a TTL and entries expire; without it a TTL is `Unsupported` | every `ttl_*` case, expiry in the model, lists and metrics |
 //! | `atomic_bulk` | no reader sees part of a `set_many` or `delete_many`; `get_many` reads one moment | `set_many_is_atomic_for_readers`, `delete_many_is_atomic_for_readers` |
-//! | `limits` | the driver enforces `max_bytes` / `max_entries` by evicting, and reports them in its gauges; the harness implements [`Harness::open_limited`] | every `limits_*` case |
-//! | `persistent` | data outlives the process; without it a store's data is released when its last contract is closed or dropped | `data_lifetime_follows_persistence` |
+//! | `limits` | the driver enforces `max_bytes` / `max_entries` by evicting, and reports them in its gauges; the harness implements [`Harness::open_limited`] (and [`Harness::sweep`] for the gauges after reclamation) | every `limits_*` case |
+//! | `persistent` | data outlives the process; without it a store's data is released when its last contract is closed or dropped | `data_lifetime_follows_persistence`, `data_lives_while_any_contract_is_open` |
+//!
+//! A driver that refuses to join an open store with another config (as the memory driver
+//! does) lets [`Harness::open_with_other_config`] open one, and
+//! `reopening_with_another_config_is_invalid_config` checks the refusal.
 //!
 //! ### Running the suite from code
 //!
@@ -118,13 +143,14 @@ mod ctx;
 mod harness;
 mod keys;
 mod macros;
+mod race;
 mod run;
 
 pub mod cases;
 
 pub use harness::{Harness, Limits, TestClock};
 pub use keys::{AWKWARD_KEYS, INVALID_KEYS, LONGEST_KEY, PRINTABLE_ASCII};
-pub use run::{Case, Outcome, Report, run_cases, run_suite};
+pub use run::{Case, Need, Outcome, Report, run_cases, run_suite};
 
 #[doc(hidden)]
 pub mod __private {

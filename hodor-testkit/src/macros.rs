@@ -48,7 +48,10 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    (($module:ident, $harness:expr) $($group:ident :: $name:ident : $rule:literal;)*) => {
+    (
+        ($module:ident, $harness:expr)
+        $($group:ident :: $name:ident [$($need:ident),*] : $rule:literal;)*
+    ) => {
         /// The hodor conformance suite: one test per case.
         mod $module {
             #[allow(unused_imports)]
@@ -76,24 +79,33 @@ macro_rules! __conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __case_functions {
-    (() $($group:ident :: $name:ident : $rule:literal;)*) => {
+    (() $($group:ident :: $name:ident [$($need:ident),*] : $rule:literal;)*) => {
         $(
             #[doc = $rule]
             pub fn $name(harness: &dyn $crate::Harness) {
-                $group::$name(&$crate::ctx::Ctx::new(harness, stringify!($name)));
+                let t = $crate::ctx::Ctx::new(harness, stringify!($name));
+                if t.meets(&[$($crate::Need::$need),*]) {
+                    $group::$name(&t);
+                }
             }
         )*
 
         /// Every case, in the order the generated tests are defined; run them with
         /// [`run_cases`](crate::run_cases).
         pub const ALL: &[$crate::Case] = &[
-            $($crate::Case { name: stringify!($name), rule: $rule, run: $name },)*
+            $($crate::Case {
+                name: stringify!($name),
+                rule: $rule,
+                needs: &[$($crate::Need::$need),*],
+                run: $name,
+            },)*
         ];
     };
 }
 
-/// The one list of cases: `module::name: "the rule it checks";`. Adding a case means
-/// writing `pub(crate) fn name(t: &Ctx)` in the module and one line here.
+/// The one list of cases: `module::name [needs]: "the rule it checks";`. Adding a case
+/// means writing `pub(crate) fn name(t: &Ctx)` in the module and one line here; `needs`
+/// are [`Need`](crate::Need) variants, checked before the case runs.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __with_cases {
@@ -101,179 +113,229 @@ macro_rules! __with_cases {
         $crate::$callback! {
             ($($args)*)
 
-            round_trip::round_trip_empty_value:
+            round_trip::round_trip_empty_value []:
                 "An empty value is stored and read back as empty.";
-            round_trip::round_trip_one_byte_value:
+            round_trip::round_trip_one_byte_value []:
                 "A one-byte value round-trips through get, get_many and stat.";
-            round_trip::round_trip_one_mebibyte_value:
+            round_trip::round_trip_one_mebibyte_value []:
                 "A 1 MiB value round-trips byte for byte.";
-            round_trip::round_trip_sixteen_mebibyte_value:
+            round_trip::round_trip_sixteen_mebibyte_value []:
                 "A 16 MiB value round-trips byte for byte.";
-            round_trip::round_trip_every_byte_value:
+            round_trip::round_trip_every_byte_value []:
                 "A value holding every byte 0..=255 (NUL, invalid UTF-8) round-trips unchanged.";
-            round_trip::overwrite_replaces_the_value:
+            round_trip::text_values_round_trip_unchanged []:
+                "Values with CR, LF, CRLF, trailing newlines or spaces, a BOM, NUL, or number- or JSON-like text round-trip byte for byte.";
+            round_trip::overwrite_replaces_the_value []:
                 "set overwrites: the last value written is the one read, under one key.";
-            round_trip::overwrite_with_a_shorter_value_leaves_no_tail:
+            round_trip::overwrite_with_a_shorter_value_leaves_no_tail []:
                 "Overwriting with a shorter value leaves nothing of the longer one.";
-            round_trip::json_values_round_trip:
+            round_trip::json_values_round_trip []:
                 "set_json/get_json round-trip a typed value; non-JSON bytes are InvalidInput.";
 
-            keys::awkward_keys_round_trip:
+            keys::awkward_keys_round_trip []:
                 "Every key in AWKWARD_KEYS is stored and read back as its exact bytes.";
-            keys::awkward_keys_are_listed:
+            keys::awkward_keys_are_listed []:
                 "Every awkward key is listed, sorted, and lists the keys it is a prefix of.";
-            keys::awkward_keys_are_deleted:
+            keys::awkward_keys_are_deleted []:
                 "Every awkward key is deleted exactly, leaving every other key in place.";
-            keys::similar_keys_are_distinct:
+            keys::similar_keys_are_distinct []:
                 "Keys differing by case, normalization, whitespace or escaping are distinct.";
-            keys::invalid_keys_are_rejected:
+            keys::numeric_lookalike_keys_are_distinct []:
+                "Keys that read as the same number (`007`, `7`, `+7`, `7.0`; `-0`, `0`) are distinct keys, listed by bytes.";
+            keys::longest_keys_with_multibyte_characters_round_trip []:
+                "1024-byte keys of 2-, 3- and 4-byte characters, and keys differing only after byte 250..1023, are distinct and round-trip whole.";
+            keys::invalid_keys_are_rejected []:
                 "Empty, 1025-byte and NUL keys are InvalidKey on every operation, writing nothing.";
 
-            missing::get_missing_is_not_found_naming_the_key:
+            missing::get_missing_is_not_found_naming_the_key []:
                 "get of a missing key is NotFound naming the key, contract and driver.";
-            missing::stat_missing_is_not_found_naming_the_key:
+            missing::stat_missing_is_not_found_naming_the_key []:
                 "stat of a missing key is NotFound naming the key, contract and driver.";
-            missing::exists_missing_is_false:
+            missing::exists_missing_is_false []:
                 "exists of a missing key is false, not an error.";
-            missing::delete_missing_is_false:
+            missing::delete_missing_is_false []:
                 "delete of a missing key is Ok(false), not an error, and touches nothing else.";
-            missing::delete_is_true_once:
+            missing::delete_is_true_once []:
                 "delete returns true for the live entry it removes, then false.";
 
-            list::list_is_a_byte_prefix_not_a_path:
+            list::list_is_a_byte_prefix_not_a_path []:
                 "list matches a plain byte prefix: `foo` lists `foo/x`, `foo.bar` and `foobar`.";
-            list::list_is_sorted_by_bytes:
+            list::list_is_sorted_by_bytes []:
                 "list is sorted by bytes: `t-/` before `t/`, uppercase first, UTF-8 by bytes.";
-            list::list_has_no_duplicates:
+            list::list_has_no_duplicates []:
                 "A key written many times, through several contracts, is listed once.";
-            list::list_empty_prefix_lists_everything:
+            list::list_empty_prefix_lists_everything []:
                 "list(\"\") returns every live key.";
-            list::list_without_match_is_empty:
+            list::list_without_match_is_empty []:
                 "A prefix that matches nothing lists an empty vector, not an error.";
-            list::list_full_key_as_prefix_returns_it:
+            list::list_full_key_as_prefix_returns_it []:
                 "A key's full name, used as a prefix, lists the key itself.";
-            list::list_omits_deleted_keys:
+            list::list_omits_deleted_keys []:
                 "Deleted keys are never listed.";
-            list::list_of_ten_thousand_keys_is_complete:
+            list::list_of_ten_thousand_keys_is_complete []:
                 "10,000 keys are all listed, in order, with no page lost.";
-            list::list_glob_characters_are_data:
+            list::list_is_complete_across_page_sizes []:
+                "Lists of 999, 1000, 1001, 5000 and 5001 keys (and 13,006 in all) are complete, sorted and without repeats.";
+            list::list_glob_characters_are_data []:
                 "Glob and pattern characters in a prefix (`*?[]%_.`) match only themselves.";
-            list::list_prefix_no_key_can_have_is_empty:
+            list::list_prefix_no_key_can_have_is_empty []:
                 "A prefix longer than any key, or holding NUL, lists nothing and is no error.";
 
-            ttl::ttl_get_is_not_found_from_the_deadline:
+            ttl::ttl_get_is_not_found_from_the_deadline [Ttl]:
                 "get returns the value strictly before set time + TTL and NotFound from then on.";
-            ttl::ttl_exists_is_false_from_the_deadline:
+            ttl::ttl_exists_is_false_from_the_deadline [Ttl]:
                 "exists is true strictly before set time + TTL and false from then on.";
-            ttl::ttl_stat_is_not_found_from_the_deadline:
+            ttl::ttl_stat_is_not_found_from_the_deadline [Ttl]:
                 "stat succeeds strictly before set time + TTL and is NotFound from then on.";
-            ttl::ttl_list_omits_keys_from_the_deadline:
+            ttl::ttl_list_omits_keys_from_the_deadline [Ttl]:
                 "list shows a key strictly before set time + TTL and never from then on.";
-            ttl::ttl_delete_of_an_expired_key_is_false:
+            ttl::ttl_delete_of_an_expired_key_is_false [Ttl]:
                 "delete of an expired key returns false: it removes no live entry.";
-            ttl::ttl_get_many_is_none_from_the_deadline:
+            ttl::ttl_get_many_is_none_from_the_deadline [Ttl]:
                 "get_many answers None for a key from its deadline on.";
-            ttl::ttl_set_without_ttl_clears_it:
+            ttl::ttl_set_without_ttl_clears_it [Ttl]:
                 "set without a TTL clears an earlier TTL: the entry never expires.";
-            ttl::ttl_new_ttl_replaces_the_old:
+            ttl::ttl_new_ttl_replaces_the_old [Ttl]:
                 "A new TTL replaces the old one, whether longer or shorter.";
-            ttl::ttl_zero_is_invalid_input:
+            ttl::ttl_cleared_entries_survive_reclamation [Ttl, ManualClock]:
+                "Reclaiming expired entries never removes a key rewritten after its old deadline was set (cleared, longer, recreated).";
+            ttl::ttl_zero_is_invalid_input []:
                 "A TTL of zero is InvalidInput and writes nothing.";
-            ttl::ttl_over_the_maximum_is_invalid_input:
+            ttl::ttl_over_the_maximum_is_invalid_input []:
                 "A TTL over MAX_TTL is InvalidInput; exactly MAX_TTL is accepted.";
-            ttl::ttl_stat_reports_expires_at:
+            ttl::ttl_stat_reports_expires_at [Ttl]:
                 "stat reports expires_at = set time + TTL, and none once the TTL is cleared.";
-            ttl::ttl_sub_millisecond_rounds_up:
+            ttl::ttl_sub_millisecond_rounds_up [Ttl, ManualClock]:
                 "TTLs are kept to the millisecond, rounded up: 1 ns lives 1 ms.";
-            ttl::ttl_expired_key_can_be_set_again:
+            ttl::ttl_expired_key_can_be_set_again [Ttl]:
                 "An expired key can be set again, and is then live, listed once, without expiry.";
-            ttl::ttl_unsupported_is_an_error:
+            ttl::ttl_unsupported_is_an_error [NoTtl]:
                 "A driver without TTLs refuses a TTL with Unsupported and stores nothing.";
-            ttl::ttl_entries_without_ttl_never_expire:
+            ttl::ttl_entries_without_ttl_never_expire [Ttl]:
                 "Entries set without a TTL outlive every deadline.";
 
-            stat::stat_size_matches_the_value:
+            stat::stat_size_matches_the_value []:
                 "stat size is the value's length in bytes.";
-            stat::stat_modified_is_the_set_time:
+            stat::stat_modified_is_the_set_time []:
                 "stat modified is the wall-clock time of the last set; reads leave it alone.";
-            stat::stat_modified_moves_forward_on_overwrite:
+            stat::stat_modified_moves_forward_on_overwrite []:
                 "An overwrite (set or set_many) moves modified forward.";
-            stat::stat_without_ttl_has_no_expiry:
+            stat::stat_without_ttl_has_no_expiry []:
                 "An entry set without a TTL reports expires_at None.";
+            stat::reads_leave_metadata_unchanged []:
+                "get, get_many, exists, stat, list and get_json leave modified and expires_at as they were: no touch, no sliding TTL.";
 
-            close::close_is_idempotent:
+            close::close_is_idempotent []:
                 "close is idempotent: closing again, or through a clone, is Ok.";
-            close::every_operation_after_close_is_closed:
+            close::every_operation_after_close_is_closed []:
                 "After close every operation is Closed, naming the contract and operation.";
-            close::close_closes_every_clone:
+            close::close_closes_every_clone []:
                 "Closing a clone closes the original and every other clone.";
-            close::close_leaves_other_contracts_open:
+            close::close_leaves_other_contracts_open []:
                 "Closing one contract leaves separately opened contracts on the store open.";
-            close::data_lifetime_follows_persistence:
+            close::data_lifetime_follows_persistence []:
                 "Data outlives its last contract exactly when the driver claims persistence.";
+            close::data_lives_while_any_contract_is_open []:
+                "Data lives while any contract of the name is open, with others closed but not dropped; without persistence, the last close releases it.";
+            close::reopening_with_another_config_is_invalid_config []:
+                "Opening an open store with another config is InvalidConfig, changes nothing, and leaves nothing open.";
 
-            sharing::same_name_shares_data:
+            sharing::same_name_shares_data []:
                 "Two contracts opened with one name see each other's writes and deletes.";
-            sharing::different_names_are_isolated:
+            sharing::same_name_sees_writes_at_once_both_ways []:
+                "Two contracts of one name see each other's writes and deletes at once, both ways, whatever each read before: no handle serves a cached answer.";
+            sharing::different_names_are_isolated []:
                 "Stores with different names, even names extending each other, share nothing.";
-            sharing::same_name_shares_expiry:
+            sharing::names_differing_in_case_are_isolated []:
+                "Names that differ only in case (`store`, `Store`, `ß`, `SS`) are different stores.";
+            sharing::names_differing_only_after_byte_64_are_isolated []:
+                "Names equal for their first 64, 128, 255, 256 or 1023 bytes are different stores.";
+            sharing::same_name_shares_expiry [Ttl]:
                 "A TTL set through one contract expires the entry for every contract.";
 
-            concurrency::concurrent_writers_lose_no_write:
+            concurrency::concurrent_writers_lose_no_write []:
                 "Concurrent writers of distinct keys lose no write.";
-            concurrency::contended_writers_leave_a_written_value:
+            concurrency::contended_writers_leave_a_written_value []:
                 "Contended writers of one key leave one thread's last written value.";
-            concurrency::readers_never_see_torn_values:
+            concurrency::readers_never_see_torn_values []:
                 "Readers racing writers see whole values only, never a mix of two.";
-            concurrency::readers_never_see_expired_values:
+            concurrency::readers_never_see_expired_values [Ttl]:
                 "Readers racing the clock never see a value after its deadline, nor see it return.";
-            concurrency::concurrent_deletes_remove_once:
+            concurrency::concurrent_deletes_remove_once []:
                 "Of concurrent deletes of one live key, exactly one returns true.";
-            concurrency::concurrent_lists_stay_sorted_and_complete:
+            concurrency::concurrent_deletes_of_one_key_remove_it_once []:
+                "Deletes started at one instant on one live key, round after round: exactly one reports removing it.";
+            concurrency::concurrent_creates_of_one_key_list_it_once []:
+                "Writers creating one new key at one instant, round after round: the key is listed once, with one writer's value.";
+            concurrency::readers_never_miss_a_key_being_overwritten []:
+                "A key that is only ever overwritten is always found by every read kind: an overwrite is one step, not delete then insert.";
+            concurrency::readers_see_each_value_with_its_own_ttl [Ttl]:
+                "A reader sees each value with the TTL it was written with: value and TTL are written in one step.";
+            concurrency::list_and_get_agree_while_keys_come_and_go []:
+                "While keys are created or deleted, a readable key is listed and a listed key is readable: index and data change in one step.";
+            concurrency::concurrent_lists_stay_sorted_and_complete []:
                 "A list racing writes to other keys is sorted and misses no stable key.";
+            concurrency::entries_gauge_is_exact_after_concurrent_writes []:
+                "After concurrent writes and deletes, the entries gauge equals the keys listed.";
 
-            bulk::get_many_returns_values_in_key_order:
+            bulk::get_many_returns_values_in_key_order []:
                 "get_many returns values in the order of the keys given.";
-            bulk::get_many_missing_keys_are_none:
+            bulk::get_many_missing_keys_are_none []:
                 "get_many answers None for missing keys.";
-            bulk::get_many_repeats_duplicate_keys:
+            bulk::get_many_repeats_duplicate_keys []:
                 "get_many answers a key given twice twice.";
-            bulk::set_many_last_duplicate_wins:
+            bulk::set_many_last_duplicate_wins []:
                 "set_many with a key given twice keeps the last value.";
-            bulk::delete_many_counts_each_live_key_once:
+            bulk::delete_many_counts_each_live_key_once []:
                 "delete_many counts each live key removed once, however often it is given.";
-            bulk::bulk_invalid_key_changes_nothing:
+            bulk::bulk_invalid_key_changes_nothing []:
                 "One invalid key fails a bulk call whole: nothing is written or removed.";
-            bulk::set_many_ttl_applies_to_every_entry:
+            bulk::bulk_calls_of_thousands_of_keys_are_complete []:
+                "set_many, get_many and delete_many of 3,001 keys handle every key, in order, the last duplicate winning.";
+            bulk::set_many_ttl_applies_to_every_entry [Ttl]:
                 "set_many's TTL applies to every entry it writes.";
-            bulk::set_many_without_ttl_clears_ttls:
+            bulk::set_many_ttl_replaces_earlier_ttls [Ttl]:
+                "set_many's TTL replaces what existing keys had: no TTL, a longer or a shorter one.";
+            bulk::set_many_without_ttl_clears_ttls [Ttl]:
                 "set_many without a TTL clears the earlier TTLs of the keys it writes.";
-            bulk::bulk_calls_with_no_keys_are_no_ops:
+            bulk::bulk_calls_with_no_keys_are_no_ops []:
                 "Bulk calls with no keys succeed and change nothing.";
-            bulk::set_many_is_atomic_for_readers:
+            bulk::set_many_is_atomic_for_readers [AtomicBulk]:
                 "With atomic_bulk, no reader sees part of a set_many.";
-            bulk::delete_many_is_atomic_for_readers:
+            bulk::delete_many_is_atomic_for_readers [AtomicBulk]:
                 "With atomic_bulk, no reader sees part of a delete_many.";
 
-            metrics::metrics_count_single_operations_exactly:
+            metrics::metrics_count_single_operations_exactly []:
                 "Counters are exact after a known sequence; gets = hits + misses.";
-            metrics::metrics_count_bulk_operations_per_key:
+            metrics::metrics_count_bulk_operations_per_key []:
                 "Bulk calls count once per key given.";
-            metrics::metrics_count_expired_reads_as_misses:
+            metrics::metrics_count_expired_reads_as_misses [Ttl]:
                 "A read of an expired key counts as a miss, not a hit.";
-            metrics::metrics_are_per_contract_handle:
+            metrics::metrics_are_per_contract_handle []:
                 "Counters belong to one contract and its clones, not to the store.";
-            metrics::gauges_match_the_stored_entries:
+            metrics::gauges_match_the_stored_entries []:
                 "Reported gauges match what is stored: entries, bytes and no evictions.";
 
-            limits::limits_hold_after_every_set:
+            limits::limits_hold_after_every_set [Limits]:
                 "With limits, bytes and entries stay within them after every set.";
-            limits::limits_evict_expired_entries_first:
+            limits::limits_hold_when_overwrites_grow_values [Limits]:
+                "With limits, overwrites that grow values (set and set_many) keep bytes within max_bytes after every call.";
+            limits::limits_evict_expired_entries_first [Limits, Ttl, ManualClock]:
                 "With limits, expired entries are reclaimed before any live one is evicted.";
-            limits::limits_reject_a_value_larger_than_max_bytes:
+            limits::limits_reclaiming_expired_entries_counts_expirations [Limits, Ttl, ManualClock]:
+                "With limits, each expired entry reclaimed to make room moves the expirations gauge once, and evictions not at all.";
+            limits::limits_entries_gauge_counts_live_keys_after_a_sweep [Limits, Ttl, ManualClock]:
+                "With limits, after TTL churn and a sweep, the entries gauge equals the live keys and an emptied store's bytes return to the start.";
+            limits::limits_reject_a_value_larger_than_max_bytes [Limits]:
                 "A value larger than max_bytes is CapacityExceeded and evicts nothing.";
+            limits::limits_set_many_beyond_capacity_is_refused_or_complete [Limits]:
+                "A set_many with more entries than fit is CapacityExceeded with nothing written, or leaves every entry readable; never a part.";
+            limits::limits_set_many_over_max_bytes_writes_nothing [Limits]:
+                "A set_many whose values together pass max_bytes is CapacityExceeded, writing and evicting nothing.";
+            limits::limits_overwrites_in_a_full_store_evict_nothing [Limits]:
+                "Overwriting the keys of a full store (set or set_many, same or smaller values) evicts nothing and counts no eviction.";
 
-            model::model_matches_reference:
+            model::model_matches_reference []:
                 "Random operation sequences give the results of a reference model, step by step.";
         }
     };

@@ -8,14 +8,18 @@ use std::time::{Duration, Instant};
 
 use crate::harness::Harness;
 
-/// One conformance case: its name (the test's name under `cargo test`), the rule it checks
-/// and the function that checks it.
+/// One conformance case: its name (the test's name under `cargo test`), the rule it checks,
+/// what it needs to apply, and the function that checks it.
 #[derive(Clone, Copy)]
 pub struct Case {
     /// The case's name, e.g. `"list_is_sorted_by_bytes"`.
     pub name: &'static str,
     /// The rule the case checks, in one sentence.
     pub rule: &'static str,
+    /// What the driver or harness must offer for the rule to apply. [`Case::run`] checks
+    /// these first and reports the case as skipped, naming the unmet need, without running
+    /// it.
+    pub needs: &'static [Need],
     /// Runs the case against a harness; panics (with the reason) if the driver breaks the
     /// rule, returns if it keeps it or the case does not apply.
     pub run: fn(&dyn Harness),
@@ -26,7 +30,49 @@ impl fmt::Debug for Case {
         f.debug_struct("Case")
             .field("name", &self.name)
             .field("rule", &self.rule)
+            .field("needs", &self.needs)
             .finish_non_exhaustive()
+    }
+}
+
+/// Something a case needs before its rule applies: a capability the driver claims (or does
+/// not claim), or a way the harness controls the stores.
+///
+/// Each case lists its needs in [`cases::ALL`](crate::cases::ALL); an unmet need skips the
+/// case before it runs, and the skip names the need. A new group of cases for a new
+/// capability (watch, conditional writes, paged listing, persistence across a reopen) adds
+/// a variant here, checked against the driver's [`Capabilities`](hodor_core::Capabilities)
+/// or a [`Harness`] hook, and lists it on each case of the group: drivers that do not claim
+/// the capability then skip the whole group, and say why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Need {
+    /// The driver claims [`Capabilities::ttl`](hodor_core::Capabilities::ttl).
+    Ttl,
+    /// The driver does not claim `ttl`: the cases that check a TTL is refused.
+    NoTtl,
+    /// The driver claims [`Capabilities::atomic_bulk`](hodor_core::Capabilities::atomic_bulk).
+    AtomicBulk,
+    /// The driver claims [`Capabilities::limits`](hodor_core::Capabilities::limits) (the
+    /// case also needs [`Harness::open_limited`], and says so if it is missing).
+    Limits,
+    /// The harness's clock is [`TestClock::Manual`](crate::TestClock::Manual): the case
+    /// moves time to exact instants.
+    ManualClock,
+}
+
+impl Need {
+    /// Why a case with this need is skipped when the need is unmet.
+    pub(crate) fn unmet_reason(self) -> &'static str {
+        match self {
+            Need::Ttl => "needs Capabilities::ttl, which the driver does not claim",
+            Need::NoTtl => "checks a driver without TTLs; this driver claims Capabilities::ttl",
+            Need::AtomicBulk => "needs Capabilities::atomic_bulk, which the driver does not claim",
+            Need::Limits => "needs Capabilities::limits, which the driver does not claim",
+            Need::ManualClock => {
+                "needs a manual clock (TestClock::Manual) to move time to exact instants"
+            }
+        }
     }
 }
 
@@ -57,6 +103,17 @@ impl Report {
     /// The names of the cases that were skipped.
     pub fn skipped(&self) -> Vec<&'static str> {
         self.names(|o| matches!(o, Outcome::Skipped(_)))
+    }
+
+    /// The cases that were skipped, each with why.
+    pub fn skipped_with_reasons(&self) -> Vec<(&'static str, &str)> {
+        self.results
+            .iter()
+            .filter_map(|(n, o, _)| match o {
+                Outcome::Skipped(why) => Some((*n, why.as_str())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The names of the cases that passed.

@@ -18,6 +18,15 @@ impl Harness for CustomHarness {
     fn clock(&self) -> TestClock {
         TestClock::Manual(self.clock.clone())
     }
+
+    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
+        // The driver's config has no fields; its other setting is the clock, and joining an
+        // open store with another clock is InvalidConfig.
+        Some(hodor_custom_driver::open_with_clock(
+            name,
+            ManualClock::new().into(),
+        ))
+    }
 }
 
 hodor_testkit::conformance_tests!(CustomHarness {

@@ -1,11 +1,10 @@
 //! `get_many`, `set_many`, `delete_many`: order, duplicates, all-or-nothing validation,
 //! one TTL for all, and atomicity where the driver claims it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use hodor_core::{Bytes, Contract, Error};
 
-use crate::ctx::{Ctx, Must, assert_err, ensure, parallel};
+use crate::ctx::{Ctx, Must, assert_err, ensure};
+use crate::race::{MIN_READS, MIN_WRITES, writers_and_readers};
 
 fn some(v: &str) -> Option<Bytes> {
     Some(Bytes::copy_from_slice(v.as_bytes()))
@@ -178,51 +177,48 @@ const ATOMIC_KEYS: [&str; 10] = [
     "b/0", "b/1", "b/2", "b/3", "b/4", "b/5", "b/6", "b/7", "b/8", "b/9",
 ];
 
-fn atomic_store(t: &Ctx) -> Option<Contract> {
-    let c = t.open();
-    if !c.capabilities().atomic_bulk {
-        t.skip("needs Capabilities::atomic_bulk, which the driver does not claim");
-        return None;
-    }
-    Some(c)
-}
-
-/// Runs `write` on one thread while two others read all keys with get_many and list,
-/// passing each snapshot to `check`.
+/// Runs `write(n)` for n = 1, 2, ... on one thread while two others read all keys with
+/// get_many and list, for as long as the writer writes, passing each snapshot to `check`.
 fn against_readers(
     c: &Contract,
-    write: impl Fn(&Contract) + Sync,
+    write: impl Fn(&Contract, usize) + Sync,
     check: impl Fn(&[Option<Bytes>], &[String]) + Sync,
 ) {
-    let done = AtomicBool::new(false);
-    parallel(vec![c.clone(), c.clone(), c.clone()], |i, c| {
-        if i == 0 {
-            write(&c);
-            done.store(true, Ordering::Release);
-            return;
-        }
-        let mut reads = 0;
-        while (!done.load(Ordering::Acquire) && reads < 1000) || reads < 10 {
-            let values = c.get_many(&ATOMIC_KEYS).must("get_many");
-            let listed = c.list("b/").must("list");
+    writers_and_readers(
+        vec![c.clone(), c.clone(), c.clone()],
+        1,
+        MIN_WRITES,
+        MIN_READS,
+        |_, h, n| write(h, n + 1),
+        |i, h| {
+            // One reader reads the keys in the order the writer writes them, the other
+            // against it: a reader that trails a key-by-key writer sees every key already
+            // written, one that meets it head-on sees the seam.
+            let values = if i % 2 == 0 {
+                h.get_many(&ATOMIC_KEYS).must("get_many")
+            } else {
+                let mut reversed = ATOMIC_KEYS;
+                reversed.reverse();
+                let mut values = h.get_many(&reversed).must("get_many");
+                values.reverse();
+                values
+            };
+            let listed = h.list("b/").must("list");
             check(&values, &listed);
-            reads += 1;
-        }
-    });
+        },
+    );
 }
 
 pub(crate) fn set_many_is_atomic_for_readers(t: &Ctx) {
-    let Some(c) = atomic_store(t) else { return };
+    let c = t.open();
     c.set_many(ATOMIC_KEYS.map(|k| (k, "0")), None)
         .must("set_many");
     against_readers(
         &c,
-        |c| {
-            for generation in 1..=300 {
-                let value = generation.to_string();
-                c.set_many(ATOMIC_KEYS.map(|k| (k, value.clone())), None)
-                    .must("set_many");
-            }
+        |c, generation| {
+            let value = generation.to_string();
+            c.set_many(ATOMIC_KEYS.map(|k| (k, value.clone())), None)
+                .must("set_many");
         },
         |values, listed| {
             let first = values.first().cloned().flatten();
@@ -236,19 +232,17 @@ pub(crate) fn set_many_is_atomic_for_readers(t: &Ctx) {
 }
 
 pub(crate) fn delete_many_is_atomic_for_readers(t: &Ctx) {
-    let Some(c) = atomic_store(t) else { return };
+    let c = t.open();
     against_readers(
         &c,
-        |c| {
-            for generation in 1..=200 {
-                let value = generation.to_string();
-                c.set_many(ATOMIC_KEYS.map(|k| (k, value.clone())), None)
-                    .must("set_many");
-                assert_eq!(
-                    c.delete_many(&ATOMIC_KEYS).must("delete_many"),
-                    ATOMIC_KEYS.len()
-                );
-            }
+        |c, generation| {
+            let value = generation.to_string();
+            c.set_many(ATOMIC_KEYS.map(|k| (k, value.clone())), None)
+                .must("set_many");
+            assert_eq!(
+                c.delete_many(&ATOMIC_KEYS).must("delete_many"),
+                ATOMIC_KEYS.len()
+            );
         },
         |values, listed| {
             let present = values.iter().filter(|v| v.is_some()).count();
@@ -260,6 +254,157 @@ pub(crate) fn delete_many_is_atomic_for_readers(t: &Ctx) {
                 listed.is_empty() || listed.len() == ATOMIC_KEYS.len(),
                 "list saw part of a delete_many or set_many: {listed:?}"
             );
+        },
+    );
+}
+
+/// Keys in one bulk call of the scale case: past the batch limits backends commonly have
+/// (25, 100, 1000 items), and no multiple of any of them.
+const BULK: usize = 3_001;
+
+fn bulk_key(i: usize) -> String {
+    format!("bulk/{i:05}")
+}
+
+pub(crate) fn bulk_calls_of_thousands_of_keys_are_complete(t: &Ctx) {
+    let c = t.open();
+    let keys: Vec<String> = (0..BULK).map(bulk_key).collect();
+    // The first key is given again at the end: the later value must win, so pages of a
+    // split call must be applied in order.
+    let mut entries: Vec<(String, String)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), format!("v{i}")))
+        .collect();
+    entries.push((bulk_key(0), "last".to_owned()));
+    c.set_many(entries, None).must("set_many of 3,002 entries");
+    let listed = c.list("bulk/").must("list");
+    assert_eq!(
+        listed.len(),
+        BULK,
+        "a set_many of {BULK} keys stored {} of them",
+        listed.len()
+    );
+    assert!(
+        listed == keys,
+        "the keys of a big set_many are listed in order, once"
+    );
+    assert_eq!(
+        c.get(&bulk_key(0)).must("get the repeated key"),
+        "last",
+        "in a big set_many, a key given again at the end keeps its last value"
+    );
+
+    // Missing keys mixed in after every page boundary, values checked in order.
+    let mut asked: Vec<String> = Vec::new();
+    let mut expected: Vec<Option<String>> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        asked.push(key.clone());
+        expected.push(Some(if i == 0 {
+            "last".to_owned()
+        } else {
+            format!("v{i}")
+        }));
+        if i % 97 == 0 || i % 1000 == 999 {
+            asked.push(format!("{key}/missing"));
+            expected.push(None);
+        }
+    }
+    let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
+    let got = c.get_many(&refs).must("get_many of thousands of keys");
+    assert_eq!(got.len(), refs.len(), "get_many answers every key");
+    for ((key, got), want) in refs.iter().zip(&got).zip(&expected) {
+        let got = got
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        assert_eq!(
+            &got,
+            want,
+            "get_many of {} keys, at {key}: values must come in the order of the keys",
+            refs.len()
+        );
+    }
+    let reversed: Vec<&str> = keys.iter().rev().map(String::as_str).collect();
+    let got = c.get_many(&reversed).must("get_many in reverse");
+    assert!(
+        got.len() == BULK && got.iter().all(Option::is_some),
+        "get_many of {BULK} keys in reverse order found every key"
+    );
+    assert_eq!(
+        got.last().cloned().flatten(),
+        some("last"),
+        "get_many in reverse order ends with the first key's value"
+    );
+
+    // Delete the odd keys, each given twice, with missing keys mixed in.
+    let mut doomed: Vec<&str> = Vec::new();
+    for (i, key) in keys.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
+        doomed.push(key);
+        if i % 101 == 1 {
+            doomed.push(key);
+            doomed.push("bulk/missing");
+        }
+    }
+    let odd = BULK / 2;
+    assert_eq!(
+        c.delete_many(&doomed)
+            .must("delete_many of thousands of keys"),
+        odd,
+        "delete_many of {} keys ({odd} of them live, some given twice) counts each live key \
+         once",
+        doomed.len()
+    );
+    let even: Vec<&String> = keys.iter().step_by(2).collect();
+    let left = c.list("bulk/").must("list");
+    assert!(
+        left.len() == even.len() && left.iter().zip(&even).all(|(a, b)| a == *b),
+        "after deleting the odd keys, {} keys are left, expected the {} even ones",
+        left.len(),
+        even.len()
+    );
+    let rest: Vec<&str> = left.iter().map(String::as_str).collect();
+    assert_eq!(
+        c.delete_many(&rest).must("delete_many of the rest"),
+        rest.len()
+    );
+    assert!(c.list("").must("list").is_empty(), "everything was deleted");
+}
+
+pub(crate) fn set_many_ttl_replaces_earlier_ttls(t: &Ctx) {
+    t.across_expiry(
+        |c, ttl| {
+            // Existing keys with no TTL, a longer one and a shorter one all take the
+            // batch's TTL.
+            c.set("none", "old", None).must("set none");
+            c.set("longer", "old", Some(ttl * 5)).must("set longer");
+            c.set("shorter", "old", Some(ttl / 2)).must("set shorter");
+            c.set_many(
+                [
+                    ("none", "new"),
+                    ("longer", "new"),
+                    ("shorter", "new"),
+                    ("fresh", "new"),
+                ],
+                Some(ttl),
+            )
+            .must("set_many with a TTL over existing keys");
+        },
+        |c| {
+            let got = c.get_many(&["none", "longer", "shorter", "fresh"])?;
+            ensure!(
+                got.iter().all(|v| *v == some("new")),
+                "before the batch's deadline: {got:?}"
+            );
+            Ok(())
+        },
+        |c| {
+            let listed = c.list("")?;
+            ensure!(
+                listed.is_empty(),
+                "at the batch's deadline, {listed:?} still live: set_many's TTL must replace \
+                 the TTL (or no TTL) every key had"
+            );
+            Ok(())
         },
     );
 }

@@ -114,3 +114,114 @@ pub(crate) fn data_lifetime_follows_persistence(t: &Ctx) {
         "data after the last contract was dropped (persistent: {persistent})"
     );
 }
+
+pub(crate) fn data_lives_while_any_contract_is_open(t: &Ctx) {
+    let name = t.fresh_name();
+    let a = t.open_as(&name);
+    let b = t.open_as(&name);
+    let c = t.open_as(&name);
+    a.set("k", "v", None).must("set");
+    // Closed, not dropped: the handles stay in scope until the end.
+    a.close().must("close a");
+    assert_eq!(
+        b.get("k").must("get through b after a closed"),
+        "v",
+        "the data lives while another contract of the name is open (a is closed, not dropped)"
+    );
+    let d = t.open_as(&name);
+    assert_eq!(
+        d.get("k")
+            .must("get through a contract opened after a closed"),
+        "v",
+        "a contract opened while others are open joins their data"
+    );
+    b.close().must("close b");
+    c.close().must("close c");
+    assert_eq!(
+        d.list("").must("list through d"),
+        ["k"],
+        "the data lives while one contract of the name is open (three closed, not dropped)"
+    );
+    d.set("k2", "w", None).must("set through d");
+    let persistent = d.capabilities().persistent;
+    d.close().must("close d");
+    // Every contract is closed, none is dropped.
+    let e = t.open_as(&name);
+    if persistent {
+        assert_eq!(
+            e.list("").must("list after every contract closed"),
+            ["k", "k2"],
+            "a persistent driver keeps the data after every contract closed"
+        );
+    } else {
+        let left = e.list("").must("list after every contract closed");
+        assert!(
+            left.is_empty(),
+            "without Capabilities::persistent, the data is released when the last contract \
+             closes, even if closed contracts are not dropped; a new open found {left:?}"
+        );
+    }
+    // The closed handles stay closed and did not reopen anything.
+    assert!(
+        a.get("k").is_err() && d.get("k").is_err(),
+        "closed contracts stay closed"
+    );
+    drop((a, b, c, d));
+    assert_eq!(
+        e.exists("k2").must("exists"),
+        persistent,
+        "dropping closed contracts changes nothing"
+    );
+}
+
+pub(crate) fn reopening_with_another_config_is_invalid_config(t: &Ctx) {
+    let name = t.fresh_name();
+    let a = t.open_as(&name);
+    a.set("k", "v", None).must("set");
+    let Some(refused) = t.open_with_other_config(&name) else {
+        return;
+    };
+    match refused {
+        Ok(c) => {
+            let _ = c.close();
+            panic!(
+                "a store opened with another config while it is open must be InvalidConfig, \
+                 not a silent merge; the open succeeded"
+            )
+        }
+        Err(Error::InvalidConfig { .. }) => {}
+        Err(other) => {
+            panic!("reopening with another config: expected InvalidConfig, got {other:?}")
+        }
+    }
+    // The refused open changed nothing and left nothing behind.
+    assert_eq!(a.get("k").must("get after the refused open"), "v");
+    let b = t.open_as(&name);
+    assert_eq!(
+        b.get("k")
+            .must("get through a second open with the same config"),
+        "v",
+        "the same config still joins after another config was refused"
+    );
+    let persistent = a.capabilities().persistent;
+    a.close().must("close a");
+    b.close().must("close b");
+    if persistent {
+        return;
+    }
+    // Every contract closed: the name is free, and the other config opens a new store.
+    let other = match t.harness().open_with_other_config(&name) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => panic!(
+            "after every contract of the store closed, opening it with another config failed: \
+             {e}; the refused open must not have kept the store open"
+        ),
+        None => panic!("Harness::open_with_other_config returned None the second time"),
+    };
+    let left = other.list("").must("list");
+    assert!(
+        left.is_empty(),
+        "after the last close, a store opened with another config starts empty, found {left:?}"
+    );
+    other.close().must("close");
+}

@@ -1,7 +1,10 @@
-//! Many threads at once: no lost writes, no torn or expired reads, one winner per delete.
+//! Many threads at once: no lost writes, no torn or expired reads, one winner per delete,
+//! and no reader ever sees a write half done.
 //!
 //! Half of the threads use clones of one contract and half open the store by name again,
-//! so both sharing paths are exercised.
+//! so both sharing paths are exercised. The races are built to happen in every run (see
+//! [`crate::race`]): threads start together on the same key, round after round, and readers
+//! read for as long as writers write.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +13,7 @@ use hodor_core::{Contract, Error};
 
 use crate::TestClock;
 use crate::ctx::{Ctx, Must, parallel, show};
+use crate::race::{MIN_READS, MIN_ROUNDS, MIN_WRITES, SetOnDrop, rounds, writers_and_readers};
 
 const THREADS: usize = 4;
 
@@ -27,25 +31,30 @@ fn handles(t: &Ctx, c: &Contract, n: usize) -> Vec<Contract> {
 }
 
 pub(crate) fn concurrent_writers_lose_no_write(t: &Ctx) {
-    const PER_THREAD: usize = 250;
     let c = t.open();
-    parallel(handles(t, &c, THREADS), |i, h| {
-        for n in 0..PER_THREAD {
-            h.set(&format!("w/{i}/{n:03}"), format!("{i}:{n}"), None)
+    // Each round, every thread writes its own new key at the same instant.
+    let key = |i: usize, round: usize| format!("w/{i}/{round:05}");
+    let ran = rounds(
+        handles(t, &c, THREADS),
+        MIN_ROUNDS,
+        |_, _| {},
+        |i, h, round| {
+            h.set(&key(i, round), format!("{i}:{round}"), None)
                 .must("set");
-        }
-    });
+        },
+        |_, _| {},
+    );
     let listed = c.list("w/").must("list");
     assert_eq!(
         listed.len(),
-        THREADS * PER_THREAD,
+        THREADS * ran,
         "every write of distinct keys by concurrent threads is kept"
     );
     for i in 0..THREADS {
-        for n in 0..PER_THREAD {
-            let key = format!("w/{i}/{n:03}");
+        for round in 0..ran {
+            let key = key(i, round);
             match c.get(&key) {
-                Ok(v) => assert_eq!(v, format!("{i}:{n}"), "the value of {key}"),
+                Ok(v) => assert_eq!(v, format!("{i}:{round}"), "the value of {key}"),
                 Err(e) => panic!("the write of {key} was lost: {e}"),
             }
         }
@@ -92,37 +101,30 @@ fn check_whole(v: &[u8], what: &str) {
 
 pub(crate) fn readers_never_see_torn_values(t: &Ctx) {
     const WRITERS: usize = 2;
-    const WRITES: usize = 300;
     let c = t.open();
     c.set("k", vec![0u8; torn_len(0)], None).must("set");
-    let done = AtomicUsize::new(0);
-    parallel(handles(t, &c, WRITERS + 2), |i, h| {
-        if i < WRITERS {
-            for n in 0..WRITES {
-                let byte = ((n * WRITERS + i) % 256) as u8;
-                h.set("k", vec![byte; torn_len(byte)], None).must("set");
+    writers_and_readers(
+        handles(t, &c, WRITERS + 2),
+        WRITERS,
+        MIN_WRITES,
+        MIN_READS,
+        |i, h, n| {
+            let byte = ((n * WRITERS + i) % 256) as u8;
+            h.set("k", vec![byte; torn_len(byte)], None).must("set");
+        },
+        |_, h| {
+            check_whole(&h.get("k").must("get"), "get");
+            if let [Some(v)] = h.get_many(&["k"]).must("get_many").as_slice() {
+                check_whole(v, "get_many");
+            } else {
+                panic!("get_many of a key that always exists returned no value");
             }
-            done.fetch_add(1, Ordering::AcqRel);
-        } else {
-            let mut reads = 0;
-            while (done.load(Ordering::Acquire) < WRITERS && reads < 300) || reads < 10 {
-                check_whole(&h.get("k").must("get"), "get");
-                if let [Some(v)] = h.get_many(&["k"]).must("get_many").as_slice() {
-                    check_whole(v, "get_many");
-                } else {
-                    panic!("get_many of a key that always exists returned no value");
-                }
-                reads += 1;
-            }
-        }
-    });
+        },
+    );
 }
 
 pub(crate) fn readers_never_see_expired_values(t: &Ctx) {
     let c = t.open();
-    if !t.supports_ttl(&c) {
-        return;
-    }
     match t.clock().clone() {
         TestClock::Manual(clock) => {
             // The clock moves in steps, each after both readers finished a round of reads,
@@ -224,15 +226,6 @@ pub(crate) fn readers_never_see_expired_values(t: &Ctx) {
     }
 }
 
-/// Sets the flag when dropped, which includes unwinding from a panic.
-struct SetOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for SetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
 pub(crate) fn concurrent_deletes_remove_once(t: &Ctx) {
     const KEYS: usize = 200;
     let c = t.open();
@@ -266,44 +259,344 @@ pub(crate) fn concurrent_deletes_remove_once(t: &Ctx) {
 }
 
 pub(crate) fn concurrent_lists_stay_sorted_and_complete(t: &Ctx) {
-    const ROUNDS: usize = 300;
     let c = t.open();
     let stable: Vec<String> = (0..100).step_by(2).map(|n| format!("s/{n:03}")).collect();
     for key in &stable {
         c.set(key, "v", None).must("set");
     }
-    let done = AtomicUsize::new(0);
-    parallel(handles(t, &c, 4), |i, h| {
-        if i < 2 {
-            for round in 0..ROUNDS {
-                let n = (round * 2 + 1 + i * 50) % 100;
-                let key = format!("s/{n:03}");
-                h.set(&key, "v", None).must("set");
-                h.set(&format!("{key}x"), "v", None).must("set");
-                h.delete(&key).must("delete");
+    writers_and_readers(
+        handles(t, &c, 4),
+        2,
+        MIN_WRITES,
+        MIN_READS,
+        |i, h, round| {
+            let n = (round * 2 + 1 + i * 50) % 100;
+            let key = format!("s/{n:03}");
+            h.set(&key, "v", None).must("set");
+            h.set(&format!("{key}x"), "v", None).must("set");
+            h.delete(&key).must("delete");
+        },
+        |_, h| {
+            let listed = h.list("s/").must("list");
+            assert!(
+                listed
+                    .windows(2)
+                    .all(|w| matches!(w, [a, b] if a.as_bytes() < b.as_bytes())),
+                "a list during writes is not strictly sorted: {listed:?}"
+            );
+            let missing: Vec<&String> = stable
+                .iter()
+                .filter(|k| listed.binary_search(k).is_err())
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "a list during writes to other keys missed {missing:?}"
+            );
+        },
+    );
+}
+
+pub(crate) fn concurrent_deletes_of_one_key_remove_it_once(t: &Ctx) {
+    let c = t.open();
+    c.set("other", "v", None).must("set other");
+    rounds(
+        handles(t, &c, THREADS),
+        MIN_ROUNDS,
+        |h, round| h.set("hot", round.to_string(), None).must("set hot"),
+        |i, h, round| {
+            // Every fourth round, half of the threads use delete_many.
+            if round % 4 == 3 && i % 2 == 1 {
+                h.delete_many(&["hot", "hot"]).must("delete_many hot") == 1
+            } else {
+                h.delete("hot").must("delete hot")
             }
-            done.fetch_add(1, Ordering::AcqRel);
-        } else {
-            // Until the writers finish, within a bound so readers cannot starve them.
-            let mut lists = 0;
-            while (done.load(Ordering::Acquire) < 2 && lists < 300) || lists < 10 {
-                let listed = h.list("s/").must("list");
+        },
+        |round, removed| {
+            let winners = removed.iter().filter(|&&r| r).count();
+            assert_eq!(
+                winners, 1,
+                "round {round}: {winners} of {THREADS} deletes started together on one live key \
+                 reported removing it; exactly one removed the entry (a check-then-act delete?)"
+            );
+            assert!(
+                !c.exists("hot").must("exists hot"),
+                "round {round}: the key survived its deletes"
+            );
+        },
+    );
+    assert_eq!(
+        c.list("").must("list"),
+        ["other"],
+        "only the other key is left"
+    );
+}
+
+pub(crate) fn concurrent_creates_of_one_key_list_it_once(t: &Ctx) {
+    let c = t.open();
+    let key = |round: usize| format!("new/{round:05}");
+    let ran = rounds(
+        handles(t, &c, THREADS),
+        MIN_ROUNDS,
+        |_, _| {},
+        |i, h, round| {
+            let key = key(round);
+            if i % 2 == 1 && round % 3 == 0 {
+                h.set_many([(key.as_str(), format!("t{i}"))], None)
+                    .must("set_many a new key");
+            } else {
+                h.set(&key, format!("t{i}"), None).must("set a new key");
+            }
+        },
+        |round, _| {
+            let key = key(round);
+            let listed = c.list(&key).must("list");
+            assert_eq!(
+                listed,
+                [key.as_str()],
+                "round {round}: {THREADS} threads created one key at the same instant; it must \
+                 be listed exactly once"
+            );
+            let value = c.get(&key).must("get the new key");
+            assert!(
+                (0..THREADS).any(|i| value == format!("t{i}").as_str()),
+                "round {round}: the value {} was not written by any thread",
+                show(&value)
+            );
+        },
+    );
+    assert_eq!(c.list("new/").must("list").len(), ran);
+}
+
+pub(crate) fn readers_never_miss_a_key_being_overwritten(t: &Ctx) {
+    const WRITERS: usize = 2;
+    let c = t.open();
+    c.set("k", "v-init", None).must("set k");
+    c.set("k/child", "v", None).must("set k/child");
+    writers_and_readers(
+        handles(t, &c, WRITERS + 2),
+        WRITERS,
+        MIN_WRITES,
+        MIN_READS,
+        |i, h, n| {
+            let value = format!("v-{i}-{n}");
+            if n % 5 == 4 {
+                h.set_many([("k", value)], None).must("set_many k");
+            } else {
+                h.set("k", value, None).must("set k");
+            }
+        },
+        |_, h| {
+            // Each read kind in turn; every one must find the key that always exists.
+            let value = h.get("k").unwrap_or_else(|e| {
+                panic!(
+                    "get of a key that is only ever overwritten failed: {e} (an overwrite \
+                        that deletes, then inserts?)"
+                )
+            });
+            assert!(value.starts_with(b"v-"), "get returned {}", show(&value));
+            assert!(
+                h.exists("k").must("exists"),
+                "exists of a key being overwritten is false"
+            );
+            h.stat("k").unwrap_or_else(|e| {
+                panic!("stat of a key that is only ever overwritten failed: {e}")
+            });
+            let many = h.get_many(&["k"]).must("get_many");
+            assert!(
+                matches!(many.as_slice(), [Some(_)]),
+                "get_many of a key being overwritten found nothing"
+            );
+            let listed = h.list("k").must("list");
+            assert_eq!(listed, ["k", "k/child"], "list of a key being overwritten");
+        },
+    );
+}
+
+pub(crate) fn readers_see_each_value_with_its_own_ttl(t: &Ctx) {
+    // Two values of different lengths: stat's size tells which one a reader saw, and its
+    // expires_at must belong to that same write.
+    const WITH_TTL: &str = "with-ttl";
+    const WITHOUT_TTL: &str = "written-without-ttl";
+    let ttl = Duration::from_secs(3600);
+    let c = t.open();
+    c.set("k", WITHOUT_TTL, None).must("set k");
+    writers_and_readers(
+        handles(t, &c, 4),
+        2,
+        MIN_WRITES,
+        MIN_READS,
+        |i, h, n| {
+            let (value, ttl) = if (n + i) % 2 == 0 {
+                (WITH_TTL, Some(ttl))
+            } else {
+                (WITHOUT_TTL, None)
+            };
+            if n % 7 == 6 {
+                h.set_many([("k", value)], ttl).must("set_many k");
+            } else {
+                h.set("k", value, ttl).must("set k");
+            }
+        },
+        |_, h| {
+            let meta = h.stat("k").must("stat k");
+            if meta.size == WITH_TTL.len() as u64 {
                 assert!(
-                    listed
-                        .windows(2)
-                        .all(|w| matches!(w, [a, b] if a.as_bytes() < b.as_bytes())),
-                    "a list during writes is not strictly sorted: {listed:?}"
+                    meta.expires_at.is_some(),
+                    "stat saw the value written with a TTL but no expiry: the TTL is set in a \
+                     second step after the value"
                 );
-                let missing: Vec<&String> = stable
-                    .iter()
-                    .filter(|k| listed.binary_search(k).is_err())
-                    .collect();
+            } else {
+                assert_eq!(meta.size, WITHOUT_TTL.len() as u64, "stat size");
                 assert!(
-                    missing.is_empty(),
-                    "a list during writes to other keys missed {missing:?}"
+                    meta.expires_at.is_none(),
+                    "stat saw the value written without a TTL with the expiry {:?} of an \
+                     earlier write: the old TTL is cleared in a second step",
+                    meta.expires_at
                 );
-                lists += 1;
+            }
+        },
+    );
+}
+
+/// The n-th key of the list/get agreement case.
+fn nth(n: usize) -> String {
+    format!("g/{n:05}")
+}
+
+fn number_of(key: &str) -> Option<usize> {
+    key.strip_prefix("g/")?.parse().ok()
+}
+
+/// The keys listed in the blocks of a hundred holding keys `from..=to`, in order: a read
+/// costs the same however many keys the writer has made.
+fn listed_around(h: &Contract, from: usize, to: usize) -> Vec<String> {
+    let mut listed = Vec::new();
+    for block in from / 100..=to / 100 {
+        listed.extend(h.list(&format!("g/{block:03}")).must("list"));
+    }
+    listed
+}
+
+pub(crate) fn list_and_get_agree_while_keys_come_and_go(t: &Ctx) {
+    let c = t.open();
+    // Phase one: keys are only created, in order; `done` counts the sets that returned.
+    let done = AtomicUsize::new(0);
+    writers_and_readers(
+        handles(t, &c, 3),
+        1,
+        MIN_WRITES,
+        MIN_READS,
+        |_, h, n| {
+            h.set(&nth(n), "v", None).must("set");
+            done.store(n + 1, Ordering::Release);
+        },
+        |_, h| {
+            let before = done.load(Ordering::Acquire);
+            // The key being written: once get finds it, list must show it.
+            let next = nth(before);
+            if h.exists(&next).must("exists") {
+                let listed = h.list(&next).must("list");
+                assert!(
+                    listed.contains(&next),
+                    "{next} was readable but not listed: the data is written before the index"
+                );
+            }
+            // The latest completed writes (earlier ones were checked by earlier reads).
+            let from = before.saturating_sub(64);
+            let listed = listed_around(h, from, before);
+            for n in from..before {
+                assert!(
+                    listed.binary_search(&nth(n)).is_ok(),
+                    "{} was written before the list began but is not listed",
+                    nth(n)
+                );
+            }
+            // Nothing is deleted in this phase: whatever is listed can be read.
+            for key in listed
+                .iter()
+                .filter(|k| number_of(k).is_some_and(|n| n >= before))
+            {
+                assert!(
+                    h.get(key).is_ok(),
+                    "{key} was listed but get found nothing: the index is written before the \
+                     data"
+                );
+            }
+        },
+    );
+    let created = done.load(Ordering::Acquire);
+    // Phase two: the keys are only deleted, in order; `gone` counts the deletes that
+    // returned.
+    let gone = AtomicUsize::new(0);
+    writers_and_readers(
+        handles(t, &c, 3),
+        1,
+        created.min(MIN_WRITES),
+        MIN_READS,
+        |_, h, n| {
+            if n < created {
+                h.delete(&nth(n)).must("delete");
+                gone.store(n + 1, Ordering::Release);
+            }
+        },
+        |_, h| {
+            let before = gone.load(Ordering::Acquire);
+            // The key being deleted: once get misses it, list must not show it.
+            let next = nth(before);
+            if before < created && !h.exists(&next).must("exists") {
+                let listed = h.list(&next).must("list");
+                assert!(
+                    !listed.contains(&next),
+                    "{next} was no longer readable but still listed: the data is removed before \
+                     the index"
+                );
+            }
+            let to = (before + 64).min(created);
+            let listed = listed_around(h, before, to);
+            if let Some(first) = listed.first() {
+                assert!(
+                    number_of(first).is_some_and(|n| n >= before),
+                    "{first} was deleted before the list began but is listed"
+                );
+            }
+            // Nothing is created in this phase: a key missing from the list stays gone.
+            let unlisted = (before..to)
+                .map(nth)
+                .find(|k| listed.binary_search(k).is_err());
+            if let Some(key) = unlisted {
+                assert!(
+                    !h.exists(&key).must("exists"),
+                    "{key} was not listed but still readable: the index is removed before the \
+                     data"
+                );
+            }
+        },
+    );
+    assert!(c.list("g/").must("list").len() <= created);
+}
+
+pub(crate) fn entries_gauge_is_exact_after_concurrent_writes(t: &Ctx) {
+    const PER_THREAD: usize = 150;
+    let c = t.open();
+    if c.metrics().entries.is_none() {
+        t.skip("the driver reports no entries gauge");
+        return;
+    }
+    parallel(handles(t, &c, THREADS), |i, h| {
+        for n in 0..PER_THREAD {
+            h.set(&format!("e/{i}/{n:03}"), "v", None).must("set");
+            if n % 3 == 0 {
+                // Overwrites and deletes move the gauge too, or must leave it alone.
+                h.set(&format!("e/{i}/{n:03}"), "w", None).must("overwrite");
+                h.delete(&format!("e/{i}/{:03}", n / 2)).must("delete");
             }
         }
     });
+    let listed = c.list("").must("list").len() as u64;
+    assert_eq!(
+        c.metrics().entries,
+        Some(listed),
+        "after concurrent writes and deletes, the entries gauge differs from the {listed} \
+         keys listed"
+    );
 }

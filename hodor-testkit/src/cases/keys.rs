@@ -152,3 +152,143 @@ pub(crate) fn invalid_keys_are_rejected(t: &Ctx) {
         "rejected calls changed nothing"
     );
 }
+
+/// Keys that read as the same number, or as numbers at all: a driver that stores keys
+/// in a numeric column, a JSON object or a sorted set scored by number merges or reorders
+/// them.
+const NUMERIC_KEYS: &[&str] = &[
+    "0", "00", "-0", "+0", "0.0", "0e0", ".0", "7", "07", "007", "+7", "7.0", "7.", "7e0", "0x7",
+    "0o7", " 7", "7 ", "\u{667}", "\u{ff17}", "10", "010", "1e1", "1", "01", "1.0", "-1", "1_000",
+    "1000", "1,000", "9", "10.0", "inf", "Infinity", "NaN", "nan", "true", "null",
+];
+
+pub(crate) fn numeric_lookalike_keys_are_distinct(t: &Ctx) {
+    let c = t.open();
+    for (i, key) in NUMERIC_KEYS.iter().enumerate() {
+        c.set(key, value_for(i), None)
+            .must(format_args!("set {key:?}"));
+    }
+    for (i, key) in NUMERIC_KEYS.iter().enumerate() {
+        assert_eq!(
+            c.get(key).must(format_args!("get {key:?}")),
+            value_for(i),
+            "{key:?} must not share an entry with a key of the same numeric value"
+        );
+    }
+    let mut sorted = NUMERIC_KEYS.to_vec();
+    sorted.sort_unstable();
+    assert_eq!(
+        c.list("").must("list"),
+        sorted,
+        "every number-like key is its own key, sorted by bytes (\"10\" before \"9\")"
+    );
+    assert_eq!(
+        c.list("0").must("list \"0\""),
+        [
+            "0", "0.0", "00", "007", "01", "010", "07", "0e0", "0o7", "0x7"
+        ],
+        "list by a numeric prefix is a byte prefix"
+    );
+    assert!(c.delete("7").must("delete 7"), "delete \"7\"");
+    for key in ["07", "007", "+7", "7.0"] {
+        assert!(
+            c.exists(key).must("exists"),
+            "deleting \"7\" removed {key:?}"
+        );
+    }
+}
+
+/// Keys of exactly [`MAX_KEY_LEN`](hodor_core::MAX_KEY_LEN) bytes and keys that differ
+/// only far into them: a driver that truncates keys, counts characters, or compares only a
+/// prefix (an index limited to 250, 255, 512, 767 or 1000 bytes) merges them.
+fn long_keys() -> Vec<String> {
+    const MAX: usize = hodor_core::MAX_KEY_LEN;
+    let mut keys = vec![
+        "\u{e9}".repeat(MAX / 2),
+        format!("{}x", "\u{65e5}".repeat(MAX / 3)),
+        "\u{1f600}".repeat(MAX / 4),
+        format!("{}\u{1f601}", "\u{1f600}".repeat(MAX / 4 - 1)),
+        // A prefix of the two above: listing it as a prefix returns all three.
+        "\u{1f600}".repeat(MAX / 4 - 1),
+        format!("{}\u{1f600}", "a\u{e9}\u{65e5}\u{1f600}".repeat(102)),
+        format!("{}\u{1f601}", "a\u{e9}\u{65e5}\u{1f600}".repeat(102)),
+    ];
+    // Pairs identical up to byte `at`, then different, each padded to the longest key.
+    for at in [250, 255, 256, 512, 767, 1000, MAX - 1] {
+        for last in ['a', 'b'] {
+            let mut key = "k".repeat(at);
+            key.push(last);
+            while key.len() < MAX {
+                key.push('z');
+            }
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+pub(crate) fn longest_keys_with_multibyte_characters_round_trip(t: &Ctx) {
+    let c = t.open();
+    let keys = long_keys();
+    for key in &keys {
+        assert!(key.len() <= hodor_core::MAX_KEY_LEN, "{}", key.len());
+    }
+    for (i, key) in keys.iter().enumerate() {
+        c.set(key, value_for(i), None)
+            .must(format_args!("set a {}-byte key", key.len()));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let first_difference = keys
+            .iter()
+            .filter(|other| *other != key)
+            .map(|other| {
+                key.bytes()
+                    .zip(other.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        assert_eq!(
+            c.get(key)
+                .must(format_args!("get a {}-byte key", key.len())),
+            value_for(i),
+            "the {}-byte key #{i} shares an entry with a key equal to it for its first \
+             {first_difference} bytes",
+            key.len()
+        );
+    }
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    let listed = c.list("").must("list");
+    assert!(
+        listed == sorted,
+        "the long keys are listed whole, each once, sorted by bytes ({} listed of {}; \
+         lengths listed: {:?})",
+        listed.len(),
+        sorted.len(),
+        listed.iter().map(String::len).collect::<Vec<_>>()
+    );
+    let prefix = "\u{1f600}".repeat(hodor_core::MAX_KEY_LEN / 4 - 1);
+    assert_eq!(
+        c.list(&prefix).must("list by a 1020-byte prefix").len(),
+        3,
+        "a 1020-byte prefix lists itself and the two keys extending it"
+    );
+    let twin = |at: usize, last: char| {
+        let mut key = "k".repeat(at);
+        key.push(last);
+        while key.len() < hodor_core::MAX_KEY_LEN {
+            key.push('z');
+        }
+        key
+    };
+    assert!(
+        c.delete(&twin(1000, 'a')).must("delete"),
+        "delete a long key"
+    );
+    assert!(
+        c.exists(&twin(1000, 'b')).must("exists"),
+        "deleting a 1024-byte key removed its twin differing at byte 1000"
+    );
+}

@@ -33,7 +33,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ALL.len());
-        assert!(ALL.len() >= 60, "{} cases", ALL.len());
+        assert!(ALL.len() >= 100, "{} cases", ALL.len());
         for case in ALL {
             assert!(case.rule.len() > 20, "{} states its rule", case.name);
         }

@@ -1,6 +1,13 @@
 //! Model-based testing: random operation sequences run against the driver and against a
 //! reference model (a `BTreeMap` with expiry), comparing every result. proptest shrinks a
 //! failing sequence to a minimal one and saves it to the harness's regression file.
+//!
+//! The sequences come from a fixed seed, so every run checks the same ones and a driver
+//! that fails once fails every time (`PROPTEST_RNG_SEED` picks another seed,
+//! `PROPTEST_CASES` runs more sequences). Few keys and weighted operations make TTLs,
+//! overwrites, bulk calls and deletes meet: the unit test at the end counts how often each
+//! interplay happens over the seeded run, so a change to the generator cannot quietly stop
+//! reaching one.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -10,7 +17,7 @@ use hodor_core::{Bytes, Contract, Error};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use proptest::test_runner::{
-    Config, FailurePersistence, FileFailurePersistence, TestCaseError, TestRunner,
+    Config, FailurePersistence, FileFailurePersistence, RngSeed, TestCaseError, TestRunner,
 };
 
 use crate::TestClock;
@@ -18,10 +25,11 @@ use crate::ctx::Ctx;
 
 /// Few keys, so sequences collide; chosen so that several are prefixes of others and
 /// byte order differs from naive orders.
-const KEYS: &[&str] = &[
-    "a", "a/", "a/b", "a/b/c", "ab", "b", "B", "é", "e\u{301}", " ", "*", "%2F", "/",
-];
-const PREFIXES: &[&str] = &["", "a", "a/", "a/b", "b", "é", "e", "*", "%", "/", "zz"];
+const KEYS: &[&str] = &["a", "a/", "a/b", "ab", "b", "B", "é", "e\u{301}", "*"];
+const PREFIXES: &[&str] = &["", "a", "a/", "b", "é", "e", "*", "zz"];
+
+/// The seed of the sequences when `PROPTEST_RNG_SEED` is not set.
+const SEED: u64 = 0x0068_6f64_6f72; // "hodor"
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -88,20 +96,20 @@ fn op(mode: &Mode) -> BoxedStrategy<Op> {
         (2, key().prop_map(Op::Stat).boxed()),
         (3, prop::sample::select(PREFIXES).prop_map(Op::List).boxed()),
         (
-            1,
-            prop::collection::vec(key(), 0..4)
+            2,
+            prop::collection::vec(key(), 0..5)
                 .prop_map(Op::GetMany)
                 .boxed(),
         ),
         (
-            1,
-            (prop::collection::vec((key(), value()), 0..4), ttl(mode))
+            2,
+            (prop::collection::vec((key(), value()), 0..6), ttl(mode))
                 .prop_map(|(e, t)| Op::SetMany(e, t))
                 .boxed(),
         ),
         (
-            1,
-            prop::collection::vec(key(), 0..4)
+            2,
+            prop::collection::vec(key(), 0..5)
                 .prop_map(Op::DeleteMany)
                 .boxed(),
         ),
@@ -130,9 +138,118 @@ struct Entry {
 struct Model {
     now: SystemTime,
     entries: BTreeMap<String, Entry>,
+    /// Deadlines a later write replaced or cleared, by key: passing one while the key is
+    /// live is where a driver's stale expiry records bite.
+    replaced_deadlines: BTreeMap<String, SystemTime>,
+    /// Counted only by the generator's own test.
+    #[cfg_attr(not(test), allow(dead_code))]
+    coverage: Coverage,
+}
+
+/// How often a run reached each interplay of TTLs, overwrites, bulk calls and deletes.
+#[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(not(test), allow(dead_code))]
+struct Coverage {
+    /// A read (get, exists, stat, get_many, list) met an expired entry.
+    expired_reads: usize,
+    /// A set or set_many replaced a live entry's TTL (or cleared it).
+    ttl_replaced: usize,
+    /// Time passed a replaced deadline while the key was live.
+    stale_deadlines_passed: usize,
+    /// A set or set_many wrote over an expired entry.
+    writes_over_expired: usize,
+    /// A delete or delete_many met an expired entry.
+    deletes_of_expired: usize,
+    /// A set_many overwrote an existing live entry.
+    bulk_overwrites: usize,
+    /// A set_many or delete_many named one key twice.
+    bulk_duplicates: usize,
 }
 
 impl Model {
+    fn new(now: SystemTime) -> Model {
+        Model {
+            now,
+            entries: BTreeMap::new(),
+            replaced_deadlines: BTreeMap::new(),
+            coverage: Coverage::default(),
+        }
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn expired(&self, key: &str) -> bool {
+        self.entries.contains_key(key) && self.live(key).is_none()
+    }
+
+    /// Counts what `op` is about to exercise.
+    #[cfg_attr(not(test), allow(dead_code))]
+    fn observe(&mut self, op: &Op) {
+        let mut cov = self.coverage;
+        let expired =
+            |keys: &mut dyn Iterator<Item = &str>| keys.filter(|k| self.expired(k)).count();
+        let twice = |keys: &[&str]| {
+            let mut sorted = keys.to_vec();
+            sorted.sort_unstable();
+            sorted.windows(2).any(|w| matches!(w, [a, b] if a == b))
+        };
+        match op {
+            Op::Get(k) | Op::Exists(k) | Op::Stat(k) => {
+                cov.expired_reads += expired(&mut std::iter::once(*k));
+            }
+            Op::GetMany(keys) => cov.expired_reads += expired(&mut keys.iter().copied()),
+            Op::List(prefix) => {
+                cov.expired_reads += expired(
+                    &mut self
+                        .entries
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|k| k.starts_with(prefix)),
+                );
+            }
+            Op::Set(k, _, ttl) => {
+                cov.writes_over_expired += expired(&mut std::iter::once(*k));
+                if self
+                    .live(k)
+                    .is_some_and(|e| e.expires.is_some() || ttl.is_some())
+                {
+                    cov.ttl_replaced += 1;
+                }
+            }
+            Op::SetMany(entries, ttl) => {
+                let keys: Vec<&str> = entries.iter().map(|(k, _)| *k).collect();
+                cov.writes_over_expired += expired(&mut keys.iter().copied());
+                let live: Vec<&str> = keys
+                    .iter()
+                    .copied()
+                    .filter(|k| self.live(k).is_some())
+                    .collect();
+                cov.bulk_overwrites += live.len();
+                cov.ttl_replaced += live
+                    .iter()
+                    .filter(|k| {
+                        self.live(k)
+                            .is_some_and(|e| e.expires.is_some() || ttl.is_some())
+                    })
+                    .count();
+                cov.bulk_duplicates += usize::from(twice(&keys));
+            }
+            Op::Delete(k) => cov.deletes_of_expired += expired(&mut std::iter::once(*k)),
+            Op::DeleteMany(keys) => {
+                cov.deletes_of_expired += expired(&mut keys.iter().copied());
+                cov.bulk_duplicates += usize::from(twice(keys));
+            }
+            Op::Advance(by) => {
+                let to = self.now + *by;
+                cov.stale_deadlines_passed += self
+                    .replaced_deadlines
+                    .iter()
+                    .filter(|(k, at)| self.now < **at && **at <= to && self.live(k).is_some())
+                    .count();
+            }
+        }
+        self.coverage = cov;
+    }
+
     fn live(&self, key: &str) -> Option<&Entry> {
         self.entries
             .get(key)
@@ -142,6 +259,9 @@ impl Model {
     fn set(&mut self, key: &str, value: &[u8], ttl: Option<Duration>) {
         // TTLs are kept to the millisecond, rounded up.
         let ttl = ttl.map(|d| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64));
+        if let Some(at) = self.live(key).and_then(|e| e.expires) {
+            self.replaced_deadlines.insert(key.to_owned(), at);
+        }
         self.entries.insert(
             key.to_owned(),
             Entry {
@@ -154,7 +274,9 @@ impl Model {
 
     fn delete(&mut self, key: &str) -> bool {
         let live = self.live(key).is_some();
-        self.entries.remove(key);
+        if let Some(at) = self.entries.remove(key).and_then(|e| e.expires) {
+            self.replaced_deadlines.insert(key.to_owned(), at);
+        }
         live
     }
 
@@ -259,10 +381,7 @@ fn step(c: &Contract, model: &mut Model, mode: &Mode, op: &Op) -> Result<(), Str
 
 fn run_sequence(t: &Ctx, mode: &Mode, ops: &[Op]) -> Result<(), TestCaseError> {
     let c = t.open();
-    let mut model = Model {
-        now: t.now(),
-        entries: BTreeMap::new(),
-    };
+    let mut model = Model::new(t.now());
     for (i, op) in ops.iter().enumerate() {
         step(&c, &mut model, mode, op)
             .map_err(|e| TestCaseError::fail(format!("operation #{i}, {op:?}: {e}")))?;
@@ -278,27 +397,113 @@ fn run_sequence(t: &Ctx, mode: &Mode, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-pub(crate) fn model_matches_reference(t: &Ctx) {
-    let probe = t.open();
-    let ttl = probe.capabilities().ttl;
-    let _ = probe.close();
-    let clock = match t.clock() {
-        TestClock::Manual(clock) => Some(clock.clone()),
-        TestClock::Real { .. } => None,
-    };
-    let mode = Mode { ttl, clock };
-    // Config::default() reads PROPTEST_CASES and the other PROPTEST_* variables; only
-    // where failures are saved is set here.
-    let config = Config {
-        failure_persistence: t.harness().regressions_file().map(|file| {
+/// The runner's settings: `PROPTEST_*` variables as proptest reads them, the seed fixed
+/// unless `PROPTEST_RNG_SEED` is set.
+fn config(failures: Option<&'static str>) -> Config {
+    let mut config = Config {
+        failure_persistence: failures.map(|file| {
             Box::new(FileFailurePersistence::Direct(file)) as Box<dyn FailurePersistence>
         }),
         source_file: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new(config);
-    let strategy = prop::collection::vec(op(&mode), 1..40);
-    if let Err(failure) = runner.run(&strategy, |ops| run_sequence(t, &mode, &ops)) {
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(SEED);
+    }
+    config
+}
+
+/// The sequences: up to 60 operations each.
+fn sequences(mode: &Mode) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(mode), 1..60)
+}
+
+pub(crate) fn model_matches_reference(t: &Ctx) {
+    let ttl = t.capabilities().ttl;
+    let clock = match t.clock() {
+        TestClock::Manual(clock) => Some(clock.clone()),
+        TestClock::Real { .. } => None,
+    };
+    let mode = Mode { ttl, clock };
+    let mut runner = TestRunner::new(config(t.harness().regressions_file()));
+    if let Err(failure) = runner.run(&sequences(&mode), |ops| run_sequence(t, &mode, &ops)) {
         panic!("the driver disagrees with the reference model: {failure}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the seeded sequences through the model alone and counts the interplay they
+    /// reach: every run of the case (which draws the same sequences) reaches at least this.
+    #[test]
+    fn the_seeded_sequences_reach_every_interplay() {
+        let mode = Mode {
+            ttl: true,
+            clock: Some(ManualClock::new()),
+        };
+        let total = std::cell::Cell::new(Coverage::default());
+        let sequences_run = std::cell::Cell::new(0u32);
+        let cases = config(None).cases;
+        let mut runner = TestRunner::new(config(None));
+        runner
+            .run(&sequences(&mode), |ops| {
+                let mut model = Model::new(SystemTime::UNIX_EPOCH);
+                for op in &ops {
+                    model.observe(op);
+                    match op {
+                        Op::Set(k, v, ttl) => model.set(k, v, *ttl),
+                        Op::SetMany(entries, ttl) => {
+                            for (k, v) in entries {
+                                model.set(k, v, *ttl);
+                            }
+                        }
+                        Op::Delete(k) => {
+                            model.delete(k);
+                        }
+                        Op::DeleteMany(keys) => {
+                            for k in keys {
+                                model.delete(k);
+                            }
+                        }
+                        Op::Advance(by) => model.now += *by,
+                        _ => {}
+                    }
+                }
+                let c = model.coverage;
+                let mut sum = total.get();
+                sum.expired_reads += c.expired_reads;
+                sum.ttl_replaced += c.ttl_replaced;
+                sum.stale_deadlines_passed += c.stale_deadlines_passed;
+                sum.writes_over_expired += c.writes_over_expired;
+                sum.deletes_of_expired += c.deletes_of_expired;
+                sum.bulk_overwrites += c.bulk_overwrites;
+                sum.bulk_duplicates += c.bulk_duplicates;
+                total.set(sum);
+                sequences_run.set(sequences_run.get() + 1);
+                Ok(())
+            })
+            .unwrap();
+        let (total, sequences_run) = (total.get(), sequences_run.get());
+        assert_eq!(sequences_run, cases);
+        println!("{sequences_run} sequences: {total:?}");
+        // Proportional to the number of sequences, so PROPTEST_CASES does not break it.
+        let floor = (cases as usize / 4).max(1);
+        let reached = [
+            ("expired_reads", total.expired_reads),
+            ("ttl_replaced", total.ttl_replaced),
+            ("stale_deadlines_passed", total.stale_deadlines_passed),
+            ("writes_over_expired", total.writes_over_expired),
+            ("deletes_of_expired", total.deletes_of_expired),
+            ("bulk_overwrites", total.bulk_overwrites),
+            ("bulk_duplicates", total.bulk_duplicates),
+        ];
+        for (what, n) in reached {
+            assert!(
+                n >= floor,
+                "{what}: reached {n} times in {cases} sequences, want {floor}"
+            );
+        }
     }
 }

@@ -105,3 +105,93 @@ pub(crate) fn json_values_round_trip(t: &Ctx) {
         "get_json of a value that is not JSON"
     );
 }
+
+/// Values that text-mode code damages: line endings converted, trailing newlines or spaces
+/// trimmed, a BOM or Ctrl-Z eaten, numbers and JSON re-encoded, NUL ending a C string.
+const TEXT_VALUES: &[&[u8]] = &[
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"\r\r\n",
+    b"\n\r",
+    b"line\n",
+    b"line\r\n",
+    b"line\n\n",
+    b"a\r\nb",
+    b"a\nb\r\nc\rd",
+    b"\n\nleading",
+    b" ",
+    b"  padded  ",
+    b"\t",
+    b"tab\t",
+    b"\x0b\x0c",
+    b"\xef\xbb\xbfbom",
+    b"\x1a",
+    b"text\x1a",
+    b"\0",
+    b"nul\0after",
+    b"\0\0\0",
+    b"\xc2\x85",
+    b"\xe2\x80\xa8",
+    b"\xff\xfe\x00a",
+    b"007",
+    b"+7",
+    b"-0",
+    b"0.10",
+    b"1e3",
+    b"0x1F",
+    b"NaN",
+    b"null",
+    b"true",
+    b"\"quoted\"",
+    b"{}",
+    b"[1, 2]",
+    b"\\n",
+    b"%0A",
+    b"&#10;",
+];
+
+pub(crate) fn text_values_round_trip_unchanged(t: &Ctx) {
+    let c = t.open();
+    let keys: Vec<String> = (0..TEXT_VALUES.len())
+        .map(|i| format!("text/{i:02}"))
+        .collect();
+    // Half through set, half through set_many.
+    let (by_set, by_many) = keys.split_at(keys.len() / 2);
+    for (key, value) in by_set.iter().zip(TEXT_VALUES) {
+        c.set(key, Bytes::from_static(value), None)
+            .must(format_args!("set {key}"));
+    }
+    let rest = TEXT_VALUES.iter().skip(by_set.len());
+    c.set_many(
+        by_many
+            .iter()
+            .zip(rest)
+            .map(|(k, v)| (k.as_str(), Bytes::from_static(v))),
+        None,
+    )
+    .must("set_many");
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let many = c.get_many(&refs).must("get_many");
+    for ((key, value), got_many) in keys.iter().zip(TEXT_VALUES).zip(&many) {
+        let got = c.get(key).must(format_args!("get {key}"));
+        assert!(
+            got == *value,
+            "get {key}: stored {}, read back {}",
+            show(value),
+            show(&got)
+        );
+        assert!(
+            got_many.as_deref() == Some(*value),
+            "get_many, {key}: stored {}, read back {:?}",
+            show(value),
+            got_many.as_deref().map(show)
+        );
+        assert_eq!(
+            c.stat(key).must("stat").size,
+            value.len() as u64,
+            "stat size of {key}, holding {}",
+            show(value)
+        );
+    }
+}

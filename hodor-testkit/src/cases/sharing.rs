@@ -80,3 +80,148 @@ pub(crate) fn same_name_shares_expiry(t: &Ctx) {
         },
     );
 }
+
+/// Opens every name, writes a different value under one key in each, and checks each
+/// store sees only its own.
+fn assert_isolated(t: &Ctx, names: &[String], why: &str) {
+    let stores: Vec<_> = names.iter().map(|n| t.open_as(n)).collect();
+    for (i, c) in stores.iter().enumerate() {
+        c.set("k", format!("store {i}"), None).must("set k");
+        c.set(&format!("own/{i}"), "v", None).must("set own");
+    }
+    for (i, c) in stores.iter().enumerate() {
+        let name = names.get(i).map_or("", String::as_str);
+        let shown = crate::ctx::show(name.as_bytes());
+        assert_eq!(
+            c.get("k").must("get k"),
+            format!("store {i}"),
+            "the store named {shown} sees another store's k: names that {why} must be \
+             different stores"
+        );
+        assert_eq!(
+            c.list("").must("list"),
+            ["k".to_owned(), format!("own/{i}")],
+            "the store named {shown} lists another store's keys: names that {why} must be \
+             different stores"
+        );
+    }
+}
+
+pub(crate) fn names_differing_in_case_are_isolated(t: &Ctx) {
+    let base = t.fresh_name();
+    let names: Vec<String> = [
+        "store", "Store", "STORE", "\u{e9}", "\u{c9}", "\u{df}", "SS",
+    ]
+    .iter()
+    .map(|s| format!("{base}-{s}"))
+    .collect();
+    assert_isolated(t, &names, "differ only in case");
+}
+
+pub(crate) fn names_differing_only_after_byte_64_are_isolated(t: &Ctx) {
+    // A backend that keeps names in a fixed-width column or hashes a prefix of them
+    // confuses these; the unique part of each name comes first, so they collide only
+    // with each other.
+    for at in [64, 128, 255, 256, hodor_core::MAX_KEY_LEN - 1] {
+        let mut common = t.fresh_name_tagged("n");
+        while common.len() < at {
+            common.push('.');
+        }
+        let names: Vec<String> = ["a", "b"]
+            .iter()
+            .map(|last| {
+                let mut name = format!("{common}{last}");
+                // Past the difference, the names agree again (up to the longest name).
+                while name.len() < (at + 8).min(hodor_core::MAX_KEY_LEN) {
+                    name.push('.');
+                }
+                name
+            })
+            .collect();
+        assert_isolated(t, &names, &format!("are equal for their first {at} bytes"));
+    }
+}
+
+pub(crate) fn same_name_sees_writes_at_once_both_ways(t: &Ctx) {
+    let a = t.open();
+    let b = t.open_as(a.name());
+    for round in 0..40 {
+        // Alternate who writes; the reader reads first, so a handle that caches what it
+        // read (values, misses, listings, metadata) is caught serving the old answer.
+        let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let key = if round % 4 < 2 { "k" } else { "k/x" };
+        let _ = reader.get(key);
+        let _ = reader.exists(key);
+        let _ = reader.stat(key);
+        let _ = reader.get_many(&[key]);
+        let _ = reader.list("k");
+        let value = format!("round {round}: {}", "v".repeat(round));
+        let who = if round % 2 == 0 {
+            "a, read through b"
+        } else {
+            "b, read through a"
+        };
+        match round % 5 {
+            4 => {
+                // Delete what the reader just saw.
+                let _ = writer.delete(key);
+                assert!(
+                    !reader.exists(key).must("exists"),
+                    "round {round}: a delete through {who} still exists"
+                );
+                assert!(
+                    matches!(reader.get(key), Err(hodor_core::Error::NotFound { .. })),
+                    "round {round}: a delete through {who} is still readable"
+                );
+                assert!(
+                    reader.stat(key).is_err(),
+                    "round {round}: a delete through {who} still has metadata"
+                );
+                assert_eq!(
+                    reader.get_many(&[key]).must("get_many"),
+                    [None],
+                    "round {round}: a delete through {who}, read by get_many"
+                );
+                assert!(
+                    !reader.list("k").must("list").iter().any(|k| k == key),
+                    "round {round}: a delete through {who} is still listed"
+                );
+                continue;
+            }
+            3 => writer
+                .set_many([(key, value.clone())], None)
+                .must("set_many"),
+            _ => writer.set(key, value.clone(), None).must("set"),
+        }
+        assert_eq!(
+            reader.get(key).must(format_args!("round {round}: get")),
+            value,
+            "round {round}: a write through {who}"
+        );
+        assert!(reader.exists(key).must("exists"), "round {round}: exists");
+        assert_eq!(
+            reader.stat(key).must("stat").size,
+            value.len() as u64,
+            "round {round}: the size of a write through {who}"
+        );
+        assert_eq!(
+            reader.get_many(&[key]).must("get_many"),
+            [Some(hodor_core::Bytes::from(value.clone()))],
+            "round {round}: a write through {who}, read by get_many"
+        );
+        assert!(
+            reader.list("k").must("list").iter().any(|k| k == key),
+            "round {round}: a write through {who} is not listed"
+        );
+    }
+    // A bulk delete in one direction, a bulk write in the other.
+    a.set_many([("m/1", "1"), ("m/2", "2")], None)
+        .must("set_many");
+    assert_eq!(b.get_many(&["m/1", "m/2"]).must("get_many").len(), 2);
+    assert_eq!(b.delete_many(&["m/1", "m/2"]).must("delete_many"), 2);
+    assert_eq!(a.get_many(&["m/1", "m/2"]).must("get_many"), [None, None]);
+    assert!(
+        a.list("m/").must("list").is_empty(),
+        "a bulk delete through b"
+    );
+}

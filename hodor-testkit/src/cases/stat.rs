@@ -80,3 +80,51 @@ pub(crate) fn stat_without_ttl_has_no_expiry(t: &Ctx) {
     assert_eq!(c.stat("k").must("stat k").expires_at, None);
     assert_eq!(c.stat("m").must("stat m").expires_at, None);
 }
+
+pub(crate) fn reads_leave_metadata_unchanged(t: &Ctx) {
+    let c = t.open();
+    let ttl = c.capabilities().ttl.then_some(Duration::from_secs(3600));
+    c.set("k", "not json", ttl).must("set k");
+    c.set("k/child", "v", None).must("set k/child");
+    let before = c.stat("k").must("stat k");
+    let step = match t.clock() {
+        TestClock::Manual(_) => Duration::from_secs(1),
+        // Enough for a backend keeping times to the millisecond to show a change.
+        TestClock::Real { .. } => Duration::from_millis(10),
+    };
+    let reads: [(&str, &dyn Fn()); 8] = [
+        ("get", &|| drop(c.get("k"))),
+        ("get_many", &|| drop(c.get_many(&["k", "k/child"]))),
+        ("exists", &|| drop(c.exists("k"))),
+        ("stat", &|| drop(c.stat("k"))),
+        ("list(\"\")", &|| drop(c.list(""))),
+        ("list with the key as prefix", &|| drop(c.list("k"))),
+        ("get_json", &|| drop(c.get_json::<u32>("k"))),
+        ("a read through another contract", &|| {
+            let other = t.open_as(c.name());
+            drop(other.get("k"));
+            drop(other.get_many(&["k"]));
+        }),
+    ];
+    for (what, read) in reads {
+        t.pass(step);
+        read();
+        let after = c.stat("k").must("stat k");
+        assert_eq!(
+            (after.modified, after.expires_at),
+            (before.modified, before.expires_at),
+            "{what} changed k's metadata (modified, expires_at): reads change nothing, and \
+             a TTL is never extended by reading"
+        );
+        assert_eq!(after.size, before.size, "{what} changed k's size");
+    }
+    if let (TestClock::Manual(clock), Some(expires_at)) = (t.clock(), before.expires_at) {
+        // After all those reads, the entry still expires at its deadline.
+        let left = expires_at.duration_since(clock.now()).unwrap_or_default();
+        clock.advance(left);
+        assert!(
+            !c.exists("k").must("exists"),
+            "k outlived the deadline it was set with, after being read"
+        );
+    }
+}

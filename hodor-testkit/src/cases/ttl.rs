@@ -283,9 +283,6 @@ pub(crate) fn ttl_over_the_maximum_is_invalid_input(t: &Ctx) {
 
 pub(crate) fn ttl_stat_reports_expires_at(t: &Ctx) {
     let c = t.open();
-    if !t.supports_ttl(&c) {
-        return;
-    }
     let ttl = Duration::from_secs(3600);
     let before = t.now();
     c.set("k", "v", Some(ttl)).must("set k with a TTL");
@@ -307,13 +304,8 @@ pub(crate) fn ttl_stat_reports_expires_at(t: &Ctx) {
 }
 
 pub(crate) fn ttl_sub_millisecond_rounds_up(t: &Ctx) {
-    let Some(clock) = t.manual_clock("observe sub-millisecond rounding") else {
-        return;
-    };
+    let clock = t.manual_clock();
     let c = t.open();
-    if !t.supports_ttl(&c) {
-        return;
-    }
     let t0 = clock.now();
     let cases = [
         ("1ns", Duration::from_nanos(1), Duration::from_millis(1)),
@@ -369,10 +361,6 @@ pub(crate) fn ttl_expired_key_can_be_set_again(t: &Ctx) {
 
 pub(crate) fn ttl_unsupported_is_an_error(t: &Ctx) {
     let c = t.open();
-    if c.capabilities().ttl {
-        t.skip("the driver supports TTLs (Capabilities::ttl)");
-        return;
-    }
     let err = assert_err!(
         c.set("k", "v", Some(Duration::from_secs(1))),
         Error::Unsupported { .. },
@@ -415,4 +403,59 @@ pub(crate) fn ttl_entries_without_ttl_never_expire(t: &Ctx) {
         );
         assert_eq!(c.list("").must("list"), ["forever"]);
     }
+}
+
+pub(crate) fn ttl_cleared_entries_survive_reclamation(t: &Ctx) {
+    let clock = t.manual_clock();
+    let c = t.open();
+    let ttl = Duration::from_secs(1);
+    // Each key once had a deadline at `ttl` that a later write replaced: the old deadline
+    // must not take the new entry with it when expired entries are reclaimed.
+    c.set("cleared", "old", Some(ttl)).must("set");
+    c.set("cleared", "new", None)
+        .must("overwrite without a TTL");
+    c.set("longer", "old", Some(ttl)).must("set");
+    c.set("longer", "new", Some(ttl * 3))
+        .must("overwrite with a longer TTL");
+    c.set("by-batch", "old", Some(ttl)).must("set");
+    c.set_many([("by-batch", "new")], None)
+        .must("overwrite by set_many without a TTL");
+    c.set("recreated", "old", Some(ttl)).must("set");
+    c.delete("recreated").must("delete");
+    c.set("recreated", "new", None)
+        .must("set again without a TTL");
+    c.set("expiring", "old", Some(ttl)).must("set");
+    clock.advance(ttl);
+    // Whatever reclaims expired entries runs now: writes, a sweep.
+    for i in 0..200 {
+        let ttl = (i % 2 == 0).then_some(ttl);
+        c.set(&format!("churn/{i:03}"), "v", ttl).must("set");
+    }
+    let _ = t.harness().sweep(&c);
+    let survivors = ["by-batch", "cleared", "longer", "recreated"];
+    for key in survivors {
+        assert_eq!(
+            c.get(key).map_err(|e| e.to_string()),
+            Ok("new".into()),
+            "{key} was rewritten after its first TTL; reclaiming the old deadline removed \
+             the new entry"
+        );
+    }
+    assert!(!c.exists("expiring").must("exists"), "expiring has expired");
+    let listed = c.list("").must("list");
+    let kept: Vec<&str> = listed
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with("churn/"))
+        .collect();
+    assert_eq!(
+        kept, survivors,
+        "the rewritten keys are listed after reclamation"
+    );
+    clock.advance(ttl * 2);
+    assert!(
+        !c.exists("longer").must("exists"),
+        "longer expires at its new deadline"
+    );
+    assert!(c.exists("cleared").must("exists"), "cleared never expires");
 }
