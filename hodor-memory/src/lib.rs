@@ -125,8 +125,10 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod change;
 mod config;
 mod driver;
+mod index;
 mod input;
 // The crate's only unsafe code: the key allocation (see its SAFETY comments).
 #[allow(unsafe_code)]
