@@ -4,10 +4,10 @@
 //! `stat` and `close` on it. Which backend stores the bytes is chosen by name when the
 //! contract is opened, and backends register themselves at link time.
 //!
-//! ```
+//! ```no_run
 //! use hodor_core::Contract;
-//! use hodor_memory as _; // link the driver: Rust's version of Go's `import _ "..."`
 //! use std::time::Duration;
+//! // use hodor_memory as _; // link the driver: Rust's version of Go's `import _ "..."`
 //!
 //! # fn main() -> Result<(), hodor_core::Error> {
 //! let cache = Contract::new("memory", "sessions", None)?;
@@ -18,6 +18,16 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! (This crate depends on no driver, so its examples are compiled but not run; the same
+//! example runs in `hodor-memory`'s documentation and in the README's tests.)
+//!
+//! Beyond the five calls: conditional writes ([`Contract::create`],
+//! [`Contract::set_if_version`] with the [`Version`] `stat` reports,
+//! [`Contract::increment`], and [`Contract::get_or_insert_with`], cache-aside with one
+//! loader per key), paged listing ([`Contract::list_page`], [`Contract::pages`]), bulk
+//! calls, typed JSON, metrics, and with the `tokio` feature an async face
+//! (`AsyncContract`).
 //!
 //! ## The contract
 //!
@@ -122,26 +132,30 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[cfg(feature = "tokio")]
+mod async_contract;
 pub mod clock;
 mod contract;
 pub mod driver;
 mod error;
+mod flight;
 mod key;
 mod metrics;
+mod page;
 mod registry;
+mod version;
 
 pub use bytes::Bytes;
 /// Re-exported so driver crates can use [`register_driver!`] without depending on it.
 pub use inventory;
 
+#[cfg(feature = "tokio")]
+pub use async_contract::AsyncContract;
 pub use contract::{Contract, MAX_TTL};
 pub use driver::{Capabilities, Driver, Gauges, Metadata};
 pub use error::{Applied, BackendKind, BoxError, Echo, Error, Prose, Result};
 pub use key::MAX_KEY_LEN;
 pub use metrics::Metrics;
+pub use page::{Page, Pages};
 pub use registry::{Registration, drivers};
-
-/// The README's Rust examples compile and run as doc tests, so the README stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
+pub use version::{ParseVersionError, Version};

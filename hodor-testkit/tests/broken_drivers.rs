@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hodor_core::clock::{Clock, ManualClock};
 use hodor_core::driver::{Driver, DriverError, DriverResult, Gauges};
-use hodor_core::{Bytes, Capabilities, Contract, Metadata, Result};
+use hodor_core::{Bytes, Capabilities, Contract, Metadata, Result, Version};
 use hodor_testkit::{Harness, Limits, Outcome, Report, TestClock, cases, run_cases, run_suite};
 
 /// One deliberate mistake (or none).
@@ -896,10 +896,9 @@ impl Driver for Handle {
         let now = self.now();
         let st = self.state();
         let key = self.canonical(&st, key);
-        Ok(st.live(&key, now).map(|e| Metadata {
-            size: e.value.len() as u64,
-            modified: e.modified,
-            expires_at: e.expires,
+        Ok(st.live(&key, now).map(|e| {
+            let version = Version::from_raw(u128::from(e.seq));
+            Metadata::new(e.value.len() as u64, e.modified, e.expires, version)
         }))
     }
 
