@@ -125,6 +125,7 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod conditional;
 mod config;
 mod driver;
 mod input;
