@@ -296,7 +296,7 @@ impl Driver for RedisDriver {
     fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
         let modified = now_nanos();
         let value_key = self.namespace.value_key(key);
-        let (outcome, value) = self.pool.run(Op::WriteOnce, |conn| {
+        let reply = self.pool.run(Op::WriteOnce, |conn| {
             scripts::INCREMENT
                 .key(&value_key)
                 .key(self.namespace.index_key())
@@ -306,10 +306,20 @@ impl Driver for RedisDriver {
                 .arg(delta)
                 .arg(modified)
                 .arg(pruner::LIMIT)
-                .invoke::<(String, Vec<u8>)>(conn)
+                .invoke::<Vec<Vec<u8>>>(conn)
         })?;
-        match outcome.as_str() {
-            "ok" => std::str::from_utf8(&value)
+        let (outcome, value, why) = match reply.as_slice() {
+            [outcome, value] => (outcome.as_slice(), value.as_slice(), &[][..]),
+            [outcome, value, why] => (outcome.as_slice(), value.as_slice(), why.as_slice()),
+            _ => {
+                return Err(unexpected(
+                    Applied::Unknown,
+                    format!("the increment script answered {} values", reply.len()),
+                ));
+            }
+        };
+        match outcome {
+            b"ok" => std::str::from_utf8(value)
                 .ok()
                 .and_then(|text| text.parse().ok())
                 .ok_or_else(|| {
@@ -322,11 +332,16 @@ impl Driver for RedisDriver {
                     )
                 }),
             // The server refused before writing anything: say why, as every driver does.
-            _ => match increment_counter(Some(&value), delta) {
+            // A counter it could have added to was refused for another reason (out of
+            // memory, say): its own words then.
+            _ => match increment_counter(Some(value), delta) {
                 Err(refused) => Err(refused),
                 Ok(_) => Err(unexpected(
                     Applied::No,
-                    "the server refused an increment of a counter it could add to".to_owned(),
+                    format!(
+                        "the server refused the increment: {}",
+                        Echo::prose(&String::from_utf8_lossy(why))
+                    ),
                 )),
             },
         }

@@ -152,15 +152,16 @@ return 1
 /// `KEYS` as [`SET`]. `ARGV`: member, delta, modified ns, prune limit. `HINCRBY` does the
 /// arithmetic on 64-bit integers (Lua's numbers are doubles) and refuses a value that is
 /// not an integer, or a sum outside 64 bits, before changing anything. Returns
-/// `{"ok", new value}`, or `{"refused", stored value}` for the driver to say why. A new
-/// key gets no TTL; an existing one keeps its own (`HSET` of other fields leaves it).
+/// `{"ok", new value}`, or `{"refused", stored value, the server's error}` for the driver
+/// to say why. A new key gets no TTL; an existing one keeps its own (`HSET` of other fields
+/// leaves it). `HINCRBY` is the script's first write, so a refusal wrote nothing.
 pub(crate) static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local existed = redis.call('EXISTS', KEYS[1])
 local sum = redis.pcall('HINCRBY', KEYS[1], 'v', ARGV[2])
 if type(sum) == 'table' and sum.err then
-  return {'refused', redis.call('HGET', KEYS[1], 'v') or ''}
+  return {'refused', redis.call('HGET', KEYS[1], 'v') or '', sum.err}
 end
 redis.call('HSET', KEYS[1], 'm', ARGV[3], 'r', next_version(KEYS[4]))
 if existed == 0 then
