@@ -171,19 +171,62 @@ impl Contract {
     /// The value stored under `key`, without copying it.
     ///
     /// A missing or expired key is [`Error::NotFound`]; an expired value is never returned.
+    /// Where a miss is an everyday outcome (a cache lookup), [`Contract::get_opt`] says so
+    /// with `Ok(None)` and builds no error.
     #[inline]
     pub fn get(&self, key: &str) -> Result<Bytes> {
-        self.check("get", key)?;
+        match self.read("get", key)? {
+            Some(value) => Ok(value),
+            None => Err(self.not_found(key)),
+        }
+    }
+
+    /// The value stored under `key`, or `Ok(None)` when it is missing or expired: `get` for
+    /// callers to whom a miss is normal, such as a cache-aside lookup.
+    ///
+    /// A miss costs no allocation: no [`Error::NotFound`] is built. Otherwise it is
+    /// [`Contract::get`]: the same checks and errors (an invalid key, a closed contract, a
+    /// backend failure), never an expired value, and it counts a hit or a miss in
+    /// [`Contract::metrics`].
+    ///
+    /// ```
+    /// use hodor_core::{Bytes, Contract};
+    /// use hodor_memory as _;
+    ///
+    /// # fn load_from_database(_: &str) -> Bytes { Bytes::from_static(b"alice") }
+    /// let cache = Contract::new("memory", "users", None)?;
+    /// let key = "user/42";
+    /// let user = match cache.get_opt(key)? {
+    ///     Some(hit) => hit,
+    ///     None => {
+    ///         let fresh = load_from_database(key);
+    ///         cache.set(key, fresh.clone(), Some(std::time::Duration::from_secs(60)))?;
+    ///         fresh
+    ///     }
+    /// };
+    /// assert_eq!(user, "alice");
+    /// assert_eq!((cache.metrics().hits, cache.metrics().misses), (0, 1));
+    /// # Ok::<(), hodor_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
+        self.read("get_opt", key)
+    }
+
+    /// What `get` and `get_opt` share: one driver read, counted as a hit or a miss.
+    #[inline]
+    fn read(&self, operation: &'static str, key: &str) -> Result<Option<Bytes>> {
+        self.check(operation, key)?;
         match self.inner.driver.get(key) {
             Ok(Some(value)) => {
                 self.count(Counter::Hits, 1);
-                Ok(value)
+                Ok(Some(value))
             }
             Ok(None) => {
                 self.count(Counter::Misses, 1);
-                Err(self.not_found(key))
+                Ok(None)
             }
-            Err(e) => Err(self.error("get", Some(key), e)),
+            Err(e) => Err(self.error(operation, Some(key), e)),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::driver::Gauges;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Keys read by `get`, `get_json` and `get_many`: `hits + misses`.
+    /// Keys read by `get`, `get_opt`, `get_json` and `get_many`: `hits + misses`.
     pub gets: u64,
     /// Reads that found a live entry.
     pub hits: u64,
