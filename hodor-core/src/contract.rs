@@ -175,10 +175,7 @@ impl Contract {
     /// with `Ok(None)` and builds no error.
     #[inline]
     pub fn get(&self, key: &str) -> Result<Bytes> {
-        match self.read("get", key)? {
-            Some(value) => Ok(value),
-            None => Err(self.not_found(key)),
-        }
+        self.read("get", key, Ok, || Err(self.not_found(key)))
     }
 
     /// The value stored under `key`, or `Ok(None)` when it is missing or expired: `get` for
@@ -210,21 +207,29 @@ impl Contract {
     /// ```
     #[inline]
     pub fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
-        self.read("get_opt", key)
+        self.read("get_opt", key, |value| Ok(Some(value)), || Ok(None))
     }
 
-    /// What `get` and `get_opt` share: one driver read, counted as a hit or a miss.
+    /// What `get` and `get_opt` share: one driver read, counted as a hit or a miss; `hit`
+    /// or `miss` then shapes the answer. Generic, so each of the two has a body of its own
+    /// and `get`'s hit does not go through an `Option` first.
     #[inline]
-    fn read(&self, operation: &'static str, key: &str) -> Result<Option<Bytes>> {
+    fn read<T>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        hit: impl FnOnce(Bytes) -> Result<T>,
+        miss: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         self.check(operation, key)?;
         match self.inner.driver.get(key) {
             Ok(Some(value)) => {
                 self.count(Counter::Hits, 1);
-                Ok(Some(value))
+                hit(value)
             }
             Ok(None) => {
                 self.count(Counter::Misses, 1);
-                Ok(None)
+                miss()
             }
             Err(e) => Err(self.error(operation, Some(key), e)),
         }
@@ -436,7 +441,10 @@ impl Contract {
         Ok(())
     }
 
-    #[inline]
+    /// Always inlined: every call starts here, and when the compiler put it out of line
+    /// (it did as the code around the calls grew), a 10k-key `get` hit took 16 more
+    /// instructions, about 4% of it, for the call and the returned `Result`.
+    #[inline(always)]
     fn check(&self, operation: &'static str, key: &str) -> Result<()> {
         self.check_open(operation)?;
         self.check_key(key)
