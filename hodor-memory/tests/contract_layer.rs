@@ -1,6 +1,9 @@
 //! The `Contract` layer in front of this driver: what hodor-core's own tests cannot show
 //! without a real driver (it has none as a dependency): typed config errors, gauges beside
-//! the counters, refused writes counting nothing, bounded messages about configs.
+//! the counters, refused writes counting nothing, bounded messages about configs, `get_opt`
+//! across a deadline.
+
+use std::time::Duration;
 
 use hodor_core::{Contract, Error};
 use hodor_memory as _;
@@ -90,4 +93,22 @@ fn a_write_refused_for_capacity_counts_nothing() {
     assert_eq!(sets(&small), 0, "a refused write wrote nothing");
     small.set("fits", "v", None).unwrap();
     assert_eq!(sets(&small), 1);
+}
+
+#[test]
+fn get_opt_is_get_with_a_miss_as_none() {
+    let clock = hodor_core::clock::ManualClock::new();
+    let c =
+        hodor_memory::open_with_clock("get-opt", Default::default(), clock.clone().into()).unwrap();
+    c.set("kept", "v", None).unwrap();
+    c.set("brief", "b", Some(Duration::from_millis(10)))
+        .unwrap();
+    assert_eq!(c.get_opt("kept").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(c.get_opt("brief").unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(c.get_opt("never-set").unwrap(), None);
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(c.get_opt("brief").unwrap(), None, "expired at its deadline");
+    assert!(matches!(c.get("brief"), Err(Error::NotFound { .. })));
+    c.delete("kept").unwrap();
+    assert_eq!(c.get_opt("kept").unwrap(), None);
 }
