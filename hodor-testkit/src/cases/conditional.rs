@@ -200,6 +200,10 @@ pub(crate) fn set_if_version_refuses_an_expired_entry(t: &Ctx) {
         },
         |_| Ok(()),
         |c| {
+            // With a real clock this is polled from the local deadline on, possibly just
+            // before the server's: only once the entry is gone is the write tried, or an
+            // early try would rightly succeed and leave an entry without a TTL.
+            ensure!(!c.exists("k")?, "the entry outlived its deadline");
             let v = version.lock().unwrap().expect("set in setup");
             ensure!(
                 !c.set_if_version("k", "new", None, v)?,
