@@ -185,6 +185,11 @@ impl Shard {
     /// is built from it (`Store::version`). The time is `now` itself, unless 65,536 writes
     /// in this shard came at one reading of the clock (a stopped test clock): then the
     /// time runs ahead of the clock by a nanosecond for each 65,536 more.
+    ///
+    /// Relied on: every slot of the shard got its stamp here, so the next one is above all
+    /// of them. Code that puts slots in a shard another way (loading a persistent store's
+    /// entries at open) must raise `last_stamp` past every stamp it loads, or a write could
+    /// give a key the version it already has.
     pub(crate) fn stamp(&mut self, now: u64) -> (u64, u16) {
         let (time, seq) = self.last_stamp;
         self.last_stamp = if now > time {

@@ -472,7 +472,9 @@ impl Store {
     /// (`crate::conditional`). The decision and the write happen in one hold of the lock,
     /// so they are one step for every other writer and reader of the key, in every handle
     /// on the store. It writes as [`Store::set`] does, through [`Store::write_at`]: same
-    /// stamp, same index and deadline bookkeeping, same reclaim on the way.
+    /// stamp, same index and deadline bookkeeping, same reclaim on the way. Whatever `set`
+    /// does around its write under the shard lock (a persistent store logging the key's new
+    /// state, then waiting for the log after the lock is released) this must do too.
     ///
     /// With limits, room is reserved before the write lock, as `set` does: for the write
     /// `decide` asks for when shown the entry under the read lock. Under the write lock it
