@@ -114,6 +114,39 @@ impl RedisDriver {
 }
 
 impl RedisDriver {
+    /// Runs a script that writes one whole entry (`SET`, `CREATE`, `SET_IF_VERSION`): they
+    /// take the same keys and first arguments, then `extra`, and answer 1 if they wrote.
+    fn write_entry(
+        &self,
+        op: Op,
+        script: &redis::Script,
+        key: &str,
+        value: &Bytes,
+        ttl: Option<Duration>,
+        extra: Option<&str>,
+    ) -> DriverResult<bool> {
+        let modified = now_nanos();
+        let ttl = ttl_arg(ttl);
+        let value_key = self.namespace.value_key(key);
+        let wrote = self.pool.run(op, |conn| {
+            let mut invocation = script.key(&value_key);
+            invocation
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .key(self.namespace.version_key())
+                .arg(key)
+                .arg(&value[..])
+                .arg(modified)
+                .arg(&ttl)
+                .arg(pruner::LIMIT);
+            if let Some(extra) = extra {
+                invocation.arg(extra);
+            }
+            invocation.invoke::<u8>(conn)
+        })?;
+        Ok(wrote == 1)
+    }
+
     /// The keys of index members, which hodor wrote from `&str` keys.
     fn keys_from(&self, members: Vec<Vec<u8>>) -> DriverResult<Vec<String>> {
         members
@@ -224,45 +257,15 @@ impl Driver for RedisDriver {
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        let modified = now_nanos();
-        let ttl = ttl_arg(ttl);
-        let value_key = self.namespace.value_key(key);
-        self.pool.run(Op::Write, |conn| {
-            scripts::SET
-                .key(&value_key)
-                .key(self.namespace.index_key())
-                .key(self.namespace.expiry_key())
-                .key(self.namespace.version_key())
-                .arg(key)
-                .arg(&value[..])
-                .arg(modified)
-                .arg(&ttl)
-                .arg(pruner::LIMIT)
-                .invoke::<()>(conn)
-        })
+        self.write_entry(Op::Write, &scripts::SET, key, &value, ttl, None)
+            .map(drop)
     }
 
     // Conditional writes are not sent again after a dropped connection (`WriteOnce`): a
     // create or compare-and-set that the first attempt applied would answer `false` the
     // second time, and an increment would count twice.
     fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
-        let modified = now_nanos();
-        let ttl = ttl_arg(ttl);
-        let value_key = self.namespace.value_key(key);
-        let wrote = self.pool.run(Op::WriteOnce, |conn| {
-            scripts::CREATE
-                .key(&value_key)
-                .key(self.namespace.index_key())
-                .key(self.namespace.expiry_key())
-                .key(self.namespace.version_key())
-                .arg(key)
-                .arg(&value[..])
-                .arg(modified)
-                .arg(&ttl)
-                .arg(pruner::LIMIT)
-                .invoke::<u8>(conn)
-        })?;
-        Ok(wrote == 1)
+        self.write_entry(Op::WriteOnce, &scripts::CREATE, key, &value, ttl, None)
     }
 
     fn set_if_version(
@@ -272,25 +275,15 @@ impl Driver for RedisDriver {
         ttl: Option<Duration>,
         expected: Version,
     ) -> DriverResult<bool> {
-        let modified = now_nanos();
-        let ttl = ttl_arg(ttl);
         let expected = version_arg(expected);
-        let value_key = self.namespace.value_key(key);
-        let wrote = self.pool.run(Op::WriteOnce, |conn| {
-            scripts::SET_IF_VERSION
-                .key(&value_key)
-                .key(self.namespace.index_key())
-                .key(self.namespace.expiry_key())
-                .key(self.namespace.version_key())
-                .arg(key)
-                .arg(&value[..])
-                .arg(modified)
-                .arg(&ttl)
-                .arg(pruner::LIMIT)
-                .arg(&expected)
-                .invoke::<u8>(conn)
-        })?;
-        Ok(wrote == 1)
+        self.write_entry(
+            Op::WriteOnce,
+            &scripts::SET_IF_VERSION,
+            key,
+            &value,
+            ttl,
+            Some(&expected),
+        )
     }
 
     fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {

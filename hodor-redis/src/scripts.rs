@@ -94,6 +94,16 @@ local function write(vkey, idx, exp, member, value, modified, ttl, now, version)
     redis.call('ZADD', idx, '0', member)
   end
 end
+
+-- What SET, CREATE and SET_IF_VERSION do once they decided to write: the entry from KEYS
+-- (value hash, index, expiry set, version counter) and ARGV (member, value, modified ns,
+-- TTL in ms or '', prune limit), then a prune. Returns 1.
+local function write_entry()
+  local now = now_us()
+  write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now, next_version(KEYS[4]))
+  prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
+  return 1
+end
 "#;
 
 fn script(body: &str) -> Script {
@@ -108,10 +118,7 @@ fn script(body: &str) -> Script {
 pub(crate) static SET: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local now = now_us()
-write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now, next_version(KEYS[4]))
-prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
-return 1
+return write_entry()
 "#,
     )
 });
@@ -143,10 +150,7 @@ pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local now = now_us()
-write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now, next_version(KEYS[4]))
-prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
-return 1
+return write_entry()
 "#,
     )
 });
@@ -167,10 +171,7 @@ end
 if current ~= ARGV[6] then
   return 0
 end
-local now = now_us()
-write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now, next_version(KEYS[4]))
-prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
-return 1
+return write_entry()
 "#,
     )
 });

@@ -22,6 +22,15 @@ fn value(c: &Contract, key: &str) -> Option<String> {
     }
 }
 
+/// The threads whose call returned `true`.
+fn winners(won: &[bool]) -> Vec<usize> {
+    won.iter()
+        .enumerate()
+        .filter(|(_, w)| **w)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 pub(crate) fn create_writes_only_over_no_live_entry(t: &Ctx) {
     let c = t.open();
     assert!(
@@ -341,12 +350,7 @@ pub(crate) fn concurrent_creates_of_one_key_have_one_winner(t: &Ctx) {
         },
         |i, h, _| h.create("lock", format!("t{i}"), None).must("create lock"),
         |round, won| {
-            let winners: Vec<usize> = won
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| **w)
-                .map(|(i, _)| i)
-                .collect();
+            let winners = winners(&won);
             assert_eq!(
                 winners.len(),
                 1,
@@ -380,12 +384,7 @@ pub(crate) fn concurrent_set_if_version_has_one_winner(t: &Ctx) {
                 .must("set_if_version")
         },
         |round, won| {
-            let winners: Vec<usize> = won
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| **w)
-                .map(|(i, _)| i)
-                .collect();
+            let winners = winners(&won);
             assert_eq!(
                 winners.len(),
                 1,
