@@ -140,7 +140,10 @@ impl Contract {
     /// `f` may return any error type that a hodor [`Error`] converts into (`Error`
     /// itself, `Box<dyn std::error::Error + Send + Sync>`, `anyhow::Error`, ...), and the
     /// store's own errors come back as that type. Calling `get_or_insert_with` for the same
-    /// key from inside `f` is [`Error::InvalidInput`], not a deadlock. A driver without
+    /// key from inside `f` is [`Error::InvalidInput`], not a deadlock; loaders that wait
+    /// for each other's keys (`f` for `a` asks for `b` while `f` for `b` asks for `a`, on
+    /// two threads) wait for each other forever, as two locks taken in opposite orders
+    /// would. A driver without
     /// [`Capabilities::conditional`](crate::Capabilities::conditional) returns
     /// [`Error::Unsupported`].
     ///
