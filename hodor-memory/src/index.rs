@@ -916,7 +916,8 @@ impl Index {
         limit: usize,
     ) -> Vec<KeyRef> {
         let start = match from {
-            Bound::Included(k) | Bound::Excluded(k) if k > prefix => from,
+            Bound::Included(k) if k > prefix => from,
+            Bound::Excluded(k) if k >= prefix => from,
             _ => Bound::Included(prefix),
         };
         let seek = match start {
@@ -1233,6 +1234,12 @@ mod tests {
         assert_eq!(names(&page), ["p/05000", "p/05001", "p/05002"]);
         let page = index.collect(Bound::Included(b"p/09998"), b"p/", 0, 10);
         assert_eq!(names(&page), ["p/09998", "p/09999"]);
+        // A key equal to the prefix, excluded as the start.
+        index.insert(&mut view, key("p/"));
+        let page = index.collect(Bound::Excluded(b"p/"), b"p/", 0, 1);
+        assert_eq!(names(&page), ["p/00000"]);
+        let page = index.collect(Bound::Included(b"p/"), b"p/", 0, 1);
+        assert_eq!(names(&page), ["p/"]);
         // A start before the prefix starts at the prefix.
         let page = index.collect(Bound::Included(b"a"), b"p/0999", 0, 100);
         assert_eq!(page.len(), 10);

@@ -109,6 +109,39 @@
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no
 //! reader sees part of a `set_many` or `delete_many`, and `get_many` reads one moment.
 //!
+//! ## Versions, conditional writes, paging
+//! The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional)
+//! and [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking).
+//!
+//! ```
+//! use hodor_core::Contract;
+//! use hodor_memory as _;
+//!
+//! let c = Contract::new("memory", "conditional-doc", None)?;
+//! assert!(c.create("lock", "me", None)?);                 // set if absent
+//! assert!(!c.create("lock", "someone else", None)?);
+//! assert_eq!(c.increment("visits", 2)?, 2);               // absent counts as 0
+//! let v = c.stat("lock")?.version;
+//! assert!(c.set_if_version("lock", "still me", None, v)?); // compare-and-set
+//! assert!(!c.set_if_version("lock", "stale", None, v)?);   // the version moved on
+//! let page = c.list_page("", None, 1)?;
+//! assert_eq!((page.keys, page.next.as_deref()), (vec!["lock".to_owned()], Some("lock")));
+//! # Ok::<(), hodor_core::Error>(())
+//! ```
+//!
+//! - **Versions cost no byte per entry.** An entry's version is built from what it keeps
+//!   anyway: its write time (the slot's stamp, which `stat` reports as `modified`), a
+//!   16-bit tie-breaker in bits its key's header leaves free (a key's length needs 11 of
+//!   the 32 it had), and the store's incarnation. Each shard gives its writes strictly
+//!   increasing (time, tie-breaker) stamps, so two writes of one key never share a
+//!   version, with a stopped clock or a key removed and recreated in one nanosecond; the
+//!   time stays the clock's unless 65,536 writes hit one shard at one clock reading.
+//! - **Conditional writes** decide and write under one hold of the key's shard write
+//!   lock, through the path `set` writes by (the same stamps, index, deadlines, limits and
+//!   reclaim). Nothing of the caller's runs under it.
+//! - **`list_page`** seeks in the ordered index to the later of the prefix and the cursor
+//!   and walks at most `limit + 1` live keys: O(log n + limit).
+//!
 //! ## Testing
 //! Besides the conformance suite and per-behaviour tests, `tests/torture.rs` runs random
 //! operation sequences with awkward keys, values and TTLs against a reference model (with
@@ -126,6 +159,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod change;
+mod conditional;
 mod config;
 mod driver;
 mod index;
