@@ -368,6 +368,45 @@ impl PartData {
             .collect()
     }
 
+    /// Walks this partition's keys with `prefix` (from `seek` on, when given), leaves and
+    /// pending keys merged in order, into `out`. Returns `true` when the walk is over:
+    /// `out` is full, or a key past the prefix was reached.
+    fn collect_into(&self, seek: Option<&[u8]>, prefix: &[u8], out: &mut Collected<'_>) -> bool {
+        // The pending keys in range, in order, merged into the leaves' order.
+        let mut waiting = self.pending_matching(seek.unwrap_or_default(), prefix);
+        waiting.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut waiting = waiting.into_iter().peekable();
+        let first_leaf = seek.map_or(0, |seek| self.leaf_for(seek));
+        for (j, leaf) in self.leaves.iter().enumerate().skip(first_leaf) {
+            let begin = match seek {
+                Some(seek) if j == first_leaf => leaf.lower_bound(seek),
+                _ => 0,
+            };
+            for key in leaf.keys.iter().skip(begin) {
+                let bytes = key.as_bytes();
+                while let Some(w) = waiting.next_if(|w| w.as_bytes() < bytes) {
+                    if out.take(w) {
+                        return true;
+                    }
+                }
+                // Past the prefix: so is every key after, and every pending key in range
+                // came before.
+                if !bytes.starts_with(prefix) {
+                    return true;
+                }
+                if out.take(key) {
+                    return true;
+                }
+            }
+        }
+        for w in waiting {
+            if out.take(w) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Adds `key`: to the pending keys, merging them into the leaves once [`PENDING`] wait.
     /// Returns whether merged keys went after every key of the partition (keys created in
     /// ascending order).
@@ -764,6 +803,9 @@ pub(crate) struct Index {
     current: Mutex<Arc<Directory>>,
     /// The current directory's version: a shard's [`View`] is stale when they differ.
     version: AtomicU64,
+    /// How many partitions `collect` has read (tests).
+    #[cfg(test)]
+    partitions_read: AtomicU64,
 }
 
 impl Default for Index {
@@ -771,6 +813,8 @@ impl Default for Index {
         Index {
             current: Mutex::new(Arc::new(Directory::empty(0))),
             version: AtomicU64::new(0),
+            #[cfg(test)]
+            partitions_read: AtomicU64::new(0),
         }
     }
 }
@@ -906,8 +950,16 @@ impl Index {
     }
 
     /// Up to `limit` live keys starting with `prefix`, from `from` on, in order: one
-    /// atomic look at the partitions the range spans (all locked at once, in key order),
-    /// so a single write is either wholly seen or not at all.
+    /// atomic look at the partitions it reads, so a single write is either wholly seen or
+    /// not at all.
+    ///
+    /// Partitions are read-locked in key order as the walk reaches them, and every one
+    /// stays locked until the walk ends (two-phase locking): the result is what the index
+    /// held at the moment the last of them was locked, as if all had been locked at once.
+    /// The walk locks only the partitions it reads keys from, plus at most the one after,
+    /// so a page of `limit` keys costs O(log n + limit) whatever the prefix spans (locking
+    /// every partition the prefix spans up front made a page of an `""` prefix cost
+    /// O(n)).
     pub(crate) fn collect(
         &self,
         from: Bound<&[u8]>,
@@ -924,24 +976,8 @@ impl Index {
             Bound::Included(k) | Bound::Excluded(k) => k,
             Bound::Unbounded => prefix,
         };
-        loop {
+        'retry: loop {
             let dir = self.current.lock().clone();
-            let first = dir.find(seek);
-            let mut guards: Vec<RwLockReadGuard<'_, PartData>> = Vec::new();
-            let mut retired = false;
-            for (p, part) in dir.parts.iter().enumerate().skip(first) {
-                let data = part.data.read();
-                retired |= data.retired;
-                guards.push(data);
-                // The next partition can hold matches only if its lower bound has the prefix.
-                let more = dir.seps.get(p + 1).is_some_and(|s| s.starts_with(prefix));
-                if !more || retired {
-                    break;
-                }
-            }
-            if retired {
-                continue;
-            }
             let mut out = Collected {
                 keys: Vec::new(),
                 limit,
@@ -951,41 +987,30 @@ impl Index {
                 },
                 now,
             };
-            for (n, data) in guards.iter().enumerate() {
-                // The pending keys in range, in order, merged into the leaves' order.
-                let mut waiting = data.pending_matching(if n == 0 { seek } else { b"" }, prefix);
-                waiting.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-                let mut waiting = waiting.into_iter().peekable();
-                let first_leaf = if n == 0 { data.leaf_for(seek) } else { 0 };
-                for (j, leaf) in data.leaves.iter().enumerate().skip(first_leaf) {
-                    let begin = if n == 0 && j == first_leaf {
-                        leaf.lower_bound(seek)
-                    } else {
-                        0
-                    };
-                    for key in leaf.keys.iter().skip(begin) {
-                        let bytes = key.as_bytes();
-                        while let Some(w) = waiting.next_if(|w| w.as_bytes() < bytes) {
-                            if out.take(w) {
-                                return out.keys;
-                            }
-                        }
-                        // Past the prefix: so is every key after, and every pending key in
-                        // range came before.
-                        if !bytes.starts_with(prefix) {
-                            return out.keys;
-                        }
-                        if out.take(key) {
-                            return out.keys;
-                        }
-                    }
+            if limit == 0 {
+                return out.keys;
+            }
+            // Held until the walk ends: see above.
+            let mut held: Vec<RwLockReadGuard<'_, PartData>> = Vec::new();
+            let first = dir.find(seek);
+            for (p, part) in dir.parts.iter().enumerate().skip(first) {
+                let data = part.data.read();
+                if data.retired {
+                    // Split or merged since the directory was taken: look again.
+                    continue 'retry;
                 }
-                for w in waiting {
-                    if out.take(w) {
-                        return out.keys;
-                    }
+                #[cfg(test)]
+                self.partitions_read.fetch_add(1, Ordering::Relaxed);
+                let from = if p == first { Some(seek) } else { None };
+                let done = data.collect_into(from, prefix, &mut out);
+                held.push(data);
+                // The next partition can hold matches only if its lower bound has the prefix.
+                let more = dir.seps.get(p + 1).is_some_and(|s| s.starts_with(prefix));
+                if done || !more {
+                    break;
                 }
             }
+            drop(held);
             return out.keys;
         }
     }
@@ -1269,6 +1294,156 @@ mod tests {
         assert!(index.remove(&mut view, &key("same")).is_none());
         assert!(index.remove(&mut view, &indexed).is_some());
         assert!(index.keys().is_empty());
+    }
+
+    /// How many keys of the current directory wait in pending batches.
+    fn pending_count(index: &Index) -> usize {
+        let dir = index.current.lock().clone();
+        dir.parts.iter().map(|p| p.data.read().pending_len).sum()
+    }
+
+    #[test]
+    fn removal_by_address_in_a_leaf_and_in_a_pending_batch() {
+        let index = Index::default();
+        let mut view = View::default();
+        let in_leaf = key("m/0000");
+        index.insert(&mut view, in_leaf.clone());
+        // Enough keys after it to merge the first batch into the leaves, then a few more.
+        for i in 1..=PENDING + 10 {
+            index.insert(&mut view, key(&format!("m/{i:04}")));
+        }
+        let waiting = key("m/zzzz");
+        index.insert(&mut view, waiting.clone());
+        assert!(pending_count(&index) > 0, "some keys wait in a batch");
+        // Equal bytes on another allocation are not the indexed key, in a leaf or pending.
+        assert!(index.remove(&mut view, &key("m/0000")).is_none());
+        assert!(index.remove(&mut view, &key("m/zzzz")).is_none());
+        assert!(index.remove(&mut view, &in_leaf).unwrap().same(&in_leaf));
+        assert!(index.remove(&mut view, &waiting).unwrap().same(&waiting));
+        index.check();
+        assert_eq!(index.keys().len(), PENDING + 10);
+        assert_eq!(in_leaf.header_refs(), 1);
+        assert_eq!(waiting.header_refs(), 1);
+    }
+
+    #[test]
+    fn a_list_sees_pending_keys_in_order_among_the_leaves() {
+        let index = Index::default();
+        let mut view = View::default();
+        let mut model = BTreeSet::new();
+        // Even numbers first (merged into leaves), then odd ones, which interleave with
+        // them and partly stay pending.
+        for i in (0..4 * PENDING).step_by(2) {
+            let k = format!("s/{i:05}");
+            index.insert(&mut view, key(&k));
+            model.insert(k);
+        }
+        for i in (1..PENDING).step_by(2) {
+            let k = format!("s/{i:05}");
+            index.insert(&mut view, key(&k));
+            model.insert(k);
+        }
+        assert!(pending_count(&index) > 0, "the odd keys wait in a batch");
+        index.check();
+        let all: Vec<String> = model.iter().cloned().collect();
+        assert_eq!(names(&index.keys()), all);
+        // From a start between a leaf key and a pending one, a few at a time.
+        let page = index.collect(Bound::Excluded(b"s/00010"), b"s/", 0, 4);
+        assert_eq!(names(&page), ["s/00011", "s/00012", "s/00013", "s/00014"]);
+        let page = index.collect(Bound::Included(b"s/00101"), b"s/001", 0, usize::MAX);
+        let want: Vec<&String> = all
+            .iter()
+            .filter(|k| k.starts_with("s/001") && k.as_str() >= "s/00101")
+            .collect();
+        assert_eq!(names(&page).iter().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn partitions_split_as_keys_arrive_and_merge_back_as_they_leave() {
+        for order in ["ascending", "descending", "scattered"] {
+            let index = Index::default();
+            let mut view = View::default();
+            let n = 60_000u64;
+            let handles: Vec<KeyRef> = (0..n)
+                .map(|i| match order {
+                    "ascending" => i,
+                    "descending" => n - 1 - i,
+                    _ => i * 7919 % n,
+                })
+                .map(|i| key(&format!("t/{i:06}")))
+                .collect();
+            let mut most = 1;
+            for (i, h) in handles.iter().enumerate() {
+                index.insert(&mut view, h.clone());
+                if i % 5000 == 0 {
+                    index.check();
+                    most = most.max(index.partitions());
+                }
+            }
+            index.check();
+            let parts = index.partitions();
+            // Each partition holds up to PART_MAX leaves of up to LEAF_MAX keys.
+            let least = n as usize / (PART_MAX * LEAF_MAX);
+            assert!(parts > least, "{order}: {parts} partitions for {n} keys");
+            assert_eq!(index.keys().len(), n as usize, "{order}");
+            // Half the keys leave: partitions merge as they empty, and every key left is
+            // still listed in order.
+            for (i, h) in handles.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+                assert!(index.remove(&mut view, h).is_some(), "{order}");
+                if i % 5000 == 0 {
+                    index.check();
+                }
+            }
+            index.check();
+            let left: Vec<String> = {
+                let mut v: Vec<String> = handles
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .map(KeyRef::to_owned_string)
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(&index.keys()), left, "{order}");
+            for h in handles.iter().skip(1).step_by(2) {
+                assert!(index.remove(&mut view, h).is_some(), "{order}");
+            }
+            index.check();
+            assert_eq!(index.partitions(), 1, "{order}: merged back to one");
+            assert!(most >= parts.min(2));
+        }
+    }
+
+    #[test]
+    fn a_page_locks_only_the_partitions_it_reads() {
+        let index = Arc::new(Index::default());
+        let mut view = View::default();
+        for i in 0..50_000 {
+            index.insert(&mut view, key(&format!("a/{i:06}")));
+        }
+        let dir = index.current.lock().clone();
+        assert!(dir.parts.len() > 4, "{} partitions", dir.parts.len());
+        // A writer holds the last partition: a page of the first keys must not wait for it.
+        let last = dir.parts.last().unwrap().clone();
+        let busy = last.data.write();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lister = index.clone();
+        std::thread::spawn(move || {
+            let page = lister.collect(Bound::Unbounded, b"", 0, 10);
+            let _ = tx.send(names(&page));
+        });
+        let page = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a page of 10 waited for a partition it does not read");
+        drop(busy);
+        assert_eq!(page.len(), 10);
+        assert_eq!(page[0], "a/000000");
+        // And it read one or two partitions, not all of them.
+        index.partitions_read.store(0, Ordering::Relaxed);
+        let page = index.collect(Bound::Excluded(b"a/020000"), b"a/", 0, 100);
+        assert_eq!(page.len(), 100);
+        assert!(index.partitions_read.load(Ordering::Relaxed) <= 2);
     }
 
     #[test]
