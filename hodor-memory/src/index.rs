@@ -86,6 +86,17 @@ fn head64(key: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+/// How many of `heads` (sorted, none below `head`) equal `head`. Almost always none or one,
+/// so the first two are looked at before a binary search of the whole rest.
+#[inline]
+fn equal_run<T: Copy + Eq>(heads: &[T], head: T) -> usize {
+    match heads {
+        [a, b, ..] if *a == head && *b == head => heads.partition_point(|&h| h == head),
+        [a, ..] if *a == head => 1,
+        _ => 0,
+    }
+}
+
 /// The length of the common prefix of `a` and `b`.
 #[inline]
 fn common(a: &[u8], b: &[u8]) -> usize {
@@ -137,7 +148,7 @@ impl Leaf {
         let head = head32(key, self.offset);
         let start = self.heads.partition_point(|&h| h < head);
         let rest = self.heads.get(start..).unwrap_or_default();
-        let run = rest.partition_point(|&h| h == head);
+        let run = equal_run(rest, head);
         if run == 0 || head & 0xff == 0 {
             // No equal head, or the key ends inside its head: an equal head is the same key.
             return start;
@@ -162,25 +173,52 @@ impl Leaf {
     /// Merges `batch` (sorted, distinct from the leaf's keys, within its bounds) into the
     /// leaf in one pass over its arrays. Each key comes with its 8 bytes from `at`, which
     /// hold its head here when the leaf's offset is close enough: then the key is not read.
-    fn merge(&mut self, batch: Vec<(u64, KeyRef)>, at: usize) {
-        let total = self.len() + batch.len();
-        let mut heads = Vec::with_capacity(total);
-        let mut keys = Vec::with_capacity(total);
+    ///
+    /// A few keys into a big leaf (the usual case: a batch spreads over every leaf of its
+    /// partition) are inserted in place, each moving the entries after it with one
+    /// `memmove`, and the arrays grow once to their exact new size. Many keys are merged
+    /// into new arrays in one pass, which moves each entry once.
+    fn merge(&mut self, batch: impl ExactSizeIterator<Item = (u64, KeyRef)>, at: usize) {
         let offset = self.offset;
         // Where this leaf's head sits in the 8 bytes given, if it does.
         let shift = offset
             .checked_sub(at)
             .filter(|&skip| skip <= 4)
             .map(|skip| 8 * skip as u32);
+        let head_of = |wide: u64, key: &KeyRef| match shift {
+            Some(shift) => (wide << shift >> 32) as u32,
+            None => head32(key.as_bytes(), offset),
+        };
+        if batch.len() * 4 <= self.len() {
+            self.keys.reserve_exact(batch.len());
+            self.heads.reserve_exact(batch.len());
+            // The batch is sorted: each key goes after the one before it.
+            let mut from = 0;
+            for (wide, key) in batch {
+                let head = head_of(wide, &key);
+                let heads = self.heads.get(from..).unwrap_or_default();
+                let start = heads.partition_point(|&h| h < head);
+                let run = equal_run(heads.get(start..).unwrap_or_default(), head);
+                let equal = self
+                    .keys
+                    .get(from + start..from + start + run)
+                    .unwrap_or_default();
+                let at = from + start + equal.partition_point(|k| k.as_bytes() < key.as_bytes());
+                self.heads.insert(at, head);
+                self.keys.insert(at, key);
+                from = at + 1;
+            }
+            return;
+        }
+        let total = self.len() + batch.len();
+        let mut heads = Vec::with_capacity(total);
+        let mut keys = Vec::with_capacity(total);
         let mut old = std::mem::take(&mut self.keys)
             .into_iter()
             .zip(std::mem::take(&mut self.heads))
             .peekable();
         for (wide, key) in batch {
-            let head = match shift {
-                Some(shift) => (wide << shift >> 32) as u32,
-                None => head32(key.as_bytes(), offset),
-            };
+            let head = head_of(wide, &key);
             while let Some((k, h)) =
                 old.next_if(|(k, h)| *h < head || (*h == head && k.as_bytes() < key.as_bytes()))
             {
@@ -327,7 +365,7 @@ impl PartData {
     fn leaf_for_head(&self, head: u64, key: &[u8]) -> usize {
         let start = self.fence_heads.partition_point(|&h| h < head);
         let rest = self.fence_heads.get(start..).unwrap_or_default();
-        let run = rest.partition_point(|&h| h == head);
+        let run = equal_run(rest, head);
         let equal = self.fences.get(start..start + run).unwrap_or_default();
         start + equal.partition_point(|f| &f[..] <= key)
     }
@@ -460,34 +498,31 @@ impl PartData {
             self.leaves.push(Leaf::with_offset(offset));
         }
         let mut ascending = false;
-        let mut batch = batch.into_iter().peekable();
-        while let Some((head, first)) = batch.next() {
+        let mut rest = batch.into_iter();
+        while let Some((head, first)) = rest.as_slice().first() {
             let j = self
-                .leaf_for_head(head, first.as_bytes())
+                .leaf_for_head(*head, first.as_bytes())
                 .min(self.leaves.len() - 1);
-            // The run of keys below leaf `j`'s upper bound goes into leaf `j`.
-            let mut run = vec![(head, first)];
-            match (self.fence_heads.get(j), self.fences.get(j)) {
-                (Some(&hi_head), Some(hi)) => {
-                    while let Some(next) = batch
-                        .next_if(|(h, k)| *h < hi_head || (*h == hi_head && k.as_bytes() < &hi[..]))
-                    {
-                        run.push(next);
-                    }
-                }
-                _ => run.extend(batch.by_ref()),
-            }
+            // The run of keys below leaf `j`'s upper bound goes into leaf `j`: found by a
+            // search of the sorted batch, not gathered key by key.
+            let run = match (self.fence_heads.get(j), self.fences.get(j)) {
+                (Some(&hi_head), Some(hi)) => rest.as_slice().partition_point(|(h, k)| {
+                    *h < hi_head || (*h == hi_head && k.as_bytes() < &hi[..])
+                }),
+                _ => rest.len(),
+            };
             let last_leaf = j + 1 == self.leaves.len();
             let Some(leaf) = self.leaves.get_mut(j) else {
                 break;
             };
             let appended = last_leaf
-                && match (leaf.keys.last(), run.first()) {
+                && match (leaf.keys.last(), rest.as_slice().first()) {
                     (Some(old), Some((_, new))) => old.as_bytes() < new.as_bytes(),
                     _ => true,
                 };
             ascending = appended;
-            leaf.merge(run, self.offset);
+            // At least the first key, which `leaf_for_head` placed in this leaf.
+            leaf.merge(rest.by_ref().take(run.max(1)), self.offset);
             self.split_leaf(j, appended);
         }
         ascending
@@ -734,7 +769,7 @@ impl Directory {
         let head = head64(key, 0);
         let start = self.heads.partition_point(|&h| h < head);
         let rest = self.heads.get(start..).unwrap_or_default();
-        let run = rest.partition_point(|&h| h == head);
+        let run = equal_run(rest, head);
         let equal = self.seps.get(start..start + run).unwrap_or_default();
         (start + equal.partition_point(|s| &s[..] <= key)).saturating_sub(1)
     }
@@ -1489,6 +1524,16 @@ mod tests {
         assert!(index.keys().is_empty());
         index.insert(&mut view, key("after"));
         assert_eq!(names(&index.keys()), ["after"]);
+    }
+
+    #[test]
+    fn equal_runs_of_heads() {
+        assert_eq!(equal_run::<u32>(&[], 5), 0);
+        assert_eq!(equal_run(&[6, 7], 5), 0);
+        assert_eq!(equal_run(&[5, 7], 5), 1);
+        assert_eq!(equal_run(&[5], 5), 1);
+        assert_eq!(equal_run(&[5, 5, 5, 9], 5), 3);
+        assert_eq!(equal_run(&[5, 5], 5), 2);
     }
 
     #[test]
