@@ -286,18 +286,17 @@ impl Leaf {
 }
 
 /// The keys of one range of the key space.
+#[derive(Default)]
 struct PartData {
     /// Set when the partition was replaced in the directory; it is then empty.
     retired: bool,
-    /// How many of `pending` are set.
-    pending_len: usize,
-    /// `head64` of each pending key from `offset`.
-    pending_heads: [u64; PENDING],
-    /// Keys added since the leaves were last brought up to date, in no order. A creating
-    /// writer appends here, next to the lock it just took, and touches no leaf; once
-    /// [`PENDING`] wait, they are sorted and merged into their leaves, each leaf in one pass
-    /// (see [`PartData::flush`]).
-    pending: [Option<KeyRef>; PENDING],
+    /// Keys added since the leaves were last brought up to date, in no order, each with
+    /// its `head64` from `offset`. A creating writer appends here, next to the lock it just
+    /// took, and touches no leaf; once [`PENDING`] wait, they are sorted and merged into
+    /// their leaves, each leaf in one pass (see [`PartData::flush`]). The array grows as
+    /// keys arrive and is given back when they are merged: a fixed array of [`PENDING`]
+    /// keys in every partition cost about 2 bytes per entry of a store with a million.
+    pending: Vec<(u64, KeyRef)>,
     /// Inclusive lower bound (empty: from the start).
     lo: Box<[u8]>,
     /// Exclusive upper bound (`None`: to the end).
@@ -311,24 +310,6 @@ struct PartData {
     leaves: Vec<Leaf>,
     /// Keys in all leaves and in `pending`.
     len: usize,
-}
-
-impl Default for PartData {
-    fn default() -> PartData {
-        PartData {
-            retired: false,
-            pending_len: 0,
-            pending_heads: [0; PENDING],
-            pending: std::array::from_fn(|_| None),
-            lo: Box::default(),
-            hi: None,
-            offset: 0,
-            fences: Vec::new(),
-            fence_heads: Vec::new(),
-            leaves: Vec::new(),
-            len: 0,
-        }
-    }
 }
 
 impl PartData {
@@ -378,11 +359,7 @@ impl PartData {
 
     /// The keys not yet in a leaf, with their heads.
     fn pending(&self) -> impl Iterator<Item = (u64, &KeyRef)> {
-        self.pending_heads
-            .iter()
-            .zip(&self.pending)
-            .take(self.pending_len)
-            .filter_map(|(h, k)| Some((*h, k.as_ref()?)))
+        self.pending.iter().map(|(h, k)| (*h, k))
     }
 
     /// The pending keys from `seek` on that start with `prefix`. Their heads tell most keys
@@ -450,19 +427,10 @@ impl PartData {
     /// ascending order).
     #[inline]
     fn add(&mut self, key: KeyRef) -> bool {
-        let at = self.pending_len;
         let head = head64(key.as_bytes(), self.offset);
         self.len += 1;
-        let (Some(free), Some(free_head)) =
-            (self.pending.get_mut(at), self.pending_heads.get_mut(at))
-        else {
-            // Never: the pending keys are merged as soon as they fill up.
-            return self.merge(vec![(head, key)]);
-        };
-        *free = Some(key);
-        *free_head = head;
-        self.pending_len = at + 1;
-        if self.pending_len < PENDING {
+        self.pending.push((head, key));
+        if self.pending.len() < PENDING {
             return false;
         }
         self.flush()
@@ -470,14 +438,7 @@ impl PartData {
 
     /// Merges the pending keys into the leaves.
     fn flush(&mut self) -> bool {
-        let count = std::mem::take(&mut self.pending_len);
-        let batch: Vec<(u64, KeyRef)> = self
-            .pending_heads
-            .iter()
-            .zip(self.pending.iter_mut())
-            .take(count)
-            .filter_map(|(h, k)| Some((*h, k.take()?)))
-            .collect();
+        let batch = std::mem::take(&mut self.pending);
         self.merge(batch)
     }
 
@@ -568,18 +529,10 @@ impl PartData {
 
     /// Removes this very handle; `None` if it is not here.
     fn remove(&mut self, key: &KeyRef) -> Option<KeyRef> {
-        let waiting = self
-            .pending
-            .iter()
-            .take(self.pending_len)
-            .position(|p| p.as_ref().is_some_and(|p| p.same(key)));
+        let waiting = self.pending.iter().position(|(_, p)| p.same(key));
         if let Some(at) = waiting {
-            let last = self.pending_len - 1;
-            self.pending.swap(at, last);
-            self.pending_heads.swap(at, last);
-            self.pending_len = last;
             self.len -= 1;
-            return self.pending.get_mut(last).and_then(Option::take);
+            return Some(self.pending.swap_remove(at).1);
         }
         let j = self
             .leaf_for(key.as_bytes())
@@ -1119,12 +1072,7 @@ impl Index {
                 );
                 count += 1;
             }
-            assert!(
-                data.pending
-                    .iter()
-                    .skip(data.pending_len)
-                    .all(Option::is_none)
-            );
+            assert!(data.pending.len() < PENDING, "a full batch was not merged");
             if data.leaves.is_empty() {
                 assert!(data.fences.is_empty() && data.len == count);
                 continue;
@@ -1334,7 +1282,7 @@ mod tests {
     /// How many keys of the current directory wait in pending batches.
     fn pending_count(index: &Index) -> usize {
         let dir = index.current.lock().clone();
-        dir.parts.iter().map(|p| p.data.read().pending_len).sum()
+        dir.parts.iter().map(|p| p.data.read().pending.len()).sum()
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! The store behind one memory contract name: sharded slots plus one ordered key index.
 //!
 //! Point operations hash the key to one of N shards, each behind its own `RwLock`; a `get`
-//! takes one shard's read lock and writes nothing shared. The ordered index (a `BTreeSet`
-//! of the same key allocations) is touched only when a key is created or removed, and lets
-//! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
+//! takes one shard's read lock and writes nothing shared. The ordered index (range
+//! partitions of the same key allocations, see `crate::index`) is touched only when a key
+//! is created or removed, and lets `list(prefix)` seek to the prefix and walk only the
+//! matching keys: O(log n + k).
+//!
+//! Every write of an entry ends in `Store::write`, every removal in `Store::forget`, and
+//! both, like `Store::clear`, report to `Store::changed` under the lock that orders the
+//! key's writes: the one place a consumer of changes (persistence, watches) hooks in.
 //!
 //! Lock order: the batch gate, then shards, then the index; several shards only in
 //! ascending order (bulk operations, `clear`, refreshing the deadline hint). Eviction and
