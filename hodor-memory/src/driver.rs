@@ -58,33 +58,34 @@ impl MemoryDriver {
             return Err(DriverError::invalid_config(Some(field), reason));
         }
         let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = stores.get_mut(name) {
-            if let Some(store) = open.store.upgrade() {
-                if store.config != config {
-                    return Err(DriverError::invalid_config(
-                        None,
-                        format!(
-                            "memory store {name:?} is already open with {:?}, not {config:?}; open \
-                             it with the same config, or close every contract on it first",
-                            store.config
-                        ),
-                    ));
-                }
-                if !store.clock.same_as(&clock) {
-                    return Err(DriverError::invalid_config(
-                        None,
-                        format!(
-                            "memory store {name:?} is already open with another clock ({:?}); \
-                             every contract on one store must use the same clock",
-                            store.clock
-                        ),
-                    ));
-                }
-                open.handles += 1;
-                return Ok(MemoryDriver { store });
+        if let Some(open) = stores.get_mut(name)
+            && let Some(store) = open.store.upgrade()
+        {
+            if store.config != config {
+                return Err(DriverError::invalid_config(
+                    None,
+                    format!(
+                        "memory store {name:?} is already open with {:?}, not {config:?}; open \
+                         it with the same config, or close every contract on it first",
+                        store.config
+                    ),
+                ));
             }
+            if !store.clock.same_as(&clock) {
+                return Err(DriverError::invalid_config(
+                    None,
+                    format!(
+                        "memory store {name:?} is already open with another clock ({:?}); \
+                         every contract on one store must use the same clock",
+                        store.clock
+                    ),
+                ));
+            }
+            open.handles += 1;
+            return Ok(MemoryDriver { store });
         }
-        let store = Arc::new(Store::new(name, config, clock));
+        let store = Arc::new(Store::open(name, config, clock)?);
+        store.start();
         stores.insert(
             name.to_owned(),
             Open {
@@ -100,6 +101,15 @@ impl MemoryDriver {
     /// Reclaims expired entries now instead of waiting for the background sweep.
     pub fn sweep(&self) {
         self.store.sweep();
+    }
+
+    /// Writes a snapshot of a persistent store now, on this thread, instead of waiting for
+    /// the log to grow past `snapshot_log_bytes`; afterwards recovery replays only what is
+    /// written from here on. `Ok(false)` for a store without persistence, or when the
+    /// snapshot was skipped (the store is closing, or the log could not start a new
+    /// segment).
+    pub fn snapshot(&self) -> DriverResult<bool> {
+        self.store.snapshot()
     }
 }
 
@@ -152,7 +162,11 @@ pub fn open_with_clock(
 
 impl Driver for MemoryDriver {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.ttl(true).atomic_bulk(true).limits(true)
+        Capabilities::NONE
+            .ttl(true)
+            .atomic_bulk(true)
+            .limits(true)
+            .persistent(self.store.persist_dir().is_some())
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -161,11 +175,11 @@ impl Driver for MemoryDriver {
 
     #[inline]
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
-        Ok(self.store.get(key))
+        self.store.get(key)
     }
 
     fn delete(&self, key: &str) -> DriverResult<bool> {
-        Ok(self.store.delete(key))
+        self.store.delete(key)
     }
 
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
@@ -181,7 +195,7 @@ impl Driver for MemoryDriver {
     }
 
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
-        Ok(self.store.get_many(keys))
+        self.store.get_many(keys)
     }
 
     fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
@@ -189,7 +203,7 @@ impl Driver for MemoryDriver {
     }
 
     fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
-        Ok(self.store.delete_many(keys))
+        self.store.delete_many(keys)
     }
 
     fn close(&self) -> DriverResult<()> {
@@ -204,9 +218,13 @@ impl Driver for MemoryDriver {
             _ => false,
         };
         if last {
+            // A persistent store gives its directory back before the next open of the name
+            // (which waits for the table) can try to take it.
+            let persisted = self.store.close_persist();
             stores.remove(name);
             drop(stores);
             self.store.clear();
+            return persisted;
         }
         Ok(())
     }
@@ -239,7 +257,7 @@ mod tests {
         assert!(b.get("k").unwrap().is_some());
         b.close().unwrap();
         assert_eq!(handles(name), None);
-        assert!(b.store.get("k").is_none(), "the data was released");
+        assert!(b.store.get("k").unwrap().is_none(), "the data was released");
     }
 
     #[test]

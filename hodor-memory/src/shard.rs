@@ -12,6 +12,7 @@ use std::collections::BinaryHeap;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::codec::Codec;
 use crate::key::KeyRef;
 
 /// Bytes an entry is charged beyond its key and value. Measured with a counting allocator
@@ -60,14 +61,48 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// One entry.
 pub(crate) struct Slot {
     pub(crate) key: KeyRef,
+    /// The value as stored: compressed when [`Slot::codec`] says so.
     pub(crate) value: Bytes,
-    /// Wall-clock time of the last set, ns since the Unix epoch.
+    /// Wall-clock time of the last set, ns since the Unix epoch, with [`COMPRESSED`] set
+    /// when the value is stored compressed (see [`stamp`]). The tag lives here rather than
+    /// in a field of its own because a slot is 48 bytes and a flag byte would pad it to 56
+    /// for every entry of every store.
     pub(crate) modified: u64,
+}
+
+/// The bit of [`Slot::modified`] that tags a compressed value. Times stay below it until
+/// the year 2262 (like deadlines, see `key::MAX_EXPIRY`).
+pub(crate) const COMPRESSED: u64 = 1 << 63;
+
+/// The `modified` word for a value stored as `codec`, set at `at` (ns since the epoch).
+#[inline]
+pub(crate) fn stamp(at: u64, codec: Codec) -> u64 {
+    let at = at.min(COMPRESSED - 1);
+    match codec {
+        Codec::Raw => at,
+        Codec::Lz4 => at | COMPRESSED,
+    }
 }
 
 impl Slot {
     pub(crate) fn charge(&self) -> u64 {
         charge(self.key.as_bytes().len(), self.value.len())
+    }
+
+    /// Wall-clock time of the last set, ns since the Unix epoch.
+    #[inline]
+    pub(crate) fn modified(&self) -> u64 {
+        self.modified & !COMPRESSED
+    }
+
+    /// How the value is stored.
+    #[inline]
+    pub(crate) fn codec(&self) -> Codec {
+        if self.modified & COMPRESSED == 0 {
+            Codec::Raw
+        } else {
+            Codec::Lz4
+        }
     }
 }
 
@@ -331,12 +366,10 @@ impl Shard {
                 .slots
                 .get(index)
                 .is_some_and(|s| s.key.same(&deadline.key) && s.key.expires() == deadline.at);
-            if current {
-                if let Some(slot) = self.remove(hash, index, &hash_of) {
-                    self.expirations += 1;
-                    removed.push(slot);
-                    left -= 1;
-                }
+            if current && let Some(slot) = self.remove(hash, index, &hash_of) {
+                self.expirations += 1;
+                removed.push(slot);
+                left -= 1;
             }
         }
     }
@@ -517,6 +550,16 @@ mod tests {
             shard.overwrite(i, Bytes::new(), at, at).unwrap();
         }
         assert!(shard.deadlines.len() <= 2 * shard.with_expiry + 65);
+    }
+
+    #[test]
+    fn the_codec_tag_and_the_time_share_one_word_without_mixing() {
+        let mut s = slot("k", 0);
+        for (at, codec) in [(5, Codec::Lz4), (7, Codec::Raw), (u64::MAX, Codec::Lz4)] {
+            s.modified = stamp(at, codec);
+            assert_eq!(s.codec(), codec);
+            assert_eq!(s.modified(), at.min(COMPRESSED - 1));
+        }
     }
 
     #[test]

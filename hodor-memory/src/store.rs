@@ -5,10 +5,26 @@
 //! of the same key allocations) is touched only when a key is created or removed, and lets
 //! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
 //!
-//! Lock order: the batch gate, then shards, then the index; several shards only in
-//! ascending order (bulk operations). Eviction and sweeping hold one shard at a time. Every index change happens
-//! while the shard that owns the key is locked, so the index never disagrees with the shards
-//! about a key that is not being written at that moment.
+//! Lock order: the batch gate, then shards, then the index, then the persistence log's
+//! buffer; several shards only in ascending order (bulk operations). Eviction and sweeping
+//! hold one shard at a time. Every index change happens while the shard that owns the key
+//! is locked, so the index never disagrees with the shards about a key that is not being
+//! written at that moment.
+//!
+//! Persistence hooks (marked `PERSIST HOOK` below; all inside `if let Some(p) =
+//! &self.persist`, so a store without persistence pays one predictable branch per write):
+//! 1. Before a write changes anything: `p.writable()` (a store whose log failed refuses
+//!    writes) and `fits` (the record's size).
+//! 2. Under the shard lock, right after the change: `p.next_seq()` and `p.log(..)` with the
+//!    key's new state (`set`, `delete`), one `p.log_batch(..)` for `set_many` and
+//!    `delete_many` (under all their shard locks), and `p.log(..)` for each expiry and
+//!    eviction the store makes on its own (in `forget`). Under the lock, so each key's
+//!    records are in the log in the order its writes took effect.
+//! 3. After releasing every lock: `p.commit(ticket)` (waits for the sync with
+//!    `fsync = always`).
+//!
+//! Plus recovery (`Store::open` feeds `persist::Replay` to `restore`), snapshots
+//! (`persist::Source`, read shard by shard) and close (`close_persist`).
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
@@ -23,9 +39,11 @@ use hodor_core::clock::{Clock, from_nanos};
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
+use crate::codec::{self, Codec, Compressor};
 use crate::config::MemoryConfig;
 use crate::key::{KeyRef, MAX_EXPIRY};
-use crate::shard::{Shard, Slot, charge};
+use crate::persist::{self, Persist, Record, Removal, Replay, Ticket};
+use crate::shard::{Shard, Slot, charge, stamp};
 
 /// How many expired entries one lock hold may reclaim, so a sweep never stalls readers long.
 const SWEEP_BATCH: usize = 1024;
@@ -97,6 +115,14 @@ pub(crate) struct Store {
     /// With limits: no deadline in any shard is earlier than this (`u64::MAX`: none), so an
     /// eviction can tell without locking every shard that nothing has expired.
     earliest_deadline: AtomicU64,
+    /// Compresses values on the way in, when configured.
+    compressor: Option<Compressor>,
+    /// Some entry may hold a compressed value: reads check each entry's codec. True with a
+    /// compressor, or after recovery loaded compressed values into a store without one.
+    decode_values: bool,
+    /// The log and snapshots, when the store is persistent. Set once, at open, after
+    /// recovery.
+    persist: Option<Persist>,
 }
 
 fn shard_count() -> usize {
@@ -118,6 +144,26 @@ fn inconsistent() -> DriverError {
     DriverError::backend("the memory store's slot table is inconsistent (a bug in hodor-memory)")
 }
 
+fn persist_error(e: persist::PersistError) -> DriverError {
+    DriverError::backend(e)
+}
+
+fn corrupt_value(e: codec::CorruptValue) -> DriverError {
+    DriverError::backend(e)
+}
+
+/// The largest value a persistent store can log: the record's length field is a `u32`.
+fn fits(key: &str, value: &[u8]) -> DriverResult<()> {
+    let len = (key.len() + value.len()) as u64 + 64;
+    if len > u64::from(u32::MAX) {
+        return Err(DriverError::CapacityExceeded(format!(
+            "a value of {} bytes is over the 4 GiB a persistent memory store can log",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     pub(crate) fn new(name: &str, config: MemoryConfig, clock: Clock) -> Store {
         let limits = (config.max_bytes.is_some() || config.max_entries.is_some()).then(|| Limits {
@@ -128,7 +174,6 @@ impl Store {
         });
         Store {
             name: name.to_owned(),
-            config,
             clock,
             hasher: DefaultHashBuilder::default(),
             shards: (0..shard_count())
@@ -138,7 +183,161 @@ impl Store {
             batches: RwLock::new(()),
             limits,
             earliest_deadline: AtomicU64::new(u64::MAX),
+            compressor: config.compression.as_ref().map(Compressor::new),
+            decode_values: config.compression.is_some(),
+            persist: None,
+            config,
         }
+    }
+
+    /// A new store; a persistent one is recovered from its directory first.
+    pub(crate) fn open(name: &str, config: MemoryConfig, clock: Clock) -> DriverResult<Store> {
+        Store::open_with(name, config, clock, persist::Fs::default())
+    }
+
+    /// [`Store::open`] with the file operations given (tests inject faults).
+    pub(crate) fn open_with(
+        name: &str,
+        config: MemoryConfig,
+        clock: Clock,
+        fs: persist::Fs,
+    ) -> DriverResult<Store> {
+        let mut store = Store::new(name, config, clock);
+        let Some(persist_config) = store.config.persist.clone() else {
+            return Ok(store);
+        };
+        let saw_compressed = std::sync::atomic::AtomicBool::new(false);
+        let evictions = store.gauges().evictions;
+        let now = store.clock.now_nanos();
+        let persist = Persist::open(name, &persist_config, fs, now, &mut |r| {
+            if let Replay::Put(p) = &r
+                && p.codec != Codec::Raw
+            {
+                saw_compressed.store(true, Ordering::Relaxed);
+            }
+            store.restore(r);
+        })
+        .map_err(persist_error)?;
+        store.decode_values |= saw_compressed.into_inner();
+        store.persist = Some(persist);
+        if store.gauges().evictions != evictions {
+            // The limits evicted entries the log still holds: a snapshot records that they
+            // are gone, so a crash cannot bring them back. If it fails they may come back
+            // at the next open, and be evicted again.
+            let _ = store.snapshot();
+        }
+        Ok(store)
+    }
+
+    /// Applies one recovered state change. The store is not shared yet and logs nothing.
+    fn restore(&self, r: Replay<'_>) {
+        match r {
+            Replay::Put(p) => {
+                let value = Bytes::copy_from_slice(p.value);
+                if self
+                    .put(p.key, value, p.codec, p.modified, p.expires)
+                    .is_err()
+                {
+                    // Only a value larger than a (since lowered) max_bytes fails: the put
+                    // replaced the key's old state, and cannot be held, so the key is gone.
+                    self.delete(p.key).ok();
+                }
+            }
+            Replay::Remove(key) => {
+                self.delete(key).ok();
+            }
+            Replay::Clear => self.clear(),
+        }
+    }
+
+    /// Starts the background work of a store that is now shared: persistence's threads.
+    pub(crate) fn start(self: &std::sync::Arc<Self>) {
+        if let Some(p) = &self.persist {
+            let weak = std::sync::Arc::downgrade(self);
+            let source: std::sync::Weak<dyn persist::Source> = weak;
+            p.start(source);
+        }
+    }
+
+    /// The persistent store's directory, if it is one.
+    pub(crate) fn persist_dir(&self) -> Option<&std::path::Path> {
+        self.persist.as_ref().map(Persist::dir)
+    }
+
+    /// Writes and syncs the log and releases the directory (the last close of a persistent
+    /// store); the data stays on disk.
+    pub(crate) fn close_persist(&self) -> DriverResult<()> {
+        match &self.persist {
+            Some(p) => p.close().map_err(persist_error),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the persistence log has failed (tests).
+    #[cfg(test)]
+    pub(crate) fn persist_failed(&self) -> bool {
+        self.persist.as_ref().is_some_and(Persist::failed)
+    }
+
+    /// Takes a snapshot now, on this thread; `Ok(false)` if none was taken.
+    pub(crate) fn snapshot(&self) -> DriverResult<bool> {
+        match &self.persist {
+            Some(p) => p.snapshot_now(self).map_err(persist_error),
+            None => Ok(false),
+        }
+    }
+
+    /// The stored form of a value: compressed when the store compresses and it pays.
+    #[inline]
+    fn encode(&self, value: Bytes) -> (Bytes, Codec) {
+        match &self.compressor {
+            None => (value, Codec::Raw),
+            Some(c) => c.encode(value),
+        }
+    }
+
+    /// The value a caller sees, from a stored value read under a lock and released since.
+    #[inline]
+    fn decode(stored: Bytes, codec: Codec) -> DriverResult<Bytes> {
+        codec::decode(stored, codec).map_err(corrupt_value)
+    }
+
+    /// PERSIST HOOK 2: logs the state of the slot at `index` (just written) under the
+    /// shard lock.
+    fn log_slot(&self, shard: &Shard, index: usize) -> DriverResult<Option<Ticket>> {
+        let Some(p) = &self.persist else {
+            return Ok(None);
+        };
+        let slot = shard.slot(index).ok_or_else(inconsistent)?;
+        let record = Record::Put {
+            key: slot.key.as_bytes(),
+            value: &slot.value,
+            codec: slot.codec(),
+            modified: slot.modified(),
+            expires: slot.key.expires(),
+        };
+        p.log(p.next_seq(), record).map(Some).map_err(persist_error)
+    }
+
+    /// PERSIST HOOK 3: after every lock is released, waits until the write is as durable
+    /// as the fsync mode promises.
+    #[inline]
+    fn commit(&self, ticket: Option<Ticket>) -> DriverResult<()> {
+        match (&self.persist, ticket) {
+            (Some(p), Some(t)) => p.commit(t).map_err(persist_error),
+            _ => Ok(()),
+        }
+    }
+
+    /// PERSIST HOOK 1: a persistent store whose log failed refuses writes before changing
+    /// anything; a value the log cannot hold is refused too.
+    #[inline]
+    fn writable(&self, key: &str, value: Option<&[u8]>) -> DriverResult<()> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        p.writable().map_err(persist_error)?;
+        value.map_or(Ok(()), |v| fits(key, v))
     }
 
     #[inline]
@@ -176,10 +375,19 @@ impl Store {
     }
 
     #[inline]
-    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
         let hash = self.hash(key.as_bytes());
         let shard = self.shard(self.shard_of(hash)).read();
-        self.live_slot(&shard, hash, key).map(|s| s.value.clone())
+        let Some(slot) = self.live_slot(&shard, hash, key) else {
+            return Ok(None);
+        };
+        let value = slot.value.clone();
+        if !self.decode_values {
+            return Ok(Some(value));
+        }
+        let codec = slot.codec();
+        drop(shard);
+        Store::decode(value, codec).map(Some)
     }
 
     pub(crate) fn exists(&self, key: &str) -> bool {
@@ -194,8 +402,8 @@ impl Store {
         let slot = self.live_slot(&shard, hash, key)?;
         let expires = slot.key.expires();
         Some(Metadata {
-            size: slot.value.len() as u64,
-            modified: from_nanos(slot.modified),
+            size: codec::logical_len(&slot.value, slot.codec()),
+            modified: from_nanos(slot.modified()),
             expires_at: (expires != 0).then(|| from_nanos(expires)),
         })
     }
@@ -214,11 +422,32 @@ impl Store {
     }
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
+        let now = self.clock.now_nanos();
+        // Compression is CPU work: done before any lock is taken.
+        let (value, codec) = self.encode(value);
+        self.put(key, value, codec, now, expiry_for(now, ttl))
+    }
+
+    /// Stores a value already in its stored form, set at `modified` with deadline
+    /// `expires` (0: none).
+    fn put(
+        &self,
+        key: &str,
+        value: Bytes,
+        codec: Codec,
+        modified: u64,
+        expires: u64,
+    ) -> DriverResult<()> {
+        self.writable(key, Some(&value))?;
         let hash = self.hash(key.as_bytes());
         let number = self.shard_of(hash);
         let Some(limits) = &self.limits else {
             let mut shard = self.shard(number).write();
-            return self.write(&mut shard, hash, key, value, ttl).map(drop);
+            let (_, index) = self.write(&mut shard, hash, key, value, codec, modified, expires)?;
+            let ticket = self.log_slot(&shard, index)?;
+            self.reclaim(&mut shard, modified);
+            drop(shard);
+            return self.commit(ticket);
         };
         let new_charge = charge(key.len(), value.len());
         self.check_fits(key, new_charge, 1)?;
@@ -247,46 +476,51 @@ impl Store {
                 limits.release(bytes, entries);
                 continue;
             }
-            self.write(&mut shard, hash, key, value, ttl)?;
+            let (_, index) = self.write(&mut shard, hash, key, value, codec, modified, expires)?;
+            let ticket = self.log_slot(&shard, index)?;
+            self.reclaim(&mut shard, modified);
             if let Some(old) = existing {
                 limits.release(old.saturating_sub(new_charge), 0);
             }
-            return Ok(());
+            drop(shard);
+            return self.commit(ticket);
         }
     }
 
-    /// Stores one entry in a locked shard; returns the charge of the entry it replaced.
-    /// Then reclaims a few expired entries of the shard.
+    /// Stores one entry in a locked shard; returns the charge of the entry it replaced and
+    /// where the entry now is (valid until the shard changes again).
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         shard: &mut Shard,
         hash: u64,
         key: &str,
         value: Bytes,
-        ttl: Option<Duration>,
-    ) -> DriverResult<Option<u64>> {
-        let now = self.clock.now_nanos();
-        let expires = expiry_for(now, ttl);
+        codec: Codec,
+        now: u64,
+        expires: u64,
+    ) -> DriverResult<(Option<u64>, usize)> {
         let hash_of = |k: &[u8]| self.hash(k);
-        let replaced = match shard.find(hash, key.as_bytes()) {
+        let modified = stamp(now, codec);
+        let written = match shard.find(hash, key.as_bytes()) {
             Some(index) => {
                 let old = shard
-                    .overwrite(index, value, now, expires)
+                    .overwrite(index, value, modified, expires)
                     .ok_or_else(inconsistent)?;
                 if old.expires != 0 && old.expires <= now {
                     // The old entry was already dead; replacing it reclaims it.
                     shard.expirations += 1;
                 }
-                Some(old.charge)
+                (Some(old.charge), index)
             }
             None => {
                 let slot = Slot {
                     key: KeyRef::new(key, expires),
                     value,
-                    modified: now,
+                    modified,
                 };
                 let key_ref = slot.key.clone();
-                shard
+                let index = shard
                     .insert(hash, slot, self.evicts(), hash_of)
                     .ok_or_else(|| {
                         DriverError::CapacityExceeded(
@@ -294,27 +528,43 @@ impl Store {
                         )
                     })?;
                 self.index.write().insert(key_ref);
-                None
+                (None, index)
             }
         };
         if expires != 0 {
             self.note_deadline(expires);
         }
-        // After the write, so the entry being replaced is never reclaimed under the
-        // caller's reservation (the new entry's deadline is in the future).
+        Ok(written)
+    }
+
+    /// Reclaims a few expired entries of a shard a write just changed. After the write (and
+    /// its log record), so the entry being replaced is never reclaimed under the caller's
+    /// reservation (the new entry's deadline is in the future).
+    fn reclaim(&self, shard: &mut Shard, now: u64) {
         if shard.next_deadline().is_some_and(|at| at <= now) {
+            let hash_of = |k: &[u8]| self.hash(k);
             let mut reclaimed = Vec::new();
             shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
-            self.forget(&mut reclaimed);
+            self.forget(&mut reclaimed, Removal::Expire);
         }
-        Ok(replaced)
     }
 
     /// Removes slots that left a shard (still locked by the caller) from the index and
-    /// releases their charges.
-    fn forget(&self, removed: &mut Vec<Slot>) {
+    /// releases their charges. Expiries and evictions are logged here (PERSIST HOOK 2);
+    /// deletes are logged by their callers, as one batch for `delete_many`.
+    fn forget(&self, removed: &mut Vec<Slot>, why: Removal) {
         if removed.is_empty() {
             return;
+        }
+        if let Some(p) = &self.persist
+            && why != Removal::Delete
+        {
+            for slot in removed.iter() {
+                let key = slot.key.as_bytes();
+                // Nobody waits for these: a failure leaves the log failed, and the next
+                // write reports it.
+                let _ = p.log(p.next_seq(), Record::Remove { key, why });
+            }
         }
         let mut index = self.index.write();
         for slot in removed.iter() {
@@ -405,7 +655,7 @@ impl Store {
         for step in 0..self.shards.len() {
             let mut shard = self.shard(home.wrapping_add(step)).write();
             if let Some(victim) = shard.evict(hash_of) {
-                self.forget(&mut vec![victim]);
+                self.forget(&mut vec![victim], Removal::Evict);
                 return true;
             }
         }
@@ -428,7 +678,7 @@ impl Store {
                 let mut guard = shard.write();
                 guard.expire(now, SWEEP_BATCH, hash_of, &mut removed);
                 total += removed.len();
-                self.forget(&mut removed);
+                self.forget(&mut removed, Removal::Expire);
                 if guard.next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
@@ -452,10 +702,27 @@ impl Store {
         self.expire_all(self.clock.now_nanos());
     }
 
-    pub(crate) fn delete(&self, key: &str) -> bool {
+    pub(crate) fn delete(&self, key: &str) -> DriverResult<bool> {
+        self.writable(key, None)?;
         let hash = self.hash(key.as_bytes());
         let mut shard = self.shard(self.shard_of(hash)).write();
-        self.remove_locked(&mut shard, hash, key).unwrap_or(false)
+        let Some(live) = self.remove_locked(&mut shard, hash, key) else {
+            return Ok(false);
+        };
+        // PERSIST HOOK 2.
+        let ticket = match &self.persist {
+            None => None,
+            Some(p) => {
+                let record = Record::Remove {
+                    key: key.as_bytes(),
+                    why: Removal::Delete,
+                };
+                Some(p.log(p.next_seq(), record).map_err(persist_error)?)
+            }
+        };
+        drop(shard);
+        self.commit(ticket)?;
+        Ok(live)
     }
 
     /// Removes `key` from its locked shard; `Some(live)` if it was there.
@@ -466,7 +733,7 @@ impl Store {
         if !live {
             shard.expirations += 1;
         }
-        self.forget(&mut vec![slot]);
+        self.forget(&mut vec![slot], Removal::Delete);
         Some(live)
     }
 
@@ -490,20 +757,27 @@ impl Store {
     }
 
     /// All values read at one moment: every involved shard is read-locked at once.
-    pub(crate) fn get_many(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
+    pub(crate) fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
         let mut numbers: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
         numbers.sort_unstable();
         numbers.dedup();
         let guards: Vec<_> = numbers.iter().map(|&n| (n, self.shard(n).read())).collect();
-        keys.iter()
+        let stored: Vec<Option<(Bytes, Codec)>> = keys
+            .iter()
             .zip(&hashes)
             .map(|(key, &hash)| {
                 let number = self.shard_of(hash);
                 let at = guards.binary_search_by_key(&number, |(n, _)| *n).ok()?;
                 let (_, shard) = guards.get(at)?;
-                self.live_slot(shard, hash, key).map(|s| s.value.clone())
+                self.live_slot(shard, hash, key)
+                    .map(|s| (s.value.clone(), s.codec()))
             })
+            .collect();
+        drop(guards);
+        stored
+            .into_iter()
+            .map(|s| s.map(|(v, codec)| Store::decode(v, codec)).transpose())
             .collect()
     }
 
@@ -521,15 +795,33 @@ impl Store {
             .filter(|(k, _)| seen.insert(*k))
             .collect();
         last.reverse();
-        let hashes: Vec<u64> = last.iter().map(|(k, _)| self.hash(k.as_bytes())).collect();
+        let now = self.clock.now_nanos();
+        let expires = expiry_for(now, ttl);
+        let stored: Vec<(&str, Bytes, Codec)> = last
+            .iter()
+            .map(|(k, v)| {
+                let (v, codec) = self.encode(v.clone());
+                (*k, v, codec)
+            })
+            .collect();
+        for (key, value, _) in &stored {
+            self.writable(key, Some(value))?;
+        }
+        let hashes: Vec<u64> = stored
+            .iter()
+            .map(|(k, _, _)| self.hash(k.as_bytes()))
+            .collect();
         let reserved = match &self.limits {
             None => None,
             Some(limits) => {
-                for (key, value) in &last {
+                for (key, value, _) in &stored {
                     self.check_fits(key, charge(key.len(), value.len()), 1)?;
                 }
-                let bytes: u64 = last.iter().map(|(k, v)| charge(k.len(), v.len())).sum();
-                let count = last.len() as u64;
+                let bytes: u64 = stored
+                    .iter()
+                    .map(|(k, v, _)| charge(k.len(), v.len()))
+                    .sum();
+                let count = stored.len() as u64;
                 self.check_fits("", bytes, count)?;
                 let home = hashes.first().map_or(0, |&h| self.shard_of(h));
                 self.make_room(limits, bytes, count, home)?;
@@ -540,36 +832,83 @@ impl Store {
         let mut guards = self.lock_all(&hashes);
         let mut replaced_bytes = 0;
         let mut replaced_entries = 0;
-        for ((key, value), &hash) in last.iter().zip(&hashes) {
+        for ((key, value, codec), &hash) in stored.iter().zip(&hashes) {
             let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
-            if let Some(old) = self.write(shard, hash, key, value.clone(), ttl)? {
+            let (replaced, _) =
+                self.write(shard, hash, key, value.clone(), *codec, now, expires)?;
+            if let Some(old) = replaced {
                 replaced_bytes += old;
                 replaced_entries += 1;
             }
+            self.reclaim(shard, now);
         }
+        // PERSIST HOOK 2: the whole batch as one record, under every shard lock.
+        let ticket = match &self.persist {
+            Some(p) if !stored.is_empty() => {
+                let records: Vec<(u64, Record<'_>)> = stored
+                    .iter()
+                    .map(|(key, value, codec)| {
+                        let record = Record::Put {
+                            key: key.as_bytes(),
+                            value,
+                            codec: *codec,
+                            modified: stamp(now, Codec::Raw),
+                            expires,
+                        };
+                        (p.next_seq(), record)
+                    })
+                    .collect();
+                Some(p.log_batch(&records).map_err(persist_error)?)
+            }
+            _ => None,
+        };
         drop(guards);
         if let Some((limits, _, _)) = reserved {
             limits.release(replaced_bytes, replaced_entries);
         }
-        Ok(())
+        self.commit(ticket)
     }
 
     /// Removes every key while holding every involved shard; returns how many live entries
     /// were removed (a key listed twice counts once).
-    pub(crate) fn delete_many(&self, keys: &[&str]) -> usize {
+    pub(crate) fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
+        for key in keys {
+            self.writable(key, None)?;
+        }
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
         let _batches = self.batches.write();
         let mut guards = self.lock_all(&hashes);
         let mut removed = 0;
+        let mut gone: Vec<&str> = Vec::new();
         for (key, &hash) in keys.iter().zip(&hashes) {
             let Some(shard) = Store::locked(&mut guards, self.shard_of(hash)) else {
                 continue;
             };
-            if self.remove_locked(shard, hash, key) == Some(true) {
-                removed += 1;
+            if let Some(live) = self.remove_locked(shard, hash, key) {
+                removed += usize::from(live);
+                gone.push(key);
             }
         }
-        removed
+        // PERSIST HOOK 2: the keys removed, as one record, under every shard lock.
+        let ticket = match &self.persist {
+            Some(p) if !gone.is_empty() => {
+                let records: Vec<(u64, Record<'_>)> = gone
+                    .iter()
+                    .map(|key| {
+                        let record = Record::Remove {
+                            key: key.as_bytes(),
+                            why: Removal::Delete,
+                        };
+                        (p.next_seq(), record)
+                    })
+                    .collect();
+                Some(p.log_batch(&records).map_err(persist_error)?)
+            }
+            _ => None,
+        };
+        drop(guards);
+        self.commit(ticket)?;
+        Ok(removed)
     }
 
     pub(crate) fn gauges(&self) -> Gauges {
@@ -594,6 +933,9 @@ impl Store {
         gauges.evictions = Some(evictions);
         gauges.max_bytes = self.config.max_bytes;
         gauges.max_entries = self.config.max_entries;
+        if let Some(p) = &self.persist {
+            p.gauges(self.clock.now_nanos(), &mut gauges);
+        }
         gauges
     }
 
@@ -608,6 +950,40 @@ impl Store {
             }
         }
         *self.index.write() = BTreeSet::new();
+    }
+}
+
+/// A snapshot reads the store through this, shard by shard.
+impl persist::Source for Store {
+    fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn copy_shard(&self, shard: usize, out: &mut Vec<persist::Entry>) {
+        let Some(shard) = self.shards.get(shard) else {
+            return;
+        };
+        let now = self.clock.now_nanos();
+        let shard = shard.read();
+        out.reserve(shard.len());
+        let mut index = 0;
+        while let Some(slot) = shard.slot(index) {
+            index += 1;
+            if !slot.key.is_live(now) {
+                continue;
+            }
+            out.push(persist::Entry {
+                key: slot.key.clone(),
+                value: slot.value.clone(),
+                codec: slot.codec(),
+                modified: slot.modified(),
+                expires: slot.key.expires(),
+            });
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_nanos()
     }
 }
 
@@ -685,7 +1061,7 @@ mod tests {
         let g = s.gauges();
         assert_eq!((g.entries, g.bytes), (Some(0), Some(0)));
         assert!(s.list("").is_empty());
-        assert!(s.get("a").is_none());
+        assert!(s.get("a").unwrap().is_none());
     }
 
     #[test]
@@ -735,7 +1111,7 @@ mod tests {
         let resident: u64 = s
             .list("")
             .iter()
-            .map(|k| charge(k.len(), s.get(k).unwrap().len()))
+            .map(|k| charge(k.len(), s.get(k).unwrap().unwrap().len()))
             .sum();
         assert_eq!(s.gauges().bytes, Some(resident));
     }
