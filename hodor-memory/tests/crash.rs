@@ -51,7 +51,11 @@ fn key(thread: u64, r: u64) -> String {
 /// can never equal the expected one; some are long and compressible.
 fn value(thread: u64, i: u64, r: u64) -> Vec<u8> {
     let mut v = format!("{thread}:{i}:").into_bytes();
-    let len = if r.is_multiple_of(7) { 1500 + r % 1500 } else { r % 200 };
+    let len = if r.is_multiple_of(7) {
+        1500 + r % 1500
+    } else {
+        r % 200
+    };
     v.extend((0..len).map(|j| b'a' + ((j / 16 + i) % 26) as u8));
     v
 }
