@@ -10,17 +10,17 @@
 //! the buffer out). Writers append under their shard's lock, so they take only `state`, for
 //! the length of a copy.
 //!
-//! Group commit (`fsync = always`): a writer that needs its record durable takes `io`; if a
-//! sync that started after its append has already covered it, it returns at once, otherwise
-//! it writes out the whole buffer (its record and every record appended before it) and
-//! syncs once. Writers that append while a sync runs queue on `io` and are covered together
-//! by the next one.
+//! Group commit (`fsync = always`): a writer whose record is not synced yet becomes the
+//! leader if no sync is running: it writes out the whole buffer (its record and every
+//! record appended before it) and syncs once. Writers that need a sync while one runs wait
+//! for it to end, all woken at once; those it covered return, and one of the others leads
+//! the next sync, covering every record appended meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::error::PersistError;
 use super::format::{self, HEADER_LEN, Kind};
@@ -30,6 +30,8 @@ use crate::config::Fsync;
 /// In `interval` and `never` modes, a writer that finds this much buffered writes it out
 /// itself, so the buffer stays small whatever the write rate.
 const FLUSH_BYTES: u64 = 1 << 20;
+/// How many times a group-commit leader yields to writers that are appending.
+const GROUP_YIELDS: usize = 16;
 /// A spare buffer larger than this is freed after use instead of kept.
 const KEEP_BUFFER: usize = 16 << 20;
 
@@ -54,6 +56,12 @@ pub(crate) struct Log {
     written: AtomicU64,
     /// Position known to be on disk.
     synced: AtomicU64,
+    /// Whether a group-commit leader is syncing; writers waiting for it sleep on `synced_cv`.
+    syncing: Mutex<bool>,
+    synced_cv: Condvar,
+    /// Writers covered by a sync another writer led, since the last sync began: when
+    /// writers share syncs, the next leader lets the others append before it syncs.
+    followers: AtomicU64,
     /// Set once by the first failed write or sync; never cleared.
     failure: Mutex<Option<Arc<PersistError>>>,
     failed: AtomicBool,
@@ -203,6 +211,9 @@ impl Log {
             appended: AtomicU64::new(0),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            syncing: Mutex::new(false),
+            synced_cv: Condvar::new(),
+            followers: AtomicU64::new(0),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
@@ -317,12 +328,36 @@ impl Log {
                 if self.synced.load(Ordering::Acquire) >= ticket.0 {
                     return Ok(());
                 }
-                let mut io = self.io.lock();
-                // A sync that ran while this writer waited for the lock may cover it.
-                if self.synced.load(Ordering::Acquire) >= ticket.0 {
-                    return Ok(());
+                let mut syncing = self.syncing.lock();
+                loop {
+                    if self.synced.load(Ordering::Acquire) >= ticket.0 {
+                        self.followers.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    self.check()?;
+                    if *syncing {
+                        self.synced_cv.wait(&mut syncing);
+                        continue;
+                    }
+                    *syncing = true;
+                    drop(syncing);
+                    if self.followers.swap(0, Ordering::Relaxed) > 0 {
+                        // Writers are sharing syncs: the ones just woken by the last sync are
+                        // about to append; yield while they do, so this sync covers them.
+                        for _ in 0..GROUP_YIELDS {
+                            let before = self.appended.load(Ordering::Relaxed);
+                            std::thread::yield_now();
+                            if self.appended.load(Ordering::Relaxed) == before {
+                                break;
+                            }
+                        }
+                    }
+                    let result = self.flush(true);
+                    syncing = self.syncing.lock();
+                    *syncing = false;
+                    self.synced_cv.notify_all();
+                    result?;
                 }
-                self.flush_locked(&mut io, true)
             }
             Fsync::Interval | Fsync::Never => {
                 let buffered = self
