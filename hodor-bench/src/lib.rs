@@ -22,8 +22,9 @@
 //!
 //! The workloads: [`throughput`] (get hits, 95/5 and 50/50 Zipf mixes, inserts of new
 //! keys), [`list`] (prefix listing with a concurrent writer), [`ttl`] (a random short TTL on
-//! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), and
-//! [`cost`] (what counting operations costs a `get`).
+//! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), [`cost`]
+//! (what counting operations costs a `get`), and [`persist`] (what persistence and
+//! compression cost hodor's own memory driver).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -36,6 +37,7 @@ pub mod keys;
 pub mod list;
 pub mod lru;
 pub mod memory;
+pub mod persist;
 pub mod plan;
 pub mod profile;
 pub mod report;
@@ -106,6 +108,13 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         .iter()
         .map(|c| c.keys)
         .chain([plan.list.keys, plan.ttl.keys, 2 * plan.churn.keys])
+        .chain(
+            plan.phases
+                .persist
+                .then_some([plan.persist.keys, plan.persist.json_keys])
+                .into_iter()
+                .flatten(),
+        )
         .chain(plan.memory_entries.iter().copied())
         .max()
         .unwrap_or(0);
@@ -120,6 +129,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         churn: Vec::new(),
         memory: Vec::new(),
         metrics_cost: None,
+        persist: None,
         ratios: Vec::new(),
         notes: Vec::new(),
         entry_overhead: overhead,
@@ -147,6 +157,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
     }
     if phases.churn {
         churn::run(plan, &keys, &mut r.churn, progress);
+    }
+    if phases.persist {
+        r.persist = Some(persist::run(&plan.persist, &keys, progress));
     }
     let mut kept = if phases.memory {
         memory_with_ttl(plan, &keys, counting, &mut r, progress)

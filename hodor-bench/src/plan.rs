@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::persist::PersistPlan;
 use crate::results::Workload;
 
 /// One key-count × value-size combination of the throughput workloads.
@@ -69,6 +70,8 @@ pub struct Phases {
     pub churn: bool,
     /// Memory per entry.
     pub memory: bool,
+    /// Persistence and compression.
+    pub persist: bool,
 }
 
 impl Phases {
@@ -79,6 +82,7 @@ impl Phases {
         ttl: true,
         churn: true,
         memory: true,
+        persist: true,
     };
 
     /// Parses a comma-separated list of phase names.
@@ -89,6 +93,7 @@ impl Phases {
             ttl: false,
             churn: false,
             memory: false,
+            persist: false,
         };
         for name in list.split(',') {
             match name.trim() {
@@ -97,9 +102,10 @@ impl Phases {
                 "ttl" => p.ttl = true,
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
+                "persist" => p.persist = true,
                 other => {
                     return Err(format!(
-                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory"
+                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, persist"
                     ));
                 }
             }
@@ -142,6 +148,8 @@ pub struct Plan {
     pub churn: ChurnPlan,
     /// Entry counts at which memory per entry is measured.
     pub memory_entries: Vec<usize>,
+    /// Persistence and compression.
+    pub persist: PersistPlan,
     /// Which parts run.
     pub phases: Phases,
 }
@@ -201,6 +209,17 @@ impl Plan {
                 trace_len: 2_000_000,
             },
             memory_entries: vec![K10, M1],
+            persist: PersistPlan {
+                keys: M1,
+                threads: 2,
+                reps: 3,
+                always_threads: 8,
+                always_duration: Duration::from_millis(500),
+                always_reps: 7,
+                json_keys: 50_000,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(300),
+            },
             phases: Phases::ALL,
         }
     }
@@ -239,6 +258,13 @@ impl Plan {
                 trace_len: 600_000,
             },
             memory_entries: vec![M1],
+            persist: PersistPlan {
+                always_duration: Duration::from_millis(200),
+                always_reps: 5,
+                json_keys: 20_000,
+                get_duration: Duration::from_millis(100),
+                ..Plan::full().persist
+            },
             ..Plan::full()
         }
     }
@@ -281,6 +307,17 @@ impl Plan {
                 trace_len: 6000,
             },
             memory_entries: vec![2000],
+            persist: PersistPlan {
+                keys: 2000,
+                threads: 2,
+                reps: 1,
+                always_threads: 8,
+                always_duration: Duration::from_millis(20),
+                always_reps: 1,
+                json_keys: 200,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(5),
+            },
             phases: Phases::ALL,
         }
     }

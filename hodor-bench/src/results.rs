@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::memory::MemoryRow;
+use crate::persist::PersistResults;
 use crate::plan::Plan;
 use crate::stores::{Kind, Limit};
 
@@ -272,6 +273,8 @@ pub struct Results {
     pub memory: Vec<MemoryRow>,
     /// The counting cost measurement.
     pub metrics_cost: Option<MetricsCost>,
+    /// Persistence and compression.
+    pub persist: Option<PersistResults>,
     /// Targets, computed from the rows above.
     pub ratios: Vec<Ratio>,
     /// Anything the reader should know: stores that could not run, sanity failures.
