@@ -132,7 +132,7 @@ pub enum Recovery {
     #[default]
     Strict,
     /// Open with the state just before the first corrupt record: everything after it is
-    /// dropped (the damaged files are kept beside the log with a `.corrupt` suffix).
+    /// dropped (the damaged files are kept beside the log, their names ending in `.corrupt`).
     PointInTime,
 }
 

@@ -136,7 +136,7 @@ impl Fs {
     /// Makes the directory's entries (created, renamed, removed files) durable.
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check(Op::SyncDir, dir)?;
-        File::open(dir)?.sync_all()
+        sync_dir(dir)
     }
 
     /// Cuts a file to `len` bytes and syncs it, so nothing after `len` can come back.
@@ -146,6 +146,19 @@ impl Fs {
         file.set_len(len)?;
         file.sync_all()
     }
+}
+
+/// On Unix a rename or a new file is durable only once its directory is synced.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Windows cannot open a directory as a file without extra flags, and NTFS journals
+/// directory changes itself.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// A file being written through [`Fs`].

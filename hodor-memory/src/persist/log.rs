@@ -352,11 +352,11 @@ impl Log {
                             }
                         }
                     }
+                    // The flush writes out everything appended so far, this record included.
                     let result = self.flush(true);
-                    syncing = self.syncing.lock();
-                    *syncing = false;
+                    *self.syncing.lock() = false;
                     self.synced_cv.notify_all();
-                    result?;
+                    return result;
                 }
             }
             Fsync::Interval | Fsync::Never => {

@@ -369,10 +369,11 @@ impl Ctx<'_> {
         if self.mode == Recovery::Strict {
             return Err(PersistError::corrupt(&path, d.at, reason));
         }
-        // Point-in-time: keep the damaged data beside the log, then cut it off.
+        // Point-in-time: keep the damaged data beside the log (named for this recovery, so
+        // an earlier one's is never overwritten), then cut it off.
         let aside = |p: &Path| {
             let mut name = p.as_os_str().to_owned();
-            name.push(".corrupt");
+            name.push(format!(".{}.corrupt", self.now));
             PathBuf::from(name)
         };
         std::fs::copy(&path, aside(&path)).map_err(|e| PersistError::io("copy", &path, e))?;
