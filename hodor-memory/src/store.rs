@@ -11,16 +11,17 @@
 //! is locked, so the index never disagrees with the shards about a key that is not being
 //! written at that moment.
 //!
-//! Persistence hooks (marked `PERSIST HOOK` below; all inside `if let Some(p) =
-//! &self.persist`, so a store without persistence pays one predictable branch per write):
-//! 1. Before a write changes anything: `p.writable()` (a store whose log failed refuses
-//!    writes) and `fits` (the record's size).
+//! Persistence hooks (marked `PERSIST HOOK` below). `set` and `delete` are generic over
+//! [`WriteLog`], so a store without persistence checks for it once per call (`hook()`)
+//! and its steps compile to nothing:
+//! 1. Before a write changes anything: `hook()`, which refuses the write if the store's
+//!    log failed, and `fits` (the record's size).
 //! 2. Under the shard lock, right after the change: `p.next_seq()` and `p.log(..)` with the
-//!    key's new state (`set`, `delete`), one `p.log_batch(..)` for `set_many` and
-//!    `delete_many` (under all their shard locks), and `p.log(..)` for each expiry and
-//!    eviction the store makes on its own (in `forget`). Under the lock, so each key's
-//!    records are in the log in the order its writes took effect.
-//! 3. After releasing every lock: `p.commit(ticket)` (waits for the sync with
+//!    key's new state (`WriteLog::put`, `WriteLog::delete`), one `p.log_batch(..)` for
+//!    `set_many` and `delete_many` (under all their shard locks), and `p.log(..)` for each
+//!    expiry and eviction the store makes on its own (in `forget`). Under the lock, so each
+//!    key's records are in the log in the order its writes took effect.
+//! 3. After releasing every lock: `WriteLog::commit` (waits for the sync with
 //!    `fsync = always`).
 //!
 //! Plus recovery (`Store::open` feeds `persist::Replay` to `restore`), snapshots
@@ -157,6 +158,71 @@ impl Read {
         match self {
             Read::Value(v) => Ok(v),
             Read::Compressed(stored) => Store::decode(stored, Codec::Lz4),
+        }
+    }
+}
+
+/// What a write does with the new state of a key: nothing (no persistence; every call
+/// compiles away), or log it. Writes are generic over it so a store without persistence
+/// checks for it once per call, not at each step.
+trait WriteLog: Copy {
+    /// PERSIST HOOK 2: logs the state of the slot at `index`, just written, under the
+    /// shard lock.
+    fn put(self, shard: &Shard, index: usize) -> DriverResult<Option<Ticket>>;
+    /// PERSIST HOOK 2: logs the removal of `key`, under its shard lock.
+    fn delete(self, key: &str) -> DriverResult<Option<Ticket>>;
+    /// PERSIST HOOK 3: after every lock is released, returns once the write is as durable
+    /// as the fsync mode promises.
+    fn commit(self, ticket: Option<Ticket>) -> DriverResult<()>;
+}
+
+#[derive(Clone, Copy)]
+struct NotLogged;
+
+impl WriteLog for NotLogged {
+    #[inline(always)]
+    fn put(self, _: &Shard, _: usize) -> DriverResult<Option<Ticket>> {
+        Ok(None)
+    }
+    #[inline(always)]
+    fn delete(self, _: &str) -> DriverResult<Option<Ticket>> {
+        Ok(None)
+    }
+    #[inline(always)]
+    fn commit(self, _: Option<Ticket>) -> DriverResult<()> {
+        Ok(())
+    }
+}
+
+impl WriteLog for &Persist {
+    fn put(self, shard: &Shard, index: usize) -> DriverResult<Option<Ticket>> {
+        let slot = shard.slot(index).ok_or_else(inconsistent)?;
+        let record = Record::Put {
+            key: slot.key.as_bytes(),
+            value: &slot.value,
+            codec: slot.codec(),
+            modified: slot.modified(),
+            expires: slot.key.expires(),
+        };
+        self.log(self.next_seq(), record)
+            .map(Some)
+            .map_err(persist_error)
+    }
+
+    fn delete(self, key: &str) -> DriverResult<Option<Ticket>> {
+        let record = Record::Remove {
+            key: key.as_bytes(),
+            why: Removal::Delete,
+        };
+        self.log(self.next_seq(), record)
+            .map(Some)
+            .map_err(persist_error)
+    }
+
+    fn commit(self, ticket: Option<Ticket>) -> DriverResult<()> {
+        match ticket {
+            Some(t) => Persist::commit(self, t).map_err(persist_error),
+            None => Ok(()),
         }
     }
 }
@@ -319,42 +385,15 @@ impl Store {
         codec::decode(stored, codec).map_err(corrupt_value)
     }
 
-    /// PERSIST HOOK 2: logs the state of the slot at `index` (just written) under the
-    /// shard lock.
-    fn log_slot(&self, shard: &Shard, index: usize) -> DriverResult<Option<Ticket>> {
-        let Some(p) = &self.persist else {
-            return Ok(None);
-        };
-        let slot = shard.slot(index).ok_or_else(inconsistent)?;
-        let record = Record::Put {
-            key: slot.key.as_bytes(),
-            value: &slot.value,
-            codec: slot.codec(),
-            modified: slot.modified(),
-            expires: slot.key.expires(),
-        };
-        p.log(p.next_seq(), record).map(Some).map_err(persist_error)
-    }
-
-    /// PERSIST HOOK 3: after every lock is released, waits until the write is as durable
-    /// as the fsync mode promises.
+    /// PERSIST HOOK 1, for `set`, `delete` and their batches: the one branch a store
+    /// without persistence takes; a persistent store whose log failed refuses the write
+    /// before anything changes.
     #[inline]
-    fn commit(&self, ticket: Option<Ticket>) -> DriverResult<()> {
-        match (&self.persist, ticket) {
-            (Some(p), Some(t)) => p.commit(t).map_err(persist_error),
-            _ => Ok(()),
+    fn hook(&self) -> DriverResult<Option<&Persist>> {
+        match &self.persist {
+            None => Ok(None),
+            Some(p) => p.writable().map(|()| Some(p)).map_err(persist_error),
         }
-    }
-
-    /// PERSIST HOOK 1: a persistent store whose log failed refuses writes before changing
-    /// anything; a value the log cannot hold is refused too.
-    #[inline]
-    fn writable(&self, key: &str, value: Option<&[u8]>) -> DriverResult<()> {
-        let Some(p) = &self.persist else {
-            return Ok(());
-        };
-        p.writable().map_err(persist_error)?;
-        value.map_or(Ok(()), |v| fits(key, v))
     }
 
     #[inline]
@@ -469,16 +508,35 @@ impl Store {
         modified: u64,
         expires: u64,
     ) -> DriverResult<()> {
-        self.writable(key, Some(&value))?;
+        match self.hook()? {
+            None => self.put_logged(NotLogged, key, value, codec, modified, expires),
+            Some(p) => {
+                fits(key, &value)?;
+                self.put_logged(p, key, value, codec, modified, expires)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn put_logged(
+        &self,
+        log: impl WriteLog,
+        key: &str,
+        value: Bytes,
+        codec: Codec,
+        modified: u64,
+        expires: u64,
+    ) -> DriverResult<()> {
         let hash = self.hash(key.as_bytes());
         let number = self.shard_of(hash);
         let Some(limits) = &self.limits else {
             let mut shard = self.shard(number).write();
             let (_, index) = self.write(&mut shard, hash, key, value, codec, modified, expires)?;
-            let ticket = self.log_slot(&shard, index)?;
+            let ticket = log.put(&shard, index)?;
             self.reclaim(&mut shard, modified);
             drop(shard);
-            return self.commit(ticket);
+            return log.commit(ticket);
         };
         let new_charge = charge(key.len(), value.len());
         self.check_fits(key, new_charge, 1)?;
@@ -508,13 +566,13 @@ impl Store {
                 continue;
             }
             let (_, index) = self.write(&mut shard, hash, key, value, codec, modified, expires)?;
-            let ticket = self.log_slot(&shard, index)?;
+            let ticket = log.put(&shard, index)?;
             self.reclaim(&mut shard, modified);
             if let Some(old) = existing {
                 limits.release(old.saturating_sub(new_charge), 0);
             }
             drop(shard);
-            return self.commit(ticket);
+            return log.commit(ticket);
         }
     }
 
@@ -734,25 +792,22 @@ impl Store {
     }
 
     pub(crate) fn delete(&self, key: &str) -> DriverResult<bool> {
-        self.writable(key, None)?;
+        match self.hook()? {
+            None => self.delete_logged(NotLogged, key),
+            Some(p) => self.delete_logged(p, key),
+        }
+    }
+
+    #[inline(always)]
+    fn delete_logged(&self, log: impl WriteLog, key: &str) -> DriverResult<bool> {
         let hash = self.hash(key.as_bytes());
         let mut shard = self.shard(self.shard_of(hash)).write();
         let Some(live) = self.remove_locked(&mut shard, hash, key) else {
             return Ok(false);
         };
-        // PERSIST HOOK 2.
-        let ticket = match &self.persist {
-            None => None,
-            Some(p) => {
-                let record = Record::Remove {
-                    key: key.as_bytes(),
-                    why: Removal::Delete,
-                };
-                Some(p.log(p.next_seq(), record).map_err(persist_error)?)
-            }
-        };
+        let ticket = log.delete(key)?;
         drop(shard);
-        self.commit(ticket)?;
+        log.commit(ticket)?;
         Ok(live)
     }
 
@@ -833,8 +888,11 @@ impl Store {
                 (*k, v, codec)
             })
             .collect();
-        for (key, value, _) in &stored {
-            self.writable(key, Some(value))?;
+        let persist = self.hook()?;
+        if persist.is_some() {
+            for (key, value, _) in &stored {
+                fits(key, value)?;
+            }
         }
         let hashes: Vec<u64> = stored
             .iter()
@@ -872,7 +930,7 @@ impl Store {
             self.reclaim(shard, now);
         }
         // PERSIST HOOK 2: the whole batch as one record, under every shard lock.
-        let ticket = match &self.persist {
+        let ticket = match persist {
             Some(p) if !stored.is_empty() => {
                 let records: Vec<(u64, Record<'_>)> = stored
                     .iter()
@@ -895,15 +953,13 @@ impl Store {
         if let Some((limits, _, _)) = reserved {
             limits.release(replaced_bytes, replaced_entries);
         }
-        self.commit(ticket)
+        persist.map_or(Ok(()), |p| WriteLog::commit(p, ticket))
     }
 
     /// Removes every key while holding every involved shard; returns how many live entries
     /// were removed (a key listed twice counts once).
     pub(crate) fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
-        for key in keys {
-            self.writable(key, None)?;
-        }
+        let persist = self.hook()?;
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
         let _batches = self.batches.write();
         let mut guards = self.lock_all(&hashes);
@@ -919,7 +975,7 @@ impl Store {
             }
         }
         // PERSIST HOOK 2: the keys removed, as one record, under every shard lock.
-        let ticket = match &self.persist {
+        let ticket = match persist {
             Some(p) if !gone.is_empty() => {
                 let records: Vec<(u64, Record<'_>)> = gone
                     .iter()
@@ -936,7 +992,7 @@ impl Store {
             _ => None,
         };
         drop(guards);
-        self.commit(ticket)?;
+        persist.map_or(Ok(()), |p| WriteLog::commit(p, ticket))?;
         Ok(removed)
     }
 
