@@ -126,6 +126,8 @@ pub(crate) struct Store {
     /// The log and snapshots, when the store is persistent. Set once, at open, after
     /// recovery.
     persist: Option<Persist>,
+    /// Neither persistent nor compressing: `set` takes the plain path.
+    plain: bool,
 }
 
 fn shard_count() -> usize {
@@ -269,6 +271,7 @@ impl Store {
             compressor: config.compression.as_ref().map(Compressor::new),
             decode_values: config.compression.is_some(),
             persist: None,
+            plain: config.compression.is_none(),
             config,
         }
     }
@@ -303,6 +306,7 @@ impl Store {
         .map_err(persist_error)?;
         store.decode_values |= saw_compressed.into_inner();
         store.persist = Some(persist);
+        store.plain = false;
         if store.gauges().evictions != evictions {
             // The limits evicted entries the log still holds: a snapshot records that they
             // are gone, so a crash cannot bring them back. If it fails they may come back
@@ -493,9 +497,15 @@ impl Store {
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
         let now = self.clock.now_nanos();
+        let expires = expiry_for(now, ttl);
+        if self.plain {
+            // PERSIST HOOK 1: the one check a store without persistence (or compression)
+            // makes.
+            return self.put_logged(NotLogged, key, value, Codec::Raw, now, expires);
+        }
         // Compression is CPU work: done before any lock is taken.
         let (value, codec) = self.encode(value);
-        self.put(key, value, codec, now, expiry_for(now, ttl))
+        self.put(key, value, codec, now, expires)
     }
 
     /// Stores a value already in its stored form, set at `modified` with deadline
@@ -629,13 +639,19 @@ impl Store {
     /// Reclaims a few expired entries of a shard a write just changed. After the write (and
     /// its log record), so the entry being replaced is never reclaimed under the caller's
     /// reservation (the new entry's deadline is in the future).
+    #[inline]
     fn reclaim(&self, shard: &mut Shard, now: u64) {
         if shard.next_deadline().is_some_and(|at| at <= now) {
-            let hash_of = |k: &[u8]| self.hash(k);
-            let mut reclaimed = Vec::new();
-            shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
-            self.forget(&mut reclaimed, Removal::Expire);
+            self.reclaim_due(shard, now);
         }
+    }
+
+    #[cold]
+    fn reclaim_due(&self, shard: &mut Shard, now: u64) {
+        let hash_of = |k: &[u8]| self.hash(k);
+        let mut reclaimed = Vec::new();
+        shard.expire(now, WRITE_RECLAIM, hash_of, &mut reclaimed);
+        self.forget(&mut reclaimed, Removal::Expire);
     }
 
     /// Removes slots that left a shard (still locked by the caller) from the index and
