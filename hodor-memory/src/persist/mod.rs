@@ -365,6 +365,10 @@ impl Persist {
                 let _ = t.join();
             }
         }
+        // A snapshot taken on a caller's thread (`MemoryDriver::snapshot`) may still be
+        // running: it stops at its next shard, but once past them it renames its file into
+        // the directory, which must not happen after the directory is given back.
+        let _no_snapshot = self.shared.snapshotting.lock();
         let result = self.shared.log.close();
         *self.lock.lock() = None;
         result
