@@ -159,6 +159,18 @@ impl Shard {
         self.slots.len()
     }
 
+    /// Makes room for `more` entries at once (recovery knows how many are coming), so the
+    /// table is not rehashed again and again as it fills.
+    pub(crate) fn reserve(&mut self, more: usize, hash_of: impl Fn(&[u8]) -> u64) {
+        let slots = &self.slots;
+        self.table.reserve(more, |&i| {
+            slots
+                .get(i as usize)
+                .map_or(0, |s| hash_of(s.key.as_bytes()))
+        });
+        self.slots.reserve_exact(more);
+    }
+
     #[inline]
     pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;

@@ -334,6 +334,16 @@ impl Store {
                 self.delete(key).ok();
             }
             Replay::Clear => self.clear(),
+            Replay::Reserve(entries) => {
+                let entries = entries.min(self.config.max_entries.unwrap_or(u64::MAX));
+                let per_shard = entries.div_ceil(self.shards.len() as u64);
+                let hash_of = |k: &[u8]| self.hash(k);
+                for shard in self.shards.iter() {
+                    shard
+                        .write()
+                        .reserve(usize::try_from(per_shard).unwrap_or(0), hash_of);
+                }
+            }
         }
     }
 

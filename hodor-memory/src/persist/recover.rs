@@ -41,6 +41,9 @@ pub(crate) enum Replay<'a> {
     Remove(&'a str),
     /// Every key is gone.
     Clear,
+    /// About this many entries are coming (from a snapshot): room can be made at once
+    /// instead of growing step by step.
+    Reserve(u64),
 }
 
 /// What recovery found, for the log to continue from.
@@ -236,6 +239,9 @@ fn load_snapshot(
     }
     let cut = h.seq;
     let seed = format::seed(salt);
+    if let Some(count) = snapshot_count(path, r.len, seed) {
+        apply(Replay::Reserve(count));
+    }
     let mut entries = 0u64;
     loop {
         let at = r.pos;
@@ -277,6 +283,23 @@ fn load_snapshot(
             }
             Err(e) => return Err(PersistError::corrupt(path, at, e)),
         }
+    }
+}
+
+/// The entry count from a snapshot's last record, read ahead so the store can make room
+/// for all of them at once; `None` if it cannot be read (the full read then says why).
+fn snapshot_count(path: &Path, len: u64, seed: u32) -> Option<u64> {
+    const END_LEN: u64 = (HEADER_LEN + 8) as u64;
+    let mut file = File::open(path).ok()?;
+    file.seek(SeekFrom::Start(len.checked_sub(END_LEN)?)).ok()?;
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact(&mut header).ok()?;
+    let mut payload = [0u8; 8];
+    file.read_exact(&mut payload).ok()?;
+    let h = Header::parse(&header).filter(|h| h.matches(seed, &header, &payload))?;
+    match format::decode(h.kind, &payload) {
+        Ok(Payload::SnapshotEnd { entries }) => Some(entries),
+        _ => None,
     }
 }
 
