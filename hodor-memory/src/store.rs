@@ -552,9 +552,8 @@ impl Store {
         let number = self.shard_of(hash);
         let Some(limits) = &self.limits else {
             let mut shard = self.shard(number).write();
-            let (_, index) = self.write(&mut shard, hash, key, value, codec, modified, expires)?;
-            let ticket = log.put(&shard, index)?;
-            self.reclaim(&mut shard, modified);
+            let (_, ticket) =
+                self.write(&mut shard, hash, key, value, codec, modified, expires, log)?;
             drop(shard);
             return log.commit(ticket);
         };
@@ -585,9 +584,8 @@ impl Store {
                 limits.release(bytes, entries);
                 continue;
             }
-            let (_, index) = self.write(&mut shard, hash, key, value, codec, modified, expires)?;
-            let ticket = log.put(&shard, index)?;
-            self.reclaim(&mut shard, modified);
+            let (_, ticket) =
+                self.write(&mut shard, hash, key, value, codec, modified, expires, log)?;
             if let Some(old) = existing {
                 limits.release(old.saturating_sub(new_charge), 0);
             }
@@ -596,9 +594,13 @@ impl Store {
         }
     }
 
-    /// Stores one entry in a locked shard; returns the charge of the entry it replaced and
-    /// where the entry now is (valid until the shard changes again).
+    /// Stores one entry in a locked shard and hands its new state to `log`; returns the
+    /// charge of the entry it replaced and the log's ticket. Then reclaims a few expired
+    /// entries of the shard: after the write (and its log record), so the entry being
+    /// replaced is never reclaimed under the caller's reservation (the new entry's
+    /// deadline is in the future).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn write(
         &self,
         shard: &mut Shard,
@@ -608,7 +610,8 @@ impl Store {
         codec: Codec,
         now: u64,
         expires: u64,
-    ) -> DriverResult<(Option<u64>, usize)> {
+        log: impl WriteLog,
+    ) -> DriverResult<(Option<u64>, Option<Ticket>)> {
         let hash_of = |k: &[u8]| self.hash(k);
         let modified = stamp(now, codec);
         let written = match shard.find(hash, key.as_bytes()) {
@@ -643,12 +646,13 @@ impl Store {
         if expires != 0 {
             self.note_deadline(expires);
         }
-        Ok(written)
+        let (replaced, index) = written;
+        let ticket = log.put(shard, index)?;
+        self.reclaim(shard, now);
+        Ok((replaced, ticket))
     }
 
-    /// Reclaims a few expired entries of a shard a write just changed. After the write (and
-    /// its log record), so the entry being replaced is never reclaimed under the caller's
-    /// reservation (the new entry's deadline is in the future).
+    /// Reclaims a few expired entries of a shard a write just changed.
     #[inline]
     fn reclaim(&self, shard: &mut Shard, now: u64) {
         if shard.next_deadline().is_some_and(|at| at <= now) {
@@ -947,13 +951,21 @@ impl Store {
         let mut replaced_entries = 0;
         for ((key, value, codec), &hash) in stored.iter().zip(&hashes) {
             let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
-            let (replaced, _) =
-                self.write(shard, hash, key, value.clone(), *codec, now, expires)?;
+            // Logged below, as one record for the whole batch.
+            let (replaced, _) = self.write(
+                shard,
+                hash,
+                key,
+                value.clone(),
+                *codec,
+                now,
+                expires,
+                NotLogged,
+            )?;
             if let Some(old) = replaced {
                 replaced_bytes += old;
                 replaced_entries += 1;
             }
-            self.reclaim(shard, now);
         }
         // PERSIST HOOK 2: the whole batch as one record, under every shard lock.
         let ticket = match persist {

@@ -83,6 +83,33 @@ pub(crate) enum Record<'a> {
     Clear,
 }
 
+impl Record<'_> {
+    /// Calls `f` with the record's kind and payload pieces.
+    fn with_parts<T>(self, f: impl FnOnce(format::Kind, &[&[u8]]) -> T) -> T {
+        match self {
+            Record::Put {
+                key,
+                value,
+                codec,
+                modified,
+                expires,
+            } => {
+                let meta = format::put_meta(codec, modified, expires, key.len());
+                f(format::Kind::Put, &[&meta, key, value])
+            }
+            Record::Remove { key, why } => {
+                let kind = match why {
+                    Removal::Delete => format::Kind::Delete,
+                    Removal::Expire => format::Kind::Expire,
+                    Removal::Evict => format::Kind::Evict,
+                };
+                f(kind, &[key])
+            }
+            Record::Clear => f(format::Kind::Clear, &[]),
+        }
+    }
+}
+
 /// One entry, as a snapshot copies it out of a shard.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -266,28 +293,8 @@ impl Persist {
 
     /// Logs one key's new state.
     pub(crate) fn log(&self, seq: u64, record: Record<'_>) -> Result<Ticket, PersistError> {
-        let log = &self.shared.log;
-        let (ticket, wanted) = match record {
-            Record::Put {
-                key,
-                value,
-                codec,
-                modified,
-                expires,
-            } => {
-                let meta = format::put_meta(codec, modified, expires, key.len());
-                log.append(format::Kind::Put, seq, &[&meta, key, value])?
-            }
-            Record::Remove { key, why } => {
-                let kind = match why {
-                    Removal::Delete => format::Kind::Delete,
-                    Removal::Expire => format::Kind::Expire,
-                    Removal::Evict => format::Kind::Evict,
-                };
-                log.append(kind, seq, &[key])?
-            }
-            Record::Clear => log.append(format::Kind::Clear, seq, &[])?,
-        };
+        let (ticket, wanted) =
+            record.with_parts(|kind, parts| self.shared.log.append(kind, seq, parts))?;
         if wanted {
             self.request_snapshot();
         }
@@ -302,22 +309,13 @@ impl Persist {
         let mut max_seq = 0;
         for &(seq, record) in records {
             max_seq = max_seq.max(seq);
-            match record {
-                Record::Put {
-                    key,
-                    value,
-                    codec,
-                    modified,
-                    expires,
-                } => {
-                    let meta = format::put_meta(codec, modified, expires, key.len());
-                    format::append_op(&mut ops, format::Kind::Put, seq, &[&meta, key, value]);
+            record.with_parts(|kind, parts| match kind {
+                format::Kind::Put => format::append_op(&mut ops, kind, seq, parts),
+                format::Kind::Delete | format::Kind::Expire | format::Kind::Evict => {
+                    format::append_op(&mut ops, format::Kind::Delete, seq, parts);
                 }
-                Record::Remove { key, .. } => {
-                    format::append_op(&mut ops, format::Kind::Delete, seq, &[key]);
-                }
-                Record::Clear => {}
-            }
+                _ => {}
+            });
             cuts.push(ops.len());
         }
         let (ticket, wanted) = self.shared.log.append_batch(&ops, &cuts, max_seq)?;

@@ -415,6 +415,13 @@ impl Ctx<'_> {
         Ok(true)
     }
 
+    /// Ends a segment's replay at damage: where it is cut, and whether to stop.
+    fn end_at(&mut self, damage: Damage<'_>, salt: u64) -> Result<SegmentEnd, PersistError> {
+        let len = damage.cut;
+        let stop = self.damage(damage)?;
+        Ok(SegmentEnd { len, salt, stop })
+    }
+
     fn replay_segment(&mut self, segment: u64, later: &[u64]) -> Result<SegmentEnd, PersistError> {
         let path = segment_path(self.dir, segment);
         let mut r = Reader::open(&path)?;
@@ -480,26 +487,8 @@ impl Ctx<'_> {
                         stop: false,
                     });
                 }
-                Next::End => {
-                    let damage = bad("a batch is cut off".to_owned(), true);
-                    let cut = damage.cut;
-                    let stop = self.damage(damage)?;
-                    return Ok(SegmentEnd {
-                        len: cut,
-                        salt,
-                        stop,
-                    });
-                }
-                Next::Bad(reason) => {
-                    let damage = bad(reason, true);
-                    let cut = damage.cut;
-                    let stop = self.damage(damage)?;
-                    return Ok(SegmentEnd {
-                        len: cut,
-                        salt,
-                        stop,
-                    });
-                }
+                Next::End => return self.end_at(bad("a batch is cut off".to_owned(), true), salt),
+                Next::Bad(reason) => return self.end_at(bad(reason, true), salt),
             };
             // The checksum matched, so anything wrong from here on was written that way: a
             // bug or a foreign file, never a torn write.
@@ -536,16 +525,7 @@ impl Ctx<'_> {
                     self.apply(p);
                     good_end = r.pos;
                 }
-                Err(reason) => {
-                    let damage = bad(reason, false);
-                    let cut = damage.cut;
-                    let stop = self.damage(damage)?;
-                    return Ok(SegmentEnd {
-                        len: cut,
-                        salt,
-                        stop,
-                    });
-                }
+                Err(reason) => return self.end_at(bad(reason, false), salt),
             }
         }
     }

@@ -119,17 +119,23 @@ fn write_history(s: &Store, dir: &Path) -> Vec<(State, u64)> {
     history
 }
 
-#[test]
-fn a_log_cut_at_any_byte_of_its_last_records_recovers_the_last_whole_record() {
-    let dir = Dir::new("torn");
+/// A closed store's whole log after [`write_history`]: the history and the log's bytes.
+fn recorded(dir: &Dir, clock: &ManualClock) -> (Vec<(State, u64)>, Vec<u8>) {
     dir.reset();
-    let clock = ManualClock::new();
-    let s = open(&dir.0, &clock);
+    let s = open(&dir.0, clock);
     let history = write_history(&s, &dir.0);
     s.close_persist().unwrap();
     drop(s);
     let full = std::fs::read(segment_path(&dir.0, 1)).unwrap();
     assert_eq!(full.len() as u64, history.last().unwrap().1);
+    (history, full)
+}
+
+#[test]
+fn a_log_cut_at_any_byte_of_its_last_records_recovers_the_last_whole_record() {
+    let dir = Dir::new("torn");
+    let clock = ManualClock::new();
+    let (history, full) = recorded(&dir, &clock);
     // Every byte of the last four records (a batch among them), and the segment header.
     let from = history[history.len() - 5].1;
     let cuts = (0..=super::format::SEGMENT_HEADER_LEN).chain(from..=full.len() as u64);
@@ -184,13 +190,8 @@ impl Rng {
 #[test]
 fn a_flipped_bit_is_an_error_unless_it_is_in_the_last_record_or_recovery_is_point_in_time() {
     let dir = Dir::new("flip");
-    dir.reset();
     let clock = ManualClock::new();
-    let s = open(&dir.0, &clock);
-    let history = write_history(&s, &dir.0);
-    s.close_persist().unwrap();
-    drop(s);
-    let full = std::fs::read(segment_path(&dir.0, 1)).unwrap();
+    let (history, full) = recorded(&dir, &clock);
     let mut rng = Rng(0x5eed);
     for _ in 0..300 {
         let at = rng.below(full.len() as u64);
@@ -271,21 +272,22 @@ fn any_damage_in_a_snapshot_is_an_error() {
     }
 }
 
+/// A fresh store on a file system that fails where told, holding [`write_history`].
+fn faulty(dir: &Dir, clock: &ManualClock) -> (Store, Arc<Faults>) {
+    dir.reset();
+    let faults = Arc::new(Faults::default());
+    let fs = Fs::with_faults(faults.clone());
+    let s = open_with(&dir.0, Recovery::Strict, clock, fs).unwrap();
+    write_history(&s, &dir.0);
+    (s, faults)
+}
+
 #[test]
 fn a_failure_at_any_step_of_a_snapshot_loses_nothing() {
     let dir = Dir::new("snapfault");
     let clock = ManualClock::new();
     // Learn the steps of a snapshot.
-    dir.reset();
-    let faults = Arc::new(Faults::default());
-    let s = open_with(
-        &dir.0,
-        Recovery::Strict,
-        &clock,
-        Fs::with_faults(faults.clone()),
-    )
-    .unwrap();
-    write_history(&s, &dir.0);
+    let (s, faults) = faulty(&dir, &clock);
     let before = faults.journal().len();
     assert!(s.snapshot().unwrap());
     let steps: Vec<(Op, PathBuf)> = faults.journal()[before..].to_vec();
@@ -308,16 +310,7 @@ fn a_failure_at_any_step_of_a_snapshot_loses_nothing() {
 
     for (step, (op, path)) in steps.iter().enumerate() {
         let what = format!("failure at step {step}, {op:?} {}", path.display());
-        dir.reset();
-        let faults = Arc::new(Faults::default());
-        let s = open_with(
-            &dir.0,
-            Recovery::Strict,
-            &clock,
-            Fs::with_faults(faults.clone()),
-        )
-        .unwrap();
-        write_history(&s, &dir.0);
+        let (s, faults) = faulty(&dir, &clock);
         let expected = state(&s);
         faults.fail_at(faults.journal().len() + step);
         let outcome = s.snapshot();
