@@ -1082,22 +1082,21 @@ impl persist::Source for Store {
         self.shards.len()
     }
 
-    fn copy_shard(&self, shard: usize, out: &mut Vec<persist::Entry>) {
+    fn visit_shard(&self, shard: usize, f: &mut dyn FnMut(persist::EntryRef<'_>)) {
         let Some(shard) = self.shards.get(shard) else {
             return;
         };
         let now = self.clock.now_nanos();
         let shard = shard.read();
-        out.reserve(shard.len());
         let mut index = 0;
         while let Some(slot) = shard.slot(index) {
             index += 1;
             if !slot.key.is_live(now) {
                 continue;
             }
-            out.push(persist::Entry {
-                key: slot.key.clone(),
-                value: slot.value.clone(),
+            f(persist::EntryRef {
+                key: &slot.key,
+                value: &slot.value,
                 codec: slot.codec(),
                 modified: slot.modified(),
                 expires: slot.key.expires(),

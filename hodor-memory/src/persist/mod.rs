@@ -110,11 +110,11 @@ impl Record<'_> {
     }
 }
 
-/// One entry, as a snapshot copies it out of a shard.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    pub(crate) key: KeyRef,
-    pub(crate) value: Bytes,
+/// One entry of a shard, as a snapshot reads it under the shard's lock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryRef<'a> {
+    pub(crate) key: &'a KeyRef,
+    pub(crate) value: &'a Bytes,
     pub(crate) codec: Codec,
     pub(crate) modified: u64,
     pub(crate) expires: u64,
@@ -123,9 +123,9 @@ pub(crate) struct Entry {
 /// What a snapshot reads: the store, shard by shard.
 pub(crate) trait Source: Send + Sync {
     fn shard_count(&self) -> usize;
-    /// Appends the live entries of shard `shard` to `out`, holding the shard's lock only
-    /// while cloning their handles.
-    fn copy_shard(&self, shard: usize, out: &mut Vec<Entry>);
+    /// Calls `f` with each live entry of shard `shard`, holding the shard's read lock; `f`
+    /// only copies (it is the snapshot's own code, never a caller's).
+    fn visit_shard(&self, shard: usize, f: &mut dyn FnMut(EntryRef<'_>));
     /// The store's clock, ns since the epoch.
     fn now(&self) -> u64;
 }

@@ -1,8 +1,10 @@
 //! Snapshots: the whole store in one file, so the log before it can be dropped.
 //!
 //! 1. The log moves to a new segment (the old one written out and synced).
-//! 2. The store is copied shard by shard (each shard's read lock is held only while its
-//!    entries' handles are cloned; encoding and I/O happen after) into a temporary file.
+//! 2. The store is copied shard by shard into a temporary file. Under a shard's read lock
+//!    its entries are encoded into a buffer (readers go on; a writer of that shard waits
+//!    as long as a copy of the shard takes); a value over 64 KiB only has its handle cloned
+//!    there and is encoded after. Writing to the file happens outside every lock.
 //! 3. The temporary file is synced; the log is synced too, so every state the copy saw is
 //!    also in the durable log (a snapshot never holds a write the log could lose).
 //! 4. The file is renamed into place and the directory synced: only now does recovery
@@ -21,7 +23,7 @@ use super::Shared;
 use super::error::PersistError;
 use super::format::{self, Kind};
 use super::log::segment_path;
-use super::{Entry, Source};
+use super::{EntryRef, Source};
 
 /// The snapshot whose log replay starts at `segment`.
 pub(crate) fn snapshot_path(dir: &Path, segment: u64) -> PathBuf {
@@ -34,6 +36,8 @@ fn temp_path(dir: &Path, segment: u64) -> PathBuf {
 
 /// Snapshot bytes buffered before a write.
 const WRITE_CHUNK: usize = 1 << 20;
+/// Values up to this size are encoded under their shard's read lock; larger ones after.
+const ENCODE_UNDER_LOCK: usize = 64 << 10;
 
 /// A snapshot that was taken.
 #[derive(Debug)]
@@ -77,32 +81,55 @@ pub(crate) fn take(shared: &Shared, source: &dyn Source) -> Result<Option<Taken>
             buf.clear();
             r.map_err(|e| PersistError::io("write", &temp, e))
         };
-        let mut entries: Vec<Entry> = Vec::new();
         let mut count = 0u64;
+        let mut too_large = None;
+        let cut = rotation.cut_seq;
         for shard in 0..source.shard_count() {
             if shared.closing() {
                 return Ok(None);
             }
-            source.copy_shard(shard, &mut entries);
-            for e in entries.drain(..) {
-                let key = e.key.as_bytes();
-                let meta = format::put_meta(e.codec, e.modified, e.expires, key.len());
-                if !format::append(
-                    &mut buf,
-                    seed,
-                    Kind::Put,
-                    rotation.cut_seq,
-                    &[&meta, key, &e.value],
-                ) {
-                    return Err(PersistError::TooLarge {
-                        len: e.value.len() as u64,
-                        max: format::MAX_PAYLOAD,
-                    });
+            // Handles of the values too large to copy under the lock.
+            let mut later = Vec::new();
+            source.visit_shard(shard, &mut |e| {
+                if e.value.len() > ENCODE_UNDER_LOCK {
+                    later.push((
+                        e.key.clone(),
+                        e.value.clone(),
+                        e.codec,
+                        e.modified,
+                        e.expires,
+                    ));
+                } else if encode(&mut buf, seed, cut, e) {
+                    count += 1;
+                } else {
+                    too_large = Some(e.value.len());
                 }
-                count += 1;
-                if buf.len() >= WRITE_CHUNK {
-                    write(&mut file, &mut buf)?;
+            });
+            for (key, value, codec, modified, expires) in &later {
+                let e = EntryRef {
+                    key,
+                    value,
+                    codec: *codec,
+                    modified: *modified,
+                    expires: *expires,
+                };
+                if encode(&mut buf, seed, cut, e) {
+                    count += 1;
+                } else {
+                    too_large = Some(value.len());
                 }
+            }
+            // The handles (and with them any value the store dropped meanwhile) go here,
+            // outside every lock.
+            drop(later);
+            if let Some(len) = too_large {
+                return Err(PersistError::TooLarge {
+                    len: len as u64,
+                    max: format::MAX_PAYLOAD,
+                });
+            }
+            if buf.len() >= WRITE_CHUNK {
+                write(&mut file, &mut buf)?;
             }
         }
         format::append(
@@ -157,6 +184,13 @@ pub(crate) fn take(shared: &Shared, source: &dyn Source) -> Result<Option<Taken>
     let _ = fs.sync_dir(dir);
     shared.log.set_on_disk(segment_sizes(dir, segment));
     Ok(Some(Taken { bytes, created }))
+}
+
+/// Appends an entry's record to `buf`; `false` if it is too large for the format.
+fn encode(buf: &mut Vec<u8>, seed: u32, seq: u64, e: EntryRef<'_>) -> bool {
+    let key = e.key.as_bytes();
+    let meta = format::put_meta(e.codec, e.modified, e.expires, key.len());
+    format::append(buf, seed, Kind::Put, seq, &[&meta, key, e.value])
 }
 
 /// Bytes in the segments from `segment` on.
