@@ -296,7 +296,7 @@ impl Store {
         let evictions = store.gauges().evictions;
         let now = store.clock.now_nanos();
         let persist = Persist::open(name, &persist_config, fs, now, &mut |r| {
-            if let Replay::Put(p) = &r
+            if let Replay::Put(p) | Replay::Load(p) = &r
                 && p.codec != Codec::Raw
             {
                 saw_compressed.store(true, Ordering::Relaxed);
@@ -319,7 +319,8 @@ impl Store {
     /// Applies one recovered state change. The store is not shared yet and logs nothing.
     fn restore(&self, r: Replay<'_>) {
         match r {
-            Replay::Put(p) => {
+            Replay::Load(p) if self.limits.is_none() => self.load(p),
+            Replay::Put(p) | Replay::Load(p) => {
                 let value = Bytes::copy_from_slice(p.value);
                 if self
                     .put(p.key, value, p.codec, p.modified, p.expires)
@@ -344,6 +345,36 @@ impl Store {
                         .reserve(usize::try_from(per_shard).unwrap_or(0), hash_of);
                 }
             }
+        }
+    }
+
+    /// Inserts a snapshot's entry without looking its key up first: it is new to the store
+    /// (a snapshot holds each key once and is loaded first). The index says if it was there
+    /// after all (a damaged snapshot); then the insert is undone and the entry stored the
+    /// usual way. Only for stores without limits, which never need to make room.
+    fn load(&self, p: crate::persist::PutRef<'_>) {
+        let hash = self.hash(p.key.as_bytes());
+        let hash_of = |k: &[u8]| self.hash(k);
+        let mut shard = self.shard(self.shard_of(hash)).write();
+        let slot = Slot {
+            key: KeyRef::new(p.key, p.expires),
+            value: Bytes::copy_from_slice(p.value),
+            modified: stamp(p.modified, p.codec),
+        };
+        let key = slot.key.clone();
+        let Some(index) = shard.insert(hash, slot, false, hash_of) else {
+            return; // A full shard (2^32 - 1 entries): the entry cannot be held.
+        };
+        if self.index.write().insert(key) {
+            if p.expires != 0 {
+                self.note_deadline(p.expires);
+            }
+            return;
+        }
+        let again = shard.remove(hash, index, hash_of);
+        drop(shard);
+        if let Some(slot) = again {
+            let _ = self.put(p.key, slot.value, p.codec, p.modified, p.expires);
         }
     }
 

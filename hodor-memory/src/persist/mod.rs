@@ -45,6 +45,7 @@ use crate::config::{Fsync, PersistConfig};
 use crate::key::KeyRef;
 
 pub use error::PersistError;
+pub(crate) use format::PutRef;
 pub(crate) use fs::Fs;
 pub(crate) use log::Ticket;
 pub(crate) use recover::Replay;

@@ -37,6 +37,9 @@ use crate::config::Recovery;
 pub(crate) enum Replay<'a> {
     /// The key now holds this value (stored form), modification time and deadline.
     Put(PutRef<'a>),
+    /// The same, for an entry of the snapshot: the snapshot is loaded first, into an empty
+    /// store, and holds each key once, so the key is new (unless the file is damaged).
+    Load(PutRef<'a>),
     /// The key is gone.
     Remove(&'a str),
     /// Every key is gone.
@@ -254,7 +257,7 @@ fn load_snapshot(
             Ok(Payload::Put(put)) => {
                 entries += 1;
                 if put.expires == 0 || now < put.expires {
-                    apply(Replay::Put(put));
+                    apply(Replay::Load(put));
                 }
             }
             Ok(Payload::SnapshotEnd { entries: count }) => {

@@ -454,3 +454,43 @@ fn missing_segments_are_an_error() {
     };
     assert!(e.to_string().contains("segment 1 is missing"), "{e}");
 }
+
+#[test]
+fn a_snapshot_holding_a_key_twice_keeps_one_entry_the_last() {
+    use super::format::{self, Kind};
+    use crate::codec::Codec;
+    let dir = Dir::new("dupsnap");
+    dir.reset();
+    let salt = 7;
+    let seed = format::seed(salt);
+    let mut bytes = Vec::new();
+    let header = format::snapshot_header_payload(1, 0, salt);
+    format::append(&mut bytes, 0, Kind::SnapshotHeader, 0, &[&header]);
+    for value in [b"first".as_slice(), b"second", b"third"] {
+        let key: &[u8] = if value == b"second" {
+            b"other"
+        } else {
+            b"twice"
+        };
+        let meta = format::put_meta(Codec::Raw, 1, 0, key.len());
+        format::append(&mut bytes, seed, Kind::Put, 0, &[&meta, key, value]);
+    }
+    format::append(
+        &mut bytes,
+        seed,
+        Kind::SnapshotEnd,
+        0,
+        &[&3u64.to_le_bytes()],
+    );
+    std::fs::write(snapshot_path(&dir.0, 1), bytes).unwrap();
+    let clock = ManualClock::new();
+    let s = open(&dir.0, &clock);
+    assert_eq!(s.list(""), ["other", "twice"]);
+    assert_eq!(s.get("twice").unwrap().unwrap(), "third");
+    assert_eq!(s.gauges().entries, Some(2));
+    assert_eq!(
+        s.gauges().bytes,
+        Some(crate::shard::charge(5, 5) + crate::shard::charge(5, 6))
+    );
+    s.close_persist().unwrap();
+}
