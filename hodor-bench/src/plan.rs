@@ -212,7 +212,7 @@ impl Plan {
             persist: PersistPlan {
                 keys: M1,
                 threads: 2,
-                reps: 3,
+                reps: 5,
                 always_threads: 8,
                 always_duration: Duration::from_millis(500),
                 always_reps: 7,
@@ -259,6 +259,7 @@ impl Plan {
             },
             memory_entries: vec![M1],
             persist: PersistPlan {
+                reps: 3,
                 always_duration: Duration::from_millis(200),
                 always_reps: 5,
                 json_keys: 20_000,
