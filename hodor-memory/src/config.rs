@@ -123,7 +123,11 @@ pub enum Fsync {
 /// How recovery treats a damaged log.
 ///
 /// A torn or corrupt tail (a crash in the middle of an append) is always truncated at the
-/// last good record. A corrupt record that valid records follow is damage, not a crash.
+/// last good record. A corrupt record that valid records follow is damage, not a crash,
+/// with one exception recovery cannot tell apart: after a power loss, the log written since
+/// its last sync may come back with a hole if the disk wrote its pages out of order.
+/// `PointInTime` then keeps everything before the hole, every write `fsync = always`
+/// acknowledged included.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
