@@ -376,7 +376,13 @@ impl Ctx<'_> {
     /// recovery the end of the log. `Ok(true)`: stop replaying.
     fn damage(&mut self, d: Damage<'_>) -> Result<bool, PersistError> {
         let path = segment_path(self.dir, d.segment);
-        let is_last = d.later.is_empty();
+        // A rotation makes the new segment (its header synced) before it writes the last
+        // records of the old one, so a crash can leave a torn tail before segments that
+        // hold no record yet: still the end of the log.
+        let is_last = d.later.iter().all(|&n| {
+            std::fs::metadata(segment_path(self.dir, n))
+                .is_ok_and(|m| m.len() <= format::SEGMENT_HEADER_LEN)
+        });
         let torn =
             d.may_be_torn && is_last && !valid_record_after(&path, d.at, d.seed, self.max_seq)?;
         if torn {

@@ -494,3 +494,40 @@ fn a_snapshot_holding_a_key_twice_keeps_one_entry_the_last() {
     );
     s.close_persist().unwrap();
 }
+
+#[test]
+fn a_torn_tail_before_a_segment_that_holds_no_record_yet_is_still_a_torn_tail() {
+    // A process killed while a rotation writes the old segment's last records: the new
+    // segment exists (its header synced first), the old one ends in a torn record.
+    use super::format::{self, Kind};
+    let dir = Dir::new("tornrotation");
+    let clock = ManualClock::new();
+    let (history, full) = recorded(&dir, &clock);
+    let (before, last_start) = history[history.len() - 2].clone();
+    let cut = last_start as usize + 3;
+    std::fs::write(segment_path(&dir.0, 1), &full[..cut]).unwrap();
+    let mut header = Vec::new();
+    let payload = format::segment_header_payload(2, 99);
+    format::append(&mut header, 0, Kind::SegmentHeader, 0, &[&payload]);
+    std::fs::write(segment_path(&dir.0, 2), &header).unwrap();
+    let s = open(&dir.0, &clock);
+    assert_eq!(state(&s), before);
+    assert_eq!(log_len(&dir.0, 1), last_start, "the torn record is cut");
+    s.set("after", Bytes::from_static(b"v"), None).unwrap();
+    s.close_persist().unwrap();
+    drop(s);
+    let s = open(&dir.0, &clock);
+    let mut expected = before;
+    expected.insert("after".into(), b"v".to_vec());
+    assert_eq!(state(&s), expected);
+    s.close_persist().unwrap();
+    // A torn record before a segment that does hold records is damage.
+    drop(s);
+    let full2 = std::fs::read(segment_path(&dir.0, 1)).unwrap();
+    std::fs::write(segment_path(&dir.0, 1), &full2[..full2.len() - 3]).unwrap();
+    assert!(log_len(&dir.0, 2) > format::SEGMENT_HEADER_LEN);
+    let Err(e) = open_with(&dir.0, Recovery::Strict, &clock, Fs::default()) else {
+        panic!("a torn record in the middle of the log was taken for its end");
+    };
+    assert!(e.to_string().contains("later segments follow"), "{e}");
+}
