@@ -23,8 +23,9 @@
 //! The workloads: [`throughput`] (get hits, 95/5 and 50/50 Zipf mixes, inserts of new
 //! keys), [`list`] (prefix listing with a concurrent writer), [`ttl`] (a random short TTL on
 //! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]),
-//! [`cost`] (what counting operations costs a `get`), and [`logging`] (hodor-log against
-//! tracing-appender).
+//! [`cost`] (what counting operations costs a `get`), [`logging`] (hodor-log against
+//! tracing-appender), and [`persist`] (what persistence and compression cost hodor's
+//! own memory driver).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -38,6 +39,7 @@ pub mod list;
 pub mod logging;
 pub mod lru;
 pub mod memory;
+pub mod persist;
 pub mod plan;
 pub mod profile;
 pub mod report;
@@ -108,6 +110,13 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         .iter()
         .map(|c| c.keys)
         .chain([plan.list.keys, plan.ttl.keys, 2 * plan.churn.keys])
+        .chain(
+            plan.phases
+                .persist
+                .then_some([plan.persist.keys, plan.persist.json_keys])
+                .into_iter()
+                .flatten(),
+        )
         .chain(plan.memory_entries.iter().copied())
         .max()
         .unwrap_or(0);
@@ -123,6 +132,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         memory: Vec::new(),
         metrics_cost: None,
         log: None,
+        persist: None,
         ratios: Vec::new(),
         notes: Vec::new(),
         entry_overhead: overhead,
@@ -157,6 +167,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
             r.notes
                 .push("log: hodor-log could not be measured".to_owned());
         }
+    }
+    if phases.persist {
+        r.persist = Some(persist::run(&plan.persist, &keys, progress));
     }
     let mut kept = if phases.memory {
         memory_with_ttl(plan, &keys, counting, &mut r, progress)

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::logging::LogPlan;
+use crate::persist::PersistPlan;
 use crate::results::Workload;
 
 /// One key-count × value-size combination of the throughput workloads.
@@ -72,6 +73,8 @@ pub struct Phases {
     pub memory: bool,
     /// hodor-log against tracing-appender.
     pub log: bool,
+    /// Persistence and compression.
+    pub persist: bool,
 }
 
 impl Phases {
@@ -83,6 +86,7 @@ impl Phases {
         churn: true,
         memory: true,
         log: true,
+        persist: true,
     };
 
     /// Parses a comma-separated list of phase names.
@@ -94,6 +98,7 @@ impl Phases {
             churn: false,
             memory: false,
             log: false,
+            persist: false,
         };
         for name in list.split(',') {
             match name.trim() {
@@ -103,9 +108,10 @@ impl Phases {
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
                 "log" => p.log = true,
+                "persist" => p.persist = true,
                 other => {
                     return Err(format!(
-                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, log"
+                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, log, persist"
                     ));
                 }
             }
@@ -150,6 +156,8 @@ pub struct Plan {
     pub memory_entries: Vec<usize>,
     /// hodor-log.
     pub log: LogPlan,
+    /// Persistence and compression.
+    pub persist: PersistPlan,
     /// Which parts run.
     pub phases: Phases,
 }
@@ -213,6 +221,17 @@ impl Plan {
                 events: 50_000,
                 throughput_events: M1,
             },
+            persist: PersistPlan {
+                keys: M1,
+                threads: 2,
+                reps: 5,
+                always_threads: 8,
+                always_duration: Duration::from_millis(500),
+                always_reps: 7,
+                json_keys: 50_000,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(300),
+            },
             phases: Phases::ALL,
         }
     }
@@ -254,6 +273,14 @@ impl Plan {
             log: LogPlan {
                 events: 20_000,
                 throughput_events: 300_000,
+            },
+            persist: PersistPlan {
+                reps: 3,
+                always_duration: Duration::from_millis(200),
+                always_reps: 5,
+                json_keys: 20_000,
+                get_duration: Duration::from_millis(100),
+                ..Plan::full().persist
             },
             ..Plan::full()
         }
@@ -300,6 +327,17 @@ impl Plan {
             log: LogPlan {
                 events: 200,
                 throughput_events: 2000,
+            },
+            persist: PersistPlan {
+                keys: 2000,
+                threads: 2,
+                reps: 1,
+                always_threads: 8,
+                always_duration: Duration::from_millis(20),
+                always_reps: 1,
+                json_keys: 200,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(5),
             },
             phases: Phases::ALL,
         }

@@ -314,6 +314,61 @@ fn body(r: &Results, level: usize) -> String {
         );
     }
 
+    if let Some(p) = &r.persist {
+        let plan = &r.plan.persist;
+        let _ = writeln!(
+            out,
+            "\n{h} Persistence and compression (hodor's memory driver with and without)\n"
+        );
+        let _ = writeln!(out, "| measurement | without | with | |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| `set` of {} new keys, 64 B, {} threads, M/s | {} | fsync = interval: {} | |",
+            count(plan.keys),
+            plan.threads,
+            cell(&p.sets_memory),
+            cell(&p.sets_interval)
+        );
+        let _ = writeln!(
+            out,
+            "| fsync = always, thousand acknowledged `set`s/s | 1 writer: {} | {} writers: {} | {:.1} writes per fsync |",
+            cell(&p.always_one),
+            plan.always_threads,
+            cell(&p.always_many),
+            p.writes_per_fsync
+        );
+        let _ = writeln!(
+            out,
+            "| open {} entries of 64 B, seconds | `set` into a fresh store, 1 thread: {} | from the log ({} MiB): {}; from a snapshot: {} | |",
+            count(plan.keys),
+            cell(&p.set_seconds),
+            p.log_bytes >> 20,
+            cell(&p.recover_log_seconds),
+            cell(&p.recover_snapshot_seconds)
+        );
+        let _ = writeln!(
+            out,
+            "| {} JSON documents of {}, `metrics().bytes` | {} | LZ4: {} | |",
+            count(plan.json_keys),
+            bytes(plan.json_bytes),
+            p.json_bytes_raw,
+            p.json_bytes_compressed
+        );
+        let _ = writeln!(
+            out,
+            "| `get` of those, 1 thread, M/s | {} | LZ4: {} | |",
+            cell(&p.get_raw),
+            cell(&p.get_compressed)
+        );
+        let _ = writeln!(
+            out,
+            "| `get` and read each value through, M/s | {} | LZ4: {} | |",
+            cell(&p.get_read_raw),
+            cell(&p.get_read_compressed)
+        );
+    }
+
     if !r.notes.is_empty() {
         let _ = writeln!(out, "\n{h} Notes\n");
         for n in &r.notes {

@@ -70,33 +70,36 @@ impl MemoryDriver {
             return Err(DriverError::invalid_config(Some(field), reason));
         }
         let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = stores.get_mut(name) {
-            if let Some(store) = open.store.upgrade() {
-                if store.config != config {
-                    return Err(DriverError::invalid_config(
-                        None,
-                        format!(
-                            "memory store {name:?} is already open with {:?}, not {config:?}; open \
-                             it with the same config, or close every contract on it first",
-                            store.config
-                        ),
-                    ));
-                }
-                if !store.clock.same_as(&clock) {
-                    return Err(DriverError::invalid_config(
-                        None,
-                        format!(
-                            "memory store {name:?} is already open with another clock ({:?}); \
-                             every contract on one store must use the same clock",
-                            store.clock
-                        ),
-                    ));
-                }
-                open.handles += 1;
-                return Ok(MemoryDriver::handle(store));
+        if let Some(open) = stores.get_mut(name)
+            && let Some(store) = open.store.upgrade()
+        {
+            if store.config != config {
+                return Err(DriverError::invalid_config(
+                    None,
+                    format!(
+                        "memory store {name:?} is already open with {:?}, not {config:?}; open \
+                         it with the same config, or close every contract on it first",
+                        store.config
+                    ),
+                ));
             }
+            if !store.clock.same_as(&clock) {
+                return Err(DriverError::invalid_config(
+                    None,
+                    format!(
+                        "memory store {name:?} is already open with another clock ({:?}); \
+                         every contract on one store must use the same clock",
+                        store.clock
+                    ),
+                ));
+            }
+            open.handles += 1;
+            return Ok(MemoryDriver::handle(store));
         }
-        let store = Arc::new(Store::new(name, config, clock));
+        // A persistent store is recovered under the table's lock, so a second open of the
+        // name waits for it and joins it instead of finding its directory locked.
+        let store = Arc::new(Store::open(name, config, clock)?);
+        store.start();
         stores.insert(
             name.to_owned(),
             Open {
@@ -134,11 +137,21 @@ impl MemoryDriver {
         Ok(&self.store)
     }
 
+    /// Writes a snapshot of a persistent store now, on this thread, instead of waiting for
+    /// the log to grow past `snapshot_log_bytes`; afterwards recovery replays only what is
+    /// written from here on. `Ok(false)` for a store without persistence, or when the
+    /// snapshot was skipped (the store is closing, or the log could not start a new
+    /// segment).
+    pub fn snapshot(&self) -> DriverResult<bool> {
+        self.store()?.snapshot()
+    }
+
     /// Gives this handle back, once: the first `close` or the drop. The last handle of a
-    /// store removes it from the table and releases its data.
-    fn release(&self) {
+    /// store removes it from the table and releases its data (a persistent store first
+    /// writes and syncs its log and gives its directory back: its error is returned).
+    fn release(&self) -> DriverResult<()> {
         if self.released.swap(true, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
         let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
         let name = self.store.name.as_str();
@@ -152,18 +165,25 @@ impl MemoryDriver {
             // is the safe answer.
             _ => false,
         };
-        if last {
-            stores.remove(name);
-            // Clear outside the table's lock: values' drops may open stores.
-            drop(stores);
-            self.store.clear();
+        if !last {
+            return Ok(());
         }
+        // PERSIST HOOK: a persistent store gives its directory back before it leaves the
+        // table, so the next open of the name (which waits for the table) can take it. It
+        // runs no code of the caller's (see `Persist::close`).
+        let persisted = self.store.close_persist();
+        stores.remove(name);
+        // Clear outside the table's lock: values' drops may open stores.
+        drop(stores);
+        self.store.clear();
+        persisted
     }
 }
 
 impl Drop for MemoryDriver {
     fn drop(&mut self) {
-        self.release();
+        // Nobody to report a persistent store's last sync to: `close` does.
+        let _ = self.release();
     }
 }
 
@@ -216,7 +236,11 @@ pub fn open_with_clock(
 
 impl Driver for MemoryDriver {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.ttl(true).atomic_bulk(true).limits(true)
+        Capabilities::NONE
+            .ttl(true)
+            .atomic_bulk(true)
+            .limits(true)
+            .persistent(self.store.persist_dir().is_some())
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -230,14 +254,14 @@ impl Driver for MemoryDriver {
     // was.
     #[inline]
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
-        match self.store()?.get(key) {
+        match self.store()?.get(key)? {
             Some(value) => Ok(Some(value)),
             None => input::check_key(key).map(|()| None),
         }
     }
 
     fn delete(&self, key: &str) -> DriverResult<bool> {
-        if self.store()?.delete(key) {
+        if self.store()?.delete(key)? {
             return Ok(true);
         }
         input::check_key(key).map(|()| false)
@@ -269,7 +293,7 @@ impl Driver for MemoryDriver {
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
         let store = self.store()?;
         keys.iter().try_for_each(|k| input::check_key(k))?;
-        Ok(store.get_many(keys))
+        store.get_many(keys)
     }
 
     fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
@@ -281,12 +305,11 @@ impl Driver for MemoryDriver {
     fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
         let store = self.store()?;
         keys.iter().try_for_each(|k| input::check_key(k))?;
-        Ok(store.delete_many(keys))
+        store.delete_many(keys)
     }
 
     fn close(&self) -> DriverResult<()> {
-        self.release();
-        Ok(())
+        self.release()
     }
 
     fn gauges(&self) -> Gauges {
@@ -317,7 +340,7 @@ mod tests {
         assert!(b.get("k").unwrap().is_some());
         b.close().unwrap();
         assert_eq!(handles(name), None);
-        assert!(b.store.get("k").is_none(), "the data was released");
+        assert!(b.store.get("k").unwrap().is_none(), "the data was released");
     }
 
     fn open(name: &str) -> MemoryDriver {
@@ -335,7 +358,7 @@ mod tests {
         let store = a.store.clone();
         drop(a);
         assert_eq!(handles(name), None, "the last drop releases the store");
-        assert!(store.get("k").is_none(), "and its data");
+        assert!(store.get("k").unwrap().is_none(), "and its data");
         assert!(open(name).get("k").unwrap().is_none());
     }
 

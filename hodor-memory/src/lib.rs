@@ -28,8 +28,9 @@
 //! or removed, so `list(prefix)` costs O(log n + k) for k matches and returns keys already
 //! sorted (it copies key handles under the index lock and builds the strings after).
 //! Values are [`Bytes`](hodor_core::Bytes): `get` returns the stored buffer without copying
-//! it. A value may be `Bytes::from_owner` with any `Drop`, even one that calls the store:
-//! removed values are dropped only after the store's locks are released.
+//! it (a compressed value is decompressed; see Compression). A value may be
+//! `Bytes::from_owner` with any `Drop`, even one that calls the store: removed values are
+//! dropped only after the store's locks are released.
 //!
 //! ## Expiry
 //! An expired entry is never returned: every read checks the deadline. Memory is reclaimed
@@ -109,6 +110,30 @@
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no
 //! reader sees part of a `set_many` or `delete_many`, and `get_many` reads one moment.
 //!
+//! ## Persistence
+//! With [`MemoryConfig::persist`] (`{"persist": {"dir": "data", "fsync": "always"}}`) the
+//! store keeps every write in an append-only log in `dir`, takes snapshots as the log
+//! grows, and at open loads the latest snapshot and replays the log after it. Its data
+//! outlives the last close and the process ([`Capabilities::persistent`](
+//! hodor_core::Capabilities::persistent)); the capabilities and everything else stay the
+//! same. [`Fsync`] says what a crash can lose; in every mode it is a suffix of the writes,
+//! never part of a batch. See [`PersistConfig`] for the files, [`PersistError`] for what
+//! can go wrong, and `Metrics::log_bytes` onwards for the gauges.
+//!
+//! - A write is visible to readers as soon as it is applied; with `fsync = always` the
+//!   writer's call returns only once the log is synced past it (concurrent writers share
+//!   syncs).
+//! - If writing or syncing the log fails, the store refuses every later write (reads go
+//!   on) until it is closed and reopened: a failed `fsync` is never retried.
+//! - One store per directory: a second opener, in this process or another, gets
+//!   [`PersistError::Locked`] naming the directory.
+//!
+//! ## Compression
+//! With [`MemoryConfig::compression`] values of at least `min_size` bytes are stored LZ4
+//! compressed when that saves at least an eighth. `max_bytes` and `metrics().bytes` count
+//! the compressed size, `stat().size` the value's own; a compressed value is decompressed
+//! into a new buffer on every `get` (see [`CompressionConfig`]).
+//!
 //! ## Testing
 //! Besides the conformance suite and per-behaviour tests, `tests/torture.rs` runs random
 //! operation sequences with awkward keys, values and TTLs against a reference model (with
@@ -118,13 +143,15 @@
 //! threads, the issue-sized heap checks).
 //!
 //! ## Limitations
-//! Process-local: data is not shared between processes and does not survive a restart (use
-//! a server-backed driver such as Redis for that).
+//! Process-local: a store is shared by name within one process only (use a server-backed
+//! driver such as Redis to share between processes). For a persistent store the
+//! `evictions` and `expirations` gauges count since it was opened in this process.
 
 #![deny(missing_docs)]
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod codec;
 mod config;
 mod driver;
 mod input;
@@ -133,11 +160,13 @@ mod input;
 mod key;
 #[cfg(test)]
 mod pause;
+mod persist;
 mod shard;
 mod store;
 mod sweeper;
 
-pub use config::MemoryConfig;
+pub use config::{Algorithm, CompressionConfig, Fsync, MemoryConfig, PersistConfig, Recovery};
 pub use driver::{DRIVER_NAME, MemoryDriver, open, open_with_clock};
+pub use persist::PersistError;
 
 hodor_core::register_driver!(DRIVER_NAME, driver::open_registered);
