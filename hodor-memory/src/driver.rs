@@ -406,6 +406,68 @@ mod tests {
         );
     }
 
+    /// A value whose drop opens (and closes) another memory store: it needs the table of
+    /// open stores.
+    struct OpensAStore(Vec<u8>);
+
+    impl AsRef<[u8]> for OpensAStore {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for OpensAStore {
+        fn drop(&mut self) {
+            let other = crate::open("driver-unit-opened-by-a-drop", MemoryConfig::default());
+            let _ = other.and_then(|c| c.close());
+        }
+    }
+
+    #[test]
+    fn a_value_a_snapshot_held_last_is_dropped_without_blocking_the_last_close() {
+        use crate::config::{Fsync, PersistConfig};
+        let dir = std::env::temp_dir().join(format!(
+            "hodor-driver-unit-snapshot-drop-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let name = "driver-unit-snapshot-drop";
+        let config = MemoryConfig::default().shards(1).persist(
+            PersistConfig::new(&dir)
+                .fsync(Fsync::Never)
+                .snapshot_log_bytes(1 << 30),
+        );
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let d = Arc::new(MemoryDriver::open(name, config, Clock::system()).unwrap());
+            // Large enough that a snapshot copies it after the shard's lock, from a handle.
+            let big = Bytes::from_owner(OpensAStore(vec![7; 200 << 10]));
+            d.set("big", big, None).unwrap();
+            let closer = d.clone();
+            crate::pause::at("snapshot: a shard copied", move || {
+                // The store lets go of the value: the snapshot's handle is the last one.
+                closer.delete("big").unwrap();
+                // The last close begins on another thread, and waits for the snapshot
+                // while it holds the table of open stores.
+                let last = closer.clone();
+                std::thread::spawn(move || last.close());
+                while open_stores().try_lock().is_ok() {
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            // The snapshot goes on and drops its handle: the value's drop opens a store.
+            let _ = d.snapshot();
+            let _ = done.send(());
+        });
+        let outcome = finished.recv_timeout(Duration::from_secs(20));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            outcome.is_ok(),
+            "deadlocked: a snapshot dropped a value while the last close waited for it"
+        );
+    }
+
     #[test]
     fn an_invalid_name_is_refused_before_anything_is_registered() {
         let long = "n".repeat(1 << 20);

@@ -33,7 +33,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -165,9 +165,28 @@ impl Shared {
     }
 
     /// Takes a snapshot now; `Ok(false)` if it was skipped or abandoned.
+    ///
+    /// Runs no code of the caller's while it holds `snapshotting`: the value handles the
+    /// copy held are dropped after (see `snapshot::take`).
     fn snapshot(&self, source: &dyn Source) -> Result<bool, PersistError> {
+        let mut held = Vec::new();
+        let taken = self.snapshot_held(source, &mut held);
+        drop(held);
+        taken
+    }
+
+    fn snapshot_held(
+        &self,
+        source: &dyn Source,
+        held: &mut Vec<Bytes>,
+    ) -> Result<bool, PersistError> {
         let _one = self.snapshotting.lock();
-        match snapshot::take(self, source) {
+        // Checked under the lock `Persist::close` takes after setting `closing`: a snapshot
+        // that gets the lock after close did never touches the directory.
+        if self.closing() {
+            return Ok(false);
+        }
+        match snapshot::take(self, source, held) {
             Ok(Some(taken)) => {
                 *self.last_snapshot.lock() = Some((taken.created, taken.bytes));
                 self.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -194,8 +213,11 @@ impl Shared {
 /// A store's persistence: owned by the store, closed with it.
 pub(crate) struct Persist {
     shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    thread_ids: Mutex<Vec<ThreadId>>,
+    /// The flusher, joined at close. The snapshot thread is not joined: it may be running a
+    /// value's `Drop` (see `snapshot::take`) or dropping the store, and close must never
+    /// wait for code of the caller's; it stops on its own at its next look at `closing`,
+    /// and `snapshotting` keeps it from touching the directory after close.
+    flusher: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
     /// Released on close, so the directory can be opened again.
     lock: Mutex<Option<DirLock>>,
@@ -245,8 +267,7 @@ impl Persist {
         });
         Ok(Persist {
             shared,
-            threads: Mutex::new(Vec::new()),
-            thread_ids: Mutex::new(Vec::new()),
+            flusher: Mutex::new(None),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
         })
@@ -256,24 +277,18 @@ impl Persist {
     /// flusher. If a thread cannot be started, that work happens only at close (a log that
     /// is never snapshotted keeps growing; it is still replayed correctly).
     pub(crate) fn start(&self, source: Weak<dyn Source>) {
-        let mut threads = self.threads.lock();
-        let mut ids = self.thread_ids.lock();
         let shared = self.shared.clone();
-        if let Ok(t) = std::thread::Builder::new()
+        // Detached (see `Persist::flusher`).
+        let _ = std::thread::Builder::new()
             .name("hodor-persist-snapshot".to_owned())
-            .spawn(move || snapshotter(&shared, &source))
-        {
-            ids.push(t.thread().id());
-            threads.push(t);
-        }
+            .spawn(move || snapshotter(&shared, &source));
         if self.shared.config.fsync != Fsync::Always {
             let shared = self.shared.clone();
             if let Ok(t) = std::thread::Builder::new()
                 .name("hodor-persist-flush".to_owned())
                 .spawn(move || flusher(&shared))
             {
-                ids.push(t.thread().id());
-                threads.push(t);
+                *self.flusher.lock() = Some(t);
             }
         }
     }
@@ -355,21 +370,15 @@ impl Persist {
         }
         self.shared.signal.lock().closing = true;
         self.shared.wake.notify_all();
-        let me = std::thread::current().id();
-        let ids = std::mem::take(&mut *self.thread_ids.lock());
-        for (t, id) in std::mem::take(&mut *self.threads.lock())
-            .into_iter()
-            .zip(ids)
-        {
-            // The last reference to the store can be dropped on the snapshot thread; it
-            // cannot wait for itself, and it stops at its next check of `closing`.
-            if id != me {
-                let _ = t.join();
-            }
+        // The flusher runs only the log's own code, and never closes a store.
+        if let Some(t) = self.flusher.lock().take() {
+            let _ = t.join();
         }
-        // A snapshot taken on a caller's thread (`MemoryDriver::snapshot`) may still be
-        // running: it stops at its next shard, but once past them it renames its file into
-        // the directory, which must not happen after the directory is given back.
+        // A snapshot (on the snapshot thread, or a caller's: `MemoryDriver::snapshot`) may
+        // still be running: it stops at its next shard, but once past them it renames its
+        // file into the directory, which must not happen after the directory is given
+        // back. It runs no code of the caller's while it holds this lock, and one that
+        // takes it after this sees `closing` (see `Shared::snapshot`).
         let _no_snapshot = self.shared.snapshotting.lock();
         let result = self.shared.log.close();
         *self.lock.lock() = None;

@@ -4,7 +4,9 @@
 //! 2. The store is copied shard by shard into a temporary file. Under a shard's read lock
 //!    its entries are encoded into a buffer (readers go on; a writer of that shard waits
 //!    as long as a copy of the shard takes); a value over 64 KiB only has its handle cloned
-//!    there and is encoded after. Writing to the file happens outside every lock.
+//!    there and is encoded after. Writing to the file happens outside every lock. The
+//!    handles are given back to the caller, to be dropped once one snapshot at a time is
+//!    over (see `take`).
 //! 3. The temporary file is synced; the log is synced too, so every state the copy saw is
 //!    also in the durable log (a snapshot never holds a write the log could lose).
 //! 4. The file is renamed into place and the directory synced: only now does recovery
@@ -18,6 +20,8 @@
 //! a key's whole new state, replaying a write the copy already holds changes nothing.
 
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
 
 use super::Shared;
 use super::error::PersistError;
@@ -50,7 +54,19 @@ pub(crate) struct Taken {
 
 /// Takes a snapshot of `source`. `Ok(None)` when it was skipped (the new segment could not
 /// be made) or abandoned (the store is closing).
-pub(crate) fn take(shared: &Shared, source: &dyn Source) -> Result<Option<Taken>, PersistError> {
+///
+/// The handles of the values over 64 KiB that were copied after their shard's lock go to
+/// `held`, for the caller to drop after it releases `Shared::snapshotting`. Once the store
+/// has dropped a value (overwritten, removed), the snapshot's handle is the last, and its
+/// drop runs the value's own `Drop`, which may do anything, such as opening a store: that
+/// waits for the table of open stores, which the last close of this store holds while it
+/// waits for `snapshotting`. Dropped here they deadlocked. Kept until the end, a value the
+/// store dropped lives as long as the snapshot.
+pub(crate) fn take(
+    shared: &Shared,
+    source: &dyn Source,
+    held: &mut Vec<Bytes>,
+) -> Result<Option<Taken>, PersistError> {
     let Some(rotation) = shared.log.rotate()? else {
         return Ok(None);
     };
@@ -119,9 +135,10 @@ pub(crate) fn take(shared: &Shared, source: &dyn Source) -> Result<Option<Taken>
                     too_large = Some(value.len());
                 }
             }
-            // The handles (and with them any value the store dropped meanwhile) go here,
-            // outside every lock.
-            drop(later);
+            #[cfg(test)]
+            crate::pause::reach("snapshot: a shard copied");
+            // The keys are the store's own; the values go to the caller (see above).
+            held.extend(later.into_iter().map(|(_, value, ..)| value));
             if let Some(len) = too_large {
                 return Err(PersistError::TooLarge {
                     len: len as u64,
