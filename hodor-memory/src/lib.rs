@@ -55,13 +55,34 @@
 //!   `SystemTime::now()` by the step while the TTL itself runs on unchanged.
 //! - The cost: the monotonic clock of most systems (Linux `CLOCK_MONOTONIC`, macOS) stops
 //!   while the machine is suspended, so a suspend pauses every TTL for its length.
-//! - Persisted expiry is absolute wall-clock time (the contract). This store keeps nothing
-//!   across a restart; a persistent one would write `expires_at`, and on loading start the
-//!   remaining time (`expires_at` minus the wall-clock time then, nothing if past) on its
-//!   monotonic clock, so a restart never extends a TTL.
-//! - Time is kept in nanoseconds since the store was opened. A store's clock stops about
-//!   192 years after that (only a [`ManualClock`](hodor_core::clock::ManualClock) gets
-//!   there): from then on entries already due expire and no entry expires early.
+//! - Time is kept in nanoseconds on the store's timeline, which starts when the store is
+//!   opened (a persistent one's about 73 years before, see below). A store's clock stops
+//!   about 146 years after the timeline's start (only a [`ManualClock`](
+//!   hodor_core::clock::ManualClock) gets there): from then on entries already due expire
+//!   and no entry expires early.
+//!
+//! ### Time across restarts (persistent stores)
+//! Persisted expiry is absolute wall-clock time (the contract): a restart never extends a
+//! TTL. While the store is open, TTLs run on the monotonic clock as above; only on the way
+//! to disk and back is time read from the wall clock:
+//! - A log record or snapshot entry carries `modified` and the deadline as wall-clock
+//!   instants: the entry's remaining time counted from the wall clock at the moment it is
+//!   written. So a wall-clock step before a write does not move that write's deadline: a
+//!   10 s TTL of which 3 s ran before a restart has 7 s left after it, whatever the wall
+//!   clock did before the write. (Counted from the wall clock of the store's opening, a
+//!   step back while it is open would add its length to every TTL logged after it.)
+//! - At open, recovery reads the wall clock once: an entry whose deadline it has reached
+//!   is not loaded, and every other one gets its deadline minus that reading as its
+//!   remaining time, on the monotonic clock again.
+//! - So what moves a persisted deadline is a wall-clock step between its writing (the
+//!   write, or a later snapshot, which writes it again) and the next open; while the store
+//!   is closed only the wall clock can tell how much time passed. A step forward expires
+//!   what it passes; a step back keeps an entry until the wall clock reads its deadline
+//!   again, the length of the step longer. Either way `stat` reports the `expires_at` the
+//!   entry was written with.
+//! - A persistent store's timeline starts about 73 years before its opening, so recovered
+//!   instants keep their place on it; a `modified` older than that is reported as that old
+//!   (never later than it was), and the store's clock stops about 73 years after the open.
 //!
 //! ## Limits and eviction
 //! [`MemoryConfig::max_bytes`] and [`MemoryConfig::max_entries`] bound the store (both

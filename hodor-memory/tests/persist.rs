@@ -284,3 +284,98 @@ fn config_errors_name_the_persist_fields() {
         }
     }
 }
+
+/// Present for exactly `left` more: there 1 ms before it, gone at it.
+fn lives_exactly(c: &Contract, clock: &ManualClock, key: &str, left: Duration) {
+    clock.advance(left - Duration::from_millis(1));
+    assert!(c.exists(key).unwrap(), "{key} expired before its deadline");
+    clock.advance(Duration::from_millis(1));
+    assert!(!c.exists(key).unwrap(), "{key} outlived its deadline");
+}
+
+#[test]
+fn a_wall_clock_step_while_the_store_is_open_neither_extends_nor_shortens_a_ttl_across_a_restart() {
+    // TTLs run on the monotonic clock while the store is open. A record carries its
+    // deadline as wall-clock time: the remaining time counted from the wall clock when it
+    // is logged, so a step before the write (here, the store's whole life so far) moves
+    // nothing. Counted from the wall clock of the store's opening instead, a step back
+    // added its length to the TTL after the restart, and a step forward took it off.
+    for step in [-3600i64, 3600] {
+        let dir = TempDir::new(&format!("step-open-{step}"));
+        let clock = ManualClock::new();
+        let cfg = config(&dir, Fsync::Always);
+        let c = open("step-open", &cfg, &clock);
+        let t0 = clock.now();
+        let stepped = if step < 0 {
+            t0 - Duration::from_secs(step.unsigned_abs())
+        } else {
+            t0 + Duration::from_secs(step.unsigned_abs())
+        };
+        clock.set(stepped);
+        c.set("k", "v", Some(Duration::from_secs(10))).unwrap();
+        clock.advance(Duration::from_secs(3));
+        c.close().unwrap();
+        let c = open("step-open", &cfg, &clock);
+        lives_exactly(&c, &clock, "k", Duration::from_secs(7));
+        c.close().unwrap();
+    }
+}
+
+#[test]
+fn persisted_deadlines_are_wall_clock_so_a_step_between_runs_moves_them() {
+    // While the store is closed only the wall clock tells how much time passed: an entry
+    // lives until the wall clock reads the `expires_at` it was written with. A step forward
+    // between runs expires what it passes; a step back leaves the entry its deadline, which
+    // is then further away.
+    let dir = TempDir::new("step-closed");
+    let clock = ManualClock::new();
+    let cfg = config(&dir, Fsync::Always);
+    let c = open("step-closed", &cfg, &clock);
+    c.set("short", "v", Some(Duration::from_secs(60))).unwrap();
+    c.set("long", "v", Some(Duration::from_secs(7200))).unwrap();
+    let before = c.stat("long").unwrap();
+    c.close().unwrap();
+
+    clock.set(clock.now() + Duration::from_secs(3600));
+    let c = open("step-closed", &cfg, &clock);
+    assert_eq!(
+        c.list("").unwrap(),
+        ["long"],
+        "the step forward expired short"
+    );
+    assert_eq!(c.stat("long").unwrap(), before, "the deadline is absolute");
+    c.close().unwrap();
+
+    clock.set(clock.now() - Duration::from_secs(2 * 3600));
+    let c = open("step-closed", &cfg, &clock);
+    assert_eq!(c.stat("long").unwrap(), before);
+    // From the wall clock at this open, the deadline is 3 hours away (the TTL's 2 hours,
+    // plus the hour the wall clock went back beyond where it started).
+    lives_exactly(&c, &clock, "long", Duration::from_secs(3 * 3600));
+    c.close().unwrap();
+}
+
+#[test]
+fn recovered_times_far_in_the_past_stay_in_the_past() {
+    // A persistent store's timeline reaches about 73 years before its opening: an older
+    // `modified` is reported as that old, and never as later than it was.
+    let dir = TempDir::new("old-times");
+    let clock = ManualClock::new();
+    let cfg = config(&dir, Fsync::Always);
+    let c = open("old-times", &cfg, &clock);
+    c.set("old", "v", None).unwrap();
+    let written = c.stat("old").unwrap().modified;
+    c.close().unwrap();
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    clock.set(clock.now() + century);
+    let c = open("old-times", &cfg, &clock);
+    let meta = c.stat("old").unwrap();
+    assert!(meta.modified <= written + century, "{meta:?}");
+    assert!(meta.modified >= written, "{meta:?}");
+    assert!(meta.modified <= clock.now() - Duration::from_secs(72 * 365 * 24 * 3600));
+    // The store's clock runs on from there.
+    c.set("new", "v", Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(c.stat("new").unwrap().modified, clock.now());
+    lives_exactly(&c, &clock, "new", Duration::from_secs(1));
+    c.close().unwrap();
+}
