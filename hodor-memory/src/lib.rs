@@ -16,7 +16,8 @@
 //! Two contracts opened with the same name in one process share one store. Opening an open
 //! store with a different [`MemoryConfig`] (or clock) is `InvalidConfig`. When the last
 //! contract on a store is closed or dropped, its data is released and the next open of that
-//! name starts empty. [`MemoryDriver`] can also be used directly, through the
+//! name starts empty, unless the store persists to disk (see Persistence): then the next
+//! open recovers it. [`MemoryDriver`] can also be used directly, through the
 //! [`Driver`](hodor_core::driver::Driver) trait: it then checks keys, TTLs and its name
 //! itself, closes idempotently per handle, and closes when dropped.
 //!

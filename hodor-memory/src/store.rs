@@ -721,17 +721,28 @@ impl Store {
         Some(slot)
     }
 
+    /// COMPRESSION HOOK: whether reads must check each entry's codec (`get_decoded`), or
+    /// may hand out the stored buffer (`get`).
     #[inline]
-    pub(crate) fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
+    pub(crate) fn decodes(&self) -> bool {
+        self.decode_values
+    }
+
+    /// The stored buffer of `key`'s live entry: the value itself, unless `decodes()`.
+    #[inline]
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+        let hash = self.hash(key.as_bytes());
+        let shard = self.shard(self.shard_of(hash)).read();
+        self.live_slot(&shard, hash, key).map(|s| s.value.clone())
+    }
+
+    /// COMPRESSION HOOK: `key`'s value when some entry may hold a compressed one.
+    pub(crate) fn get_decoded(&self, key: &str) -> DriverResult<Option<Bytes>> {
         let hash = self.hash(key.as_bytes());
         let shard = self.shard(self.shard_of(hash)).read();
         let Some(slot) = self.live_slot(&shard, hash, key) else {
             return Ok(None);
         };
-        if !self.decode_values {
-            return Ok(Some(slot.value.clone()));
-        }
-        // COMPRESSION HOOK.
         let read = Store::read_value(slot);
         drop(shard);
         read.and_then(Read::finish).map(Some)
@@ -1177,24 +1188,28 @@ impl Store {
     pub(crate) fn delete(&self, key: &str) -> DriverResult<bool> {
         // PERSIST HOOK 1.
         match self.hook()? {
-            None => self.delete_logged(NotLogged, key),
-            Some(log) => self.delete_logged(log, key),
+            None => Ok(self.remove(NotLogged, key).is_some_and(|(live, _)| live)),
+            Some(log) => match self.remove(log, key) {
+                None => Ok(false),
+                Some((live, logged)) => {
+                    // PERSIST HOOK 3, once the shard is unlocked.
+                    log.commit(logged)?;
+                    Ok(live)
+                }
+            },
         }
     }
 
+    /// Removes `key`, handing the removal to `log` under its shard's lock; `Some(live)` if
+    /// it was there, with what logging gave.
     #[inline(always)]
-    fn delete_logged(&self, log: impl WriteLog, key: &str) -> DriverResult<bool> {
+    fn remove(&self, log: impl WriteLog, key: &str) -> Option<(bool, Logged)> {
         let hash = self.hash(key.as_bytes());
         let mut dead = Dead::default();
         let mut shard = self.shard(self.shard_of(hash)).write();
-        let Some(live) = self.remove_locked(&mut shard, hash, key, &mut dead) else {
-            return Ok(false);
-        };
+        let live = self.remove_locked(&mut shard, hash, key, &mut dead)?;
         // PERSIST HOOK 2.
-        let logged = log.delete(key);
-        drop(shard);
-        log.commit(logged)?;
-        Ok(live)
+        Some((live, log.delete(key)))
     }
 
     /// Removes `key` from its locked shard; `Some(live)` if it was there. The caller logs
@@ -1721,7 +1736,7 @@ mod tests {
         let g = s.gauges();
         assert_eq!((g.entries, g.bytes), (Some(0), Some(0)));
         assert!(s.list("").is_empty());
-        assert!(s.get("a").unwrap().is_none());
+        assert!(s.get("a").is_none());
     }
 
     /// Every key in a shard is in the index, and every indexed key is in its shard.
@@ -1910,7 +1925,7 @@ mod tests {
         let resident: u64 = s
             .list("")
             .iter()
-            .map(|k| charge(k.len(), s.get(k).unwrap().unwrap().len(), false))
+            .map(|k| charge(k.len(), s.get(k).unwrap().len(), false))
             .sum();
         assert_eq!(s.gauges().bytes, Some(resident));
     }

@@ -85,7 +85,7 @@ fn state(s: &Store) -> State {
     s.list("")
         .into_iter()
         .map(|k| {
-            let v = s.get(&k).unwrap().unwrap().to_vec();
+            let v = s.get_decoded(&k).unwrap().unwrap().to_vec();
             (k, v)
         })
         .collect()
@@ -374,7 +374,7 @@ fn a_failed_fsync_makes_the_store_read_only_and_is_never_retried() {
     ] {
         assert!(attempt.unwrap_err().to_string().contains("read-only"));
     }
-    assert_eq!(s.get("acked").unwrap().unwrap(), "1", "reads go on");
+    assert_eq!(s.get_decoded("acked").unwrap().unwrap(), "1", "reads go on");
     assert!(s.close_persist().is_err(), "close reports the failure");
     assert_eq!(
         syncs(&faults),
@@ -383,7 +383,7 @@ fn a_failed_fsync_makes_the_store_read_only_and_is_never_retried() {
     );
     drop(s);
     let s = open(&dir.0, &clock);
-    assert_eq!(s.get("acked").unwrap().unwrap(), "1");
+    assert_eq!(s.get_decoded("acked").unwrap().unwrap(), "1");
     s.close_persist().unwrap();
 }
 
@@ -435,7 +435,7 @@ fn a_batch_split_into_parts_is_applied_whole_or_not_at_all() {
     std::fs::write(segment_path(&dir.0, 1), &full).unwrap();
     let s = open(&dir.0, &clock);
     assert_eq!(s.list("").len(), 21);
-    assert_eq!(s.get("big/07").unwrap().unwrap(), entries[7].1);
+    assert_eq!(s.get_decoded("big/07").unwrap().unwrap(), entries[7].1);
     s.close_persist().unwrap();
 }
 
@@ -486,7 +486,7 @@ fn a_snapshot_holding_a_key_twice_keeps_one_entry_the_last() {
     let clock = ManualClock::new();
     let s = open(&dir.0, &clock);
     assert_eq!(s.list(""), ["other", "twice"]);
-    assert_eq!(s.get("twice").unwrap().unwrap(), "third");
+    assert_eq!(s.get_decoded("twice").unwrap().unwrap(), "third");
     assert_eq!(s.gauges().entries, Some(2));
     assert_eq!(
         s.gauges().bytes,
