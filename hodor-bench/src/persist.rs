@@ -7,7 +7,8 @@
 //!   per write);
 //! - recovery of a store from its log and from a snapshot, against `set` of the same
 //!   entries into a fresh store on one thread (recovery runs on one thread);
-//! - LZ4 compression of JSON documents: bytes held, and `get` throughput.
+//! - LZ4 compression of JSON documents: bytes held, and `get` throughput, with what a `get`
+//!   that must build a new buffer costs at least (an allocation and a copy, no decoding).
 //!
 //! Everything goes through [`Contract`], as applications call it. Each value is its own
 //! allocation (`Bytes::copy_from_slice`), since recovery allocates every value too.
@@ -86,6 +87,50 @@ pub struct PersistResults {
     pub get_read_raw: Summary,
     /// The same, documents compressed.
     pub get_read_compressed: Summary,
+    /// Million new buffers per second, each a copy of one document held in the CPU's
+    /// cache, one thread: what a `get` that cannot hand out the stored buffer adds at
+    /// least, whatever its codec (a decoder writes as many bytes, and reads its input
+    /// besides).
+    pub copies: Summary,
+}
+
+impl PersistResults {
+    /// Why `compression_get_vs_raw` is what it is, in nanoseconds per `get`: one that hands
+    /// out the stored buffer, one that decompresses, and the least one that builds a new
+    /// buffer costs (an allocation and a copy); the ratio that least would leave, and how
+    /// fast decoding would have to be to reach `target`.
+    pub fn get_costs(&self, target: f64) -> Option<GetCosts> {
+        let ns = |mops: f64| (mops > 0.0).then(|| 1000.0 / mops);
+        let raw = ns(self.get_raw.median)?;
+        let compressed = ns(self.get_compressed.median)?;
+        let copy = ns(self.copies.median)?;
+        Some(GetCosts {
+            raw,
+            compressed,
+            copy,
+            ceiling: raw / (raw + copy),
+            decode_gbps: self.json_value_bytes / (compressed - raw).max(1.0),
+            needed_gbps: self.json_value_bytes / (raw / target - raw).max(1.0),
+        })
+    }
+}
+
+/// See [`PersistResults::get_costs`].
+#[derive(Clone, Copy, Debug)]
+pub struct GetCosts {
+    /// ns per `get` of a document stored as given.
+    pub raw: f64,
+    /// ns per `get` of a compressed document.
+    pub compressed: f64,
+    /// ns per new buffer holding a copy of a document.
+    pub copy: f64,
+    /// `raw / (raw + copy)`: the `compression_get_vs_raw` of a codec that decodes as fast
+    /// as memory copies.
+    pub ceiling: f64,
+    /// What a compressed `get` adds, as decoded bytes per nanosecond (GB/s).
+    pub decode_gbps: f64,
+    /// The same, as fast as it would have to be for the target.
+    pub needed_gbps: f64,
 }
 
 /// A directory for the stores, removed when dropped.
@@ -430,11 +475,11 @@ pub fn run(plan: &PersistPlan, keys: &[String], progress: &Progress) -> PersistR
         raw.set(key, doc.clone(), None).expect("set");
         compressed.set(key, doc.clone(), None).expect("set");
     }
-    drop(docs);
     let mut order: Vec<u32> = (0..json_keys.len() as u32).collect();
     Rng::new(0x9e7).shuffle(&mut order);
     let (mut get_raw, mut get_compressed) = (Vec::new(), Vec::new());
     let (mut read_raw, mut read_compressed) = (Vec::new(), Vec::new());
+    let mut copies = Vec::new();
     gets(&raw, json_keys, &order, plan.get_duration / 4, false);
     gets(&compressed, json_keys, &order, plan.get_duration / 4, false);
     for _ in 0..plan.reps {
@@ -454,7 +499,9 @@ pub fn run(plan: &PersistPlan, keys: &[String], progress: &Progress) -> PersistR
             plan.get_duration,
             true,
         ));
+        copies.push(copies_of(&docs[0], plan.get_duration));
     }
+    drop(docs);
     let json_bytes_raw = raw.metrics().bytes.unwrap_or(0);
     let json_bytes_compressed = compressed.metrics().bytes.unwrap_or(0);
     raw.close().expect("close");
@@ -477,7 +524,22 @@ pub fn run(plan: &PersistPlan, keys: &[String], progress: &Progress) -> PersistR
         get_compressed: Summary::of(get_compressed),
         get_read_raw: Summary::of(read_raw),
         get_read_compressed: Summary::of(read_compressed),
+        copies: Summary::of(copies),
     }
+}
+
+/// Million new buffers per second, each a copy of `doc`, one thread: an allocation and a
+/// copy from the cache, as `Bytes::copy_from_slice` makes them.
+fn copies_of(doc: &Bytes, duration: Duration) -> f64 {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        for _ in 0..256 {
+            black_box(Bytes::copy_from_slice(black_box(doc)));
+        }
+        n += 256;
+    }
+    n as f64 / started.elapsed().as_secs_f64() / 1e6
 }
 
 #[cfg(test)]

@@ -367,6 +367,30 @@ fn body(r: &Results, level: usize) -> String {
             cell(&p.get_read_raw),
             cell(&p.get_read_compressed)
         );
+        let _ = writeln!(
+            out,
+            "| a new buffer holding a copy of one of them, from the cache (the least a `get` that cannot hand out the stored buffer adds), M/s | | {} | |",
+            cell(&p.copies)
+        );
+        if let Some(g) = p.get_costs(crate::targets::COMPRESSED_GET_TARGET) {
+            let _ = writeln!(
+                out,
+                "\nWhy a compressed `get` is slow next to one that hands out the stored buffer: \
+                 {:.0} ns against {:.0} ns. A `get` that must build a new {} buffer costs at \
+                 least an allocation and a copy, {:.0} ns here, which alone would cap \
+                 `compression_get_vs_raw` at {:.2}; decoding these documents (LZ4, into a new \
+                 buffer) added the rest, at {:.1} GB/s of output. Reaching {} would take \
+                 decoding at {:.0} GB/s.",
+                g.compressed,
+                g.raw,
+                bytes(plan.json_bytes),
+                g.copy,
+                g.ceiling,
+                g.decode_gbps,
+                crate::targets::COMPRESSED_GET_TARGET,
+                g.needed_gbps
+            );
+        }
     }
 
     if !r.notes.is_empty() {

@@ -122,6 +122,7 @@ fn every_workload_runs_and_reports() {
         &p.get_compressed,
         &p.get_read_raw,
         &p.get_read_compressed,
+        &p.copies,
     ] {
         assert!(s.min > 0.0, "{p:?}");
     }
