@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hodor_core::Applied;
 use hodor_core::clock::{Clock, ManualClock};
 use hodor_core::driver::DriverError;
 
@@ -363,6 +364,18 @@ fn a_failed_fsync_makes_the_store_read_only_and_is_never_retried() {
         text.contains("read-only") && text.contains("fsync"),
         "{text}"
     );
+    // The write took effect in memory before its sync failed: it may or may not be on
+    // disk. The writes refused after it changed nothing.
+    let applied = |e: &DriverError| match e {
+        DriverError::Backend { applied, .. } => *applied,
+        other => panic!("not a backend failure: {other:?}"),
+    };
+    assert_eq!(applied(&e), Applied::Unknown);
+    assert_eq!(
+        s.get_decoded("failed").unwrap().unwrap(),
+        "2",
+        "readers see it"
+    );
     faults.heal();
     let syncs = |f: &Faults| f.journal().iter().filter(|(op, _)| *op == Op::Sync).count();
     let before = syncs(&faults);
@@ -372,7 +385,9 @@ fn a_failed_fsync_makes_the_store_read_only_and_is_never_retried() {
         s.set_many(&[("x", Bytes::new())], None),
         s.delete_many(&["acked"]).map(drop),
     ] {
-        assert!(attempt.unwrap_err().to_string().contains("read-only"));
+        let e = attempt.unwrap_err();
+        assert!(e.to_string().contains("read-only"));
+        assert_eq!(applied(&e), Applied::No, "{e}");
     }
     assert_eq!(s.get_decoded("acked").unwrap().unwrap(), "1", "reads go on");
     assert!(s.close_persist().is_err(), "close reports the failure");
