@@ -24,7 +24,10 @@ use std::sync::Arc;
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), hodor_core::Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Display` and `Debug` show paths cut to their last 160 characters, like every echoed
+/// input of hodor's messages.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistError {
     /// Another store, in this process or another one, holds the directory.
@@ -98,9 +101,52 @@ impl PersistError {
     }
 }
 
+impl fmt::Debug for PersistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PersistError::Locked { dir, holder } => f
+                .debug_struct("Locked")
+                .field("dir", &Shown(dir))
+                .field("holder", holder)
+                .finish(),
+            PersistError::Corrupt {
+                file,
+                offset,
+                reason,
+            } => f
+                .debug_struct("Corrupt")
+                .field("file", &Shown(file))
+                .field("offset", offset)
+                .field("reason", reason)
+                .finish(),
+            PersistError::Io { op, path, source } => f
+                .debug_struct("Io")
+                .field("op", op)
+                .field("path", &Shown(path))
+                .field("source", source)
+                .finish(),
+            PersistError::Failed { cause } => {
+                f.debug_struct("Failed").field("cause", cause).finish()
+            }
+            PersistError::TooLarge { len, max } => f
+                .debug_struct("TooLarge")
+                .field("len", len)
+                .field("max", max)
+                .finish(),
+            PersistError::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
 /// A path in a message, cut to a bounded length so a huge configured path cannot flood a
 /// log line.
 pub(crate) struct Shown<'a>(pub(crate) &'a Path);
+
+impl fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -131,6 +177,21 @@ mod tests {
         );
         let short = PersistError::corrupt(Path::new("/d/x"), 7, "bad checksum").to_string();
         assert_eq!(short, "\"/d/x\" is corrupt at byte 7: bad checksum");
+        for e in [
+            PersistError::corrupt(&long, 7, "bad checksum"),
+            PersistError::io("fsync", &long, io::Error::other("no")),
+            PersistError::Locked {
+                dir: long.clone(),
+                holder: "another process".to_owned(),
+            },
+            PersistError::Failed {
+                cause: Arc::new(PersistError::io("write", &long, io::Error::other("no"))),
+            },
+        ] {
+            let debug = format!("{e:?}");
+            assert!(debug.len() < 400, "{debug}");
+            assert!(debug.contains("log-1.hlog"), "{debug}");
+        }
     }
 
     #[test]
