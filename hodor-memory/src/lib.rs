@@ -149,6 +149,11 @@
 //!   on) until it is closed and reopened: a failed `fsync` is never retried.
 //! - One store per directory: a second opener, in this process or another, gets
 //!   [`PersistError::Locked`] naming the directory.
+//! - The first open of a persistent store recovers it before it returns, and the last
+//!   close writes and syncs its log, both holding the process's table of open memory
+//!   stores: meanwhile opens and last closes of other memory stores wait. A second open of
+//!   the same name waits too, and then joins the store instead of finding its directory
+//!   locked.
 //!
 //! ## Compression
 //! With [`MemoryConfig::compression`] values of at least `min_size` bytes are stored LZ4
