@@ -1,4 +1,5 @@
-//! Feature flags: typed values read on every request, flipped at run time.
+//! Feature flags: typed values read on every request, changed at run time by admins who
+//! may race, with compare-and-set (`set_if_version`) so no change is lost.
 //!
 //! Run with `cargo run --example feature_flags`.
 
@@ -60,18 +61,50 @@ fn main() -> Result<(), Error> {
         );
     }
 
-    // Roll out to everyone.
-    flags.set_json(
-        "flag/new-checkout",
-        &Flag {
-            enabled: true,
-            rollout: 100,
-        },
-        None,
-    )?;
+    // Two admins raise the rollout at once, each from what they read. A plain set would
+    // let one of them silently undo the other; compare-and-set retries instead.
+    let admins: Vec<_> = [50, 100]
+        .into_iter()
+        .map(|target| {
+            let flags = flags.clone();
+            std::thread::spawn(move || raise_rollout(&flags, "new-checkout", target))
+        })
+        .collect();
+    for admin in admins {
+        admin.join().expect("the admin thread does not panic")?;
+    }
+    let flag: Flag = flags.get_json("flag/new-checkout")?;
+    println!("after both admins: {flag:?}");
     println!(
         "after rollout, user 88 new-checkout={}",
         is_enabled(&flags, "new-checkout", 88)?
     );
+
+    // A flag created only if nobody created it first (another process, say).
+    let created = flags.create(
+        "flag/dark-mode",
+        serde_json::to_vec(&Flag {
+            enabled: false,
+            rollout: 0,
+        })
+        .expect("a flag serializes"),
+        None,
+    )?;
+    println!("create flag/dark-mode again: {created} (it exists, nothing was written)");
     flags.close()
+}
+
+/// Raises a flag's rollout to at least `target`, without losing a concurrent change: read
+/// the flag and its version, write only if nobody wrote in between, else read again.
+fn raise_rollout(flags: &Contract, name: &str, target: u8) -> Result<(), Error> {
+    let key = format!("flag/{name}");
+    loop {
+        let version = flags.stat(&key)?.version;
+        let mut flag: Flag = flags.get_json(&key)?;
+        flag.rollout = flag.rollout.max(target);
+        let bytes = serde_json::to_vec(&flag).expect("a flag serializes");
+        if flags.set_if_version(&key, bytes, None, version)? {
+            return Ok(());
+        }
+    }
 }

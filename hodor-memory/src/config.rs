@@ -57,7 +57,8 @@ pub struct MemoryConfig {
 /// `{"persist": {"dir": "data/sessions", "fsync": "always"}}`.
 ///
 /// The directory holds an append-only log of every write (`log-*.hlog`), the latest
-/// snapshot (`snapshot-*.hsnap`) and a `LOCK` file. One store at a time, in one process,
+/// snapshot (`snapshot-*.hsnap`), an `EPOCH` file (advanced at every open, so versions
+/// never repeat across restarts) and a `LOCK` file. One store at a time, in one process,
 /// may use a directory; a second opener gets an error naming it. At open the store loads
 /// the snapshot, replays the log after it and drops entries whose TTL ran out meanwhile.
 ///

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
-use hodor_core::{Contract, MAX_KEY_LEN, Metadata};
+use hodor_core::{Contract, MAX_KEY_LEN, Metadata, Page, Version};
 
 use crate::config::MemoryConfig;
 use crate::input;
@@ -241,6 +241,11 @@ impl Driver for MemoryDriver {
             .atomic_bulk(true)
             .limits(true)
             .persistent(self.store.persist_dir().is_some())
+            .conditional(true)
+            // A persistent store's writes may write or sync its log on the caller's thread
+            // (always with `fsync = always`, past a buffer size otherwise), and its open and
+            // close do file I/O.
+            .non_blocking(self.store.persist_dir().is_none())
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -314,6 +319,50 @@ impl Driver for MemoryDriver {
         let store = self.store()?;
         keys.iter().try_for_each(|k| input::check_key(k))?;
         store.delete_many(keys)
+    }
+
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.create(key, value, input::ttl(ttl)?)
+    }
+
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.set_if_version(key, value, input::ttl(ttl)?, expected)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.increment(key, delta)
+    }
+
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> DriverResult<Page> {
+        let store = self.store()?;
+        if limit == 0 {
+            return Err(DriverError::InvalidInput(
+                "a page of 0 keys would never reach the next key".to_owned(),
+            ));
+        }
+        if prefix.len() > MAX_KEY_LEN || prefix.as_bytes().contains(&0) {
+            return Ok(Page::default());
+        }
+        let (keys, more) = store.list_page(prefix, start_after, limit);
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(Page::new(keys, next))
     }
 
     fn close(&self) -> DriverResult<()> {

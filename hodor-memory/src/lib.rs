@@ -137,8 +137,9 @@
 //! store keeps every write in an append-only log in `dir`, takes snapshots as the log
 //! grows, and at open loads the latest snapshot and replays the log after it. Its data
 //! outlives the last close and the process ([`Capabilities::persistent`](
-//! hodor_core::Capabilities::persistent)); the capabilities and everything else stay the
-//! same. [`Fsync`] says what a crash can lose; in every mode it is a suffix of the writes,
+//! hodor_core::Capabilities::persistent)) and it no longer claims
+//! [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking); everything
+//! else stays the same. [`Fsync`] says what a crash can lose; in every mode it is a suffix of the writes,
 //! never part of a batch. See [`PersistConfig`] for the files, [`PersistError`] for what
 //! can go wrong, and `Metrics::log_bytes` onwards for the gauges.
 //!
@@ -161,6 +162,47 @@
 //! the compressed size, `stat().size` the value's own; a compressed value is decompressed
 //! into a new buffer on every `get` (see [`CompressionConfig`]).
 //!
+//! ## Versions, conditional writes, paging
+//! The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional),
+//! and [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking) unless the
+//! store is persistent (its writes may write or sync the log on the caller's thread).
+//!
+//! ```
+//! use hodor_core::Contract;
+//! use hodor_memory as _;
+//!
+//! let c = Contract::new("memory", "conditional-doc", None)?;
+//! assert!(c.create("lock", "me", None)?);                 // set if absent
+//! assert!(!c.create("lock", "someone else", None)?);
+//! assert_eq!(c.increment("visits", 2)?, 2);               // absent counts as 0
+//! let v = c.stat("lock")?.version;
+//! assert!(c.set_if_version("lock", "still me", None, v)?); // compare-and-set
+//! assert!(!c.set_if_version("lock", "stale", None, v)?);   // the version moved on
+//! let page = c.list_page("", None, 1)?;
+//! assert_eq!((page.keys, page.next.as_deref()), (vec!["lock".to_owned()], Some("lock")));
+//! # Ok::<(), hodor_core::Error>(())
+//! ```
+//!
+//! - **Versions cost no byte per entry.** An entry's version is built from what it keeps
+//!   anyway: its write time (the slot's stamp, which `stat` reports as `modified`), a
+//!   16-bit tie-breaker in bits its key's header leaves free (a key's length needs 11 of
+//!   the 32 it had), and the store's incarnation. Each shard gives its writes strictly
+//!   increasing (time, tie-breaker) stamps, so two writes of one key never share a
+//!   version, with a stopped clock or a key removed and recreated in one nanosecond; the
+//!   time stays the clock's unless 65,536 writes hit one shard at one clock reading.
+//! - **Conditional writes** decide and write under one hold of the key's shard write
+//!   lock, through the path `set` writes by (the same stamps, index, deadlines, limits and
+//!   reclaim). Nothing of the caller's runs under it.
+//! - **`list_page`** seeks in the ordered index to the later of the prefix and the cursor
+//!   and walks at most `limit + 1` live keys: O(log n + limit).
+//! - **A persistent store** logs a conditional write exactly as it logs a `set`, and
+//!   compresses its value the same way. Versions do not survive a restart: the clock of the
+//!   store starts over at each open, so a persistent store's versions carry the
+//!   directory's epoch (the file `EPOCH`, advanced and synced at every open) instead of a
+//!   number of this process. After a reopen every entry has a new version, and a
+//!   `set_if_version` with a version read before it fails: re-read, then write. A version
+//!   is never issued again for another value, across restarts and crashes.
+//!
 //! ## Testing
 //! Besides the conformance suite and per-behaviour tests, `tests/torture.rs` runs random
 //! operation sequences with awkward keys, values and TTLs against a reference model (with
@@ -179,6 +221,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod codec;
+mod conditional;
 mod config;
 mod driver;
 mod input;

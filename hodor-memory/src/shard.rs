@@ -179,6 +179,8 @@ pub(crate) struct Shard {
     pub(crate) expirations: u64,
     /// Live entries evicted from this shard.
     pub(crate) evictions: u64,
+    /// The stamp of the last write in this shard (see `Shard::stamp`).
+    last_stamp: (u64, u16),
 }
 
 /// What one step of the CLOCK hand did in a shard.
@@ -203,6 +205,36 @@ pub(crate) struct Replaced {
 impl Shard {
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    /// The stamp of a write made now, `now` being the store's time: the time the entry
+    /// records as modified, and a tie-breaker. Stamps strictly increase within a shard, so
+    /// no two writes of one key get the same one, even with a stopped or coarse clock,
+    /// even for a key removed and created again at one clock reading: the entry's version
+    /// is built from it (`Store::version`). The time is `now` itself, unless 65,536 writes
+    /// in this shard came at one reading of the clock (a stopped test clock): then the
+    /// time runs ahead of the clock by a nanosecond for each 65,536 more.
+    ///
+    /// Relied on: every slot of the shard got its stamp here, so the next one is above all
+    /// of them. Code that puts slots in a shard another way (loading a persistent store's
+    /// entries at open) must raise `last_stamp` past every stamp it loads, or a write could
+    /// give a key the version it already has.
+    pub(crate) fn stamp(&mut self, now: u64) -> (u64, u16) {
+        let (time, seq) = self.last_stamp;
+        self.last_stamp = if now > time {
+            (now, 0)
+        } else if seq < u16::MAX {
+            (time, seq + 1)
+        } else {
+            (time.saturating_add(1), 0)
+        };
+        self.last_stamp
+    }
+
+    /// Makes every later stamp of this shard come after `(time, 0)`: for a slot put in
+    /// the shard without `stamp` (see there), with tie-breaker 0.
+    pub(crate) fn raise_stamp(&mut self, time: u64) {
+        self.last_stamp = self.last_stamp.max((time, 0));
     }
 
     /// Every entry, in slot order.
@@ -549,6 +581,8 @@ impl Shard {
             Shard {
                 expirations,
                 evictions,
+                // A write racing the release must not reuse a stamp.
+                last_stamp: self.last_stamp,
                 ..Shard::default()
             },
         )
@@ -934,6 +968,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stamps_strictly_increase_and_keep_the_clock_time_while_they_can() {
+        let mut shard = Shard::default();
+        assert_eq!(shard.stamp(5), (5, 0));
+        assert_eq!(
+            shard.stamp(5),
+            (5, 1),
+            "a stopped clock: the tie-breaker moves"
+        );
+        assert_eq!(
+            shard.stamp(9),
+            (9, 0),
+            "the clock moved: its time, tie-breaker 0"
+        );
+        let mut last = shard.stamp(9);
+        for _ in 0..(u16::MAX as usize + 10) {
+            let next = shard.stamp(9);
+            assert!(next > last, "{next:?} after {last:?}");
+            last = next;
+        }
+        assert_eq!(
+            last.0, 10,
+            "65,536 writes at one reading move the time 1 ns ahead"
+        );
+        assert_eq!(
+            shard.stamp(9),
+            (10, last.1 + 1),
+            "the clock behind: never back"
+        );
+        shard.live = 0;
+        let kept = shard.clear();
+        drop(kept);
+        assert!(shard.stamp(10) > last, "clearing a shard keeps its stamps");
+        shard.raise_stamp(1_000);
+        assert_eq!(shard.stamp(10), (1_000, 1), "stamps pass a loaded one");
+        shard.raise_stamp(20);
+        assert_eq!(shard.stamp(10), (1_000, 2), "raising never lowers");
     }
 
     #[test]

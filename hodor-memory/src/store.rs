@@ -44,7 +44,7 @@ use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use hodor_core::clock::{Clock, to_nanos};
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
-use hodor_core::{Applied, BackendKind, MAX_TTL, Metadata};
+use hodor_core::{Applied, BackendKind, MAX_TTL, Metadata, Version};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec::{self, Codec, Compressor};
@@ -188,7 +188,15 @@ pub(crate) struct Store {
     persist: Option<Persist>,
     /// Neither persistent nor compressing: `set` takes the plain path.
     plain: bool,
+    /// Which store of this process this is, or for a persistent store which opening of
+    /// its directory, for versions (see `Store::version`).
+    incarnation: u64,
 }
+
+/// Stores opened so far in this process: each gets the next number as its incarnation.
+/// A persistent store first raises it past every incarnation its directory has had (see
+/// `Store::open_with`).
+static INCARNATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL`
 /// still ends at a representable deadline, and that a slot can carry as its `modified`
@@ -247,11 +255,22 @@ impl Dead {
 }
 
 /// When a write takes effect: now, with an optional TTL, or at given instants on the
-/// store's timeline (a batch's one moment, or a recovered record's).
+/// store's timeline.
 #[derive(Clone, Copy)]
 enum When {
     Now(Option<Duration>),
-    At { modified: u64, expires: u64 },
+    /// A batch's one moment, or a conditional write's decision: stamped from `modified`
+    /// like a write made then (see `Shard::stamp`).
+    At {
+        modified: u64,
+        expires: u64,
+    },
+    /// A recovered record's instants, kept as they are: the entry keeps its `modified`
+    /// (tie-breaker 0), and the shard's stamps are raised past it.
+    Recovered {
+        modified: u64,
+        expires: u64,
+    },
 }
 
 impl When {
@@ -259,7 +278,41 @@ impl When {
     fn with_ttl(self) -> bool {
         match self {
             When::Now(ttl) => ttl.is_some(),
-            When::At { expires, .. } => expires != 0,
+            When::At { expires, .. } | When::Recovered { expires, .. } => expires != 0,
+        }
+    }
+}
+
+/// What a conditional write does with a key, shown its live entry (see
+/// [`Store::write_if`]).
+pub(crate) enum Decision<T> {
+    /// Leave the key as it is; the call returns `T`.
+    Keep(T),
+    /// Write `value`, stored as `codec` says (see `Store::encode`), with `ttl`; the call
+    /// returns `answer`.
+    Write {
+        value: Bytes,
+        codec: Codec,
+        ttl: NewTtl,
+        answer: T,
+    },
+}
+
+/// The TTL a conditional write gives its entry.
+#[derive(Clone, Copy)]
+pub(crate) enum NewTtl {
+    /// As `set` does: `None` clears an earlier TTL.
+    Set(Option<Duration>),
+    /// The live entry's deadline stays; a new entry gets none.
+    KeepCurrent,
+}
+
+impl NewTtl {
+    /// The deadline of the entry written at `now` over `live`.
+    fn deadline(self, live: Option<&Slot>, now: u64) -> u64 {
+        match self {
+            NewTtl::Set(ttl) => expiry_for(now, ttl),
+            NewTtl::KeepCurrent => live.map_or(0, |s| s.key.expires()),
         }
     }
 }
@@ -289,6 +342,8 @@ type Logged = DriverResult<Option<Ticket>>;
 /// call compiles away), or log it (`Logging`). Writes are generic over it, so a store
 /// without persistence checks for it once per call, not at each step.
 trait WriteLog: Copy {
+    /// Whether this logs anything (a persistent store).
+    fn logs(self) -> bool;
     /// Under the shard lock, right after the slot at `index` was written at store time
     /// `now`: logs its new state.
     fn put(self, shard: &Shard, index: usize, now: u64) -> Logged;
@@ -303,6 +358,10 @@ trait WriteLog: Copy {
 struct NotLogged;
 
 impl WriteLog for NotLogged {
+    #[inline(always)]
+    fn logs(self) -> bool {
+        false
+    }
     #[inline(always)]
     fn put(self, _: &Shard, _: usize, _: u64) -> Logged {
         Ok(None)
@@ -325,6 +384,10 @@ struct Logging<'a> {
 }
 
 impl WriteLog for Logging<'_> {
+    fn logs(self) -> bool {
+        true
+    }
+
     fn put(self, shard: &Shard, index: usize, now: u64) -> Logged {
         let slot = shard.slot(index).ok_or_else(inconsistent)?;
         let wall = WallMap::read(self.clock, now);
@@ -467,6 +530,7 @@ impl Store {
             persist: None,
             plain: config.compression.is_none(),
             config,
+            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -491,7 +555,8 @@ impl Store {
         // Recovery drops what was due by the wall clock of the store's opening, the instant
         // `on_timeline` counts recovered deadlines from: the two agree on what is live.
         let opened = to_nanos(store.opened_wall);
-        let persist = Persist::open(name, &persist_config, fs, opened, &mut |r| {
+        let floor = store.incarnation;
+        let persist = Persist::open(name, &persist_config, fs, opened, floor, &mut |r| {
             if let Replay::Put(p) | Replay::Load(p) = &r
                 && p.codec != Codec::Raw
             {
@@ -501,6 +566,12 @@ impl Store {
         })
         .map_err(DriverError::backend)?;
         store.decode_values |= saw_compressed.into_inner();
+        // Versions across restarts: the clock starts over at every open, so the versions
+        // of this opening must differ from every earlier one's by their incarnation: the
+        // directory's epoch, past every earlier opening's (durably, before any version is
+        // handed out) and past this process's other stores, which later ones stay past.
+        store.incarnation = persist.epoch();
+        INCARNATIONS.fetch_max(persist.epoch().saturating_add(1), Ordering::Relaxed);
         store.persist = Some(persist);
         store.plain = false;
         if store.gauges().evictions != evictions {
@@ -557,7 +628,7 @@ impl Store {
 
     /// A recovered record's instants on this store's timeline.
     fn recovered_when(&self, p: &persist::PutRef<'_>) -> When {
-        When::At {
+        When::Recovered {
             modified: self.on_timeline(p.modified).min(NOW_CEILING),
             expires: if p.expires == 0 {
                 0
@@ -572,7 +643,7 @@ impl Store {
     /// it was there after all (a damaged snapshot); then the insert is undone and the entry
     /// stored the usual way. Only for stores without limits, which never need to make room.
     fn load(&self, p: persist::PutRef<'_>) {
-        let When::At { modified, expires } = self.recovered_when(&p) else {
+        let When::Recovered { modified, expires } = self.recovered_when(&p) else {
             return;
         };
         let hash = self.hash(p.key.as_bytes());
@@ -583,6 +654,8 @@ impl Store {
         let value = Bytes::copy_from_slice(p.value);
         let slot = Slot::new(key.clone(), value, modified, p.codec);
         let mut shard = self.shard(self.shard_of(hash)).write();
+        // Relied on by `Shard::stamp`: the slot did not get its stamp there.
+        shard.raise_stamp(modified);
         let Some(index) = shard.insert(hash, slot, hash_of) else {
             return; // A full shard (2^32 - 1 entries): the entry cannot be held.
         };
@@ -595,7 +668,7 @@ impl Store {
         let again = shard.remove(hash, index, hash_of);
         drop(shard);
         if let Some(slot) = again {
-            let when = When::At { modified, expires };
+            let when = When::Recovered { modified, expires };
             let _ = self.put(NotLogged, p.key, slot.value, p.codec, when);
         }
     }
@@ -656,11 +729,26 @@ impl Store {
     /// COMPRESSION HOOK: the stored form of a value: compressed when the store compresses
     /// and it pays.
     #[inline]
-    fn encode(&self, value: Bytes) -> (Bytes, Codec) {
+    pub(crate) fn encode(&self, value: Bytes) -> (Bytes, Codec) {
         match &self.compressor {
             None => (value, Codec::Raw),
             Some(c) => c.encode(value),
         }
+    }
+
+    /// The version of an entry, from what the entry already keeps: its stamp (the time it
+    /// was written, in its slot, and the tie-breaker, in its key's header; see
+    /// `Shard::stamp`), and the store's incarnation. It costs no byte per entry.
+    ///
+    /// Stamps strictly increase within a shard and a key always lives in one shard, so
+    /// every write of a key gets a new one. The time is nanoseconds since this store was
+    /// opened, so a store of the same name released and opened again starts over: the
+    /// incarnation, different for every store opened in the process, keeps a version of
+    /// the old store from matching one of the new.
+    pub(crate) fn version(&self, slot: &Slot) -> Version {
+        let time = u128::from(slot.modified());
+        let seq = u128::from(slot.key.seq());
+        Version::from_raw(u128::from(self.incarnation) << 80 | time << 16 | seq)
     }
 
     #[inline]
@@ -776,11 +864,12 @@ impl Store {
         let shard = self.shard(self.shard_of(hash)).read();
         let slot = self.live_slot(&shard, hash, key)?;
         let expires = slot.key.expires();
-        Some(Metadata {
-            size: codec::logical_len(&slot.value, slot.codec()),
-            modified: self.wall_time(slot.modified()),
-            expires_at: (expires != 0).then(|| self.wall_time(expires)),
-        })
+        Some(Metadata::new(
+            codec::logical_len(&slot.value, slot.codec()),
+            self.wall_time(slot.modified()),
+            (expires != 0).then(|| self.wall_time(expires)),
+            self.version(slot),
+        ))
     }
 
     pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
@@ -807,6 +896,38 @@ impl Store {
                 k.to_owned_string()
             })
             .collect()
+    }
+
+    /// At most `limit` live keys starting with `prefix` and after `start_after`, and
+    /// whether more follow: a seek in the index to the later of the two, then a walk of at
+    /// most `limit + 1` live keys. Built like [`Store::list`]: handles copied under the
+    /// locks, strings built after.
+    pub(crate) fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, bool) {
+        let now = self.now();
+        let prefix = prefix.as_bytes();
+        let from = match start_after.map(str::as_bytes) {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut keys: Vec<KeyRef> = {
+            let _batches = self.batches.read();
+            let index = self.index.read();
+            index
+                .range::<[u8], _>((from, Bound::Unbounded))
+                .take_while(|k| k.as_bytes().starts_with(prefix))
+                .filter(|k| k.is_live(now))
+                .take(limit.saturating_add(1))
+                .cloned()
+                .collect()
+        };
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        (keys.iter().map(KeyRef::to_owned_string).collect(), more)
     }
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -896,6 +1017,165 @@ impl Store {
         }
     }
 
+    /// Writes `key` if `decide`, shown its live entry (`None`: missing or expired) under
+    /// the shard's write lock, says so: the one primitive of the conditional writes
+    /// (`crate::conditional`). The decision and the write happen in one hold of the lock,
+    /// so they are one step for every other writer and reader of the key, in every handle
+    /// on the store. It writes as [`Store::set`] does, through [`Store::write`]: same
+    /// stamp, same index and deadline bookkeeping, same reclaim on the way, and for a
+    /// persistent store the same log record under the lock (PERSIST HOOK 2) and the same
+    /// wait for the log after it (PERSIST HOOK 3). A persistent store whose log failed
+    /// refuses it before deciding anything (PERSIST HOOK 1). `decide` gives the value in
+    /// its stored form (`Store::encode`).
+    ///
+    /// With limits, room is reserved before the write lock, as `set` does: for the write
+    /// `decide` asks for when shown the entry under the read lock. Under the write lock it
+    /// decides again; if the entry's charge or the write's size differ from what was
+    /// reserved for (another writer got in between), the reservation is given back and it
+    /// starts over. A decision not to write (or an error) under the read lock is an answer
+    /// at that instant, and returned as it is.
+    pub(crate) fn write_if<T>(
+        &self,
+        key: &str,
+        decide: impl Fn(Option<&Slot>) -> DriverResult<Decision<T>>,
+    ) -> DriverResult<T> {
+        match self.hook()? {
+            None => self.write_if_logged(NotLogged, key, decide),
+            Some(log) => self.write_if_logged(log, key, decide),
+        }
+    }
+
+    fn write_if_logged<T>(
+        &self,
+        log: impl WriteLog,
+        key: &str,
+        decide: impl Fn(Option<&Slot>) -> DriverResult<Decision<T>>,
+    ) -> DriverResult<T> {
+        let hash = self.hash(key.as_bytes());
+        let number = self.shard_of(hash);
+        let Some(limits) = &self.limits else {
+            let mut dead = Dead::default();
+            let mut shard = self.shard(number).write();
+            let now = self.now();
+            let (_, live) = Store::present(&shard, hash, key, now);
+            let (value, codec, ttl, answer) = match decide(live)? {
+                Decision::Keep(answer) => return Ok(answer),
+                Decision::Write {
+                    value,
+                    codec,
+                    ttl,
+                    answer,
+                } => (value, codec, ttl, answer),
+            };
+            let expires = ttl.deadline(live, now);
+            if log.logs() {
+                fits(key, &value)?;
+            }
+            let when = When::At {
+                modified: now,
+                expires,
+            };
+            let logged = self.write(&mut shard, hash, key, value, codec, when, &mut dead, log)?;
+            self.reclaim_some(&mut shard, &mut dead);
+            drop(shard);
+            log.commit(logged)?;
+            return Ok(answer);
+        };
+        loop {
+            let (existing, planned) = {
+                let shard = self.shard(number).read();
+                let now = self.now();
+                let (existing, live) = Store::present(&shard, hash, key, now);
+                match decide(live)? {
+                    Decision::Keep(answer) => return Ok(answer),
+                    Decision::Write { value, ttl, .. } => {
+                        let with_ttl = ttl.deadline(live, now) != 0;
+                        (existing, (value.len(), with_ttl))
+                    }
+                }
+            };
+            let (value_len, with_ttl) = planned;
+            self.check_entry_fits(key, value_len, with_ttl)?;
+            let new_charge = charge(key.len(), value_len, with_ttl);
+            let (bytes, entries) = match existing {
+                Some(old) => (new_charge.saturating_sub(old), 0),
+                None => (new_charge, 1),
+            };
+            self.make_room(limits, bytes, entries)?;
+            let mut dead = Dead::default();
+            let mut shard = self.shard(number).write();
+            let now = self.now();
+            let (now_existing, live) = Store::present(&shard, hash, key, now);
+            let decided = decide(live).and_then(|d| match d {
+                Decision::Write { ref value, .. } if log.logs() => fits(key, value).map(|()| d),
+                d => Ok(d),
+            });
+            let (value, codec, expires, answer) = match decided {
+                Ok(Decision::Write {
+                    value,
+                    codec,
+                    ttl,
+                    answer,
+                }) => {
+                    let expires = ttl.deadline(live, now);
+                    (value, codec, expires, answer)
+                }
+                Ok(Decision::Keep(answer)) => {
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Err(e);
+                }
+            };
+            if now_existing != existing || (value.len(), expires != 0) != planned {
+                // Another writer changed this key between the look and the lock.
+                drop(shard);
+                limits.release(bytes, entries);
+                continue;
+            }
+            let when = When::At {
+                modified: now,
+                expires,
+            };
+            let logged = match self.write(&mut shard, hash, key, value, codec, when, &mut dead, log)
+            {
+                Ok(logged) => logged,
+                Err(e) => {
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Err(e);
+                }
+            };
+            self.reclaim_some(&mut shard, &mut dead);
+            drop(shard);
+            match existing {
+                // Releases what the overwrite freed, and wakes waiting writers.
+                Some(old) => limits.release(old.saturating_sub(new_charge), 0),
+                // The new entry can be evicted now: a waiting writer may take it.
+                None => limits.wake(),
+            }
+            log.commit(logged)?;
+            return Ok(answer);
+        }
+    }
+
+    /// The charge of `key`'s entry in a locked shard, if one is there (live or not), and
+    /// the entry if it is live at `now`.
+    fn present<'s>(
+        shard: &'s Shard,
+        hash: u64,
+        key: &str,
+        now: u64,
+    ) -> (Option<u64>, Option<&'s Slot>) {
+        let slot = shard.find(hash, key.as_bytes()).and_then(|i| shard.slot(i));
+        let live = slot.filter(|s| s.key.expires() == 0 || s.key.is_live(now));
+        (slot.map(Slot::charge), live)
+    }
+
     /// Stores one entry in a locked shard, handing the value it replaced to `dead` and its
     /// new state to `log`. An `Err` means nothing was written; what logging gave (which may
     /// be a failure of the log after the write took effect) is the `Ok` value.
@@ -913,9 +1193,14 @@ impl Store {
         log: impl WriteLog,
     ) -> DriverResult<Logged> {
         let now = self.now();
-        let (modified, expires) = match when {
-            When::Now(ttl) => (now, expiry_for(now, ttl)),
-            When::At { modified, expires } => (modified, expires),
+        let ((modified, seq), expires) = match when {
+            When::Now(ttl) => (shard.stamp(now), expiry_for(now, ttl)),
+            When::At { modified, expires } => (shard.stamp(modified), expires),
+            When::Recovered { modified, expires } => {
+                // Relied on by `Shard::stamp`: this slot does not get its stamp there.
+                shard.raise_stamp(modified);
+                ((modified, 0), expires)
+            }
         };
         let hash_of = |k: &[u8]| self.hash(k);
         let index = match shard.find(hash, key.as_bytes()) {
@@ -923,6 +1208,9 @@ impl Store {
                 let old = shard
                     .overwrite(hash, index, value, codec, modified, expires, hash_of)
                     .ok_or_else(inconsistent)?;
+                if let Some(slot) = shard.slot(index) {
+                    slot.key.set_seq(seq);
+                }
                 if old.expires != 0 && old.expires <= now {
                     // The old entry was already dead; replacing it reclaims it.
                     shard.expirations += 1;
@@ -939,6 +1227,7 @@ impl Store {
                         hodor_core::MAX_KEY_LEN
                     ))
                 })?;
+                stored.set_seq(seq);
                 let key_ref = stored.clone();
                 let slot = Slot::new(stored, value, modified, codec);
                 let index = shard.insert(hash, slot, hash_of).ok_or_else(|| {

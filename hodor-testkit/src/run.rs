@@ -59,6 +59,9 @@ pub enum Need {
     /// The harness's clock is [`TestClock::Manual`](crate::TestClock::Manual): the case
     /// moves time to exact instants.
     ManualClock,
+    /// The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional):
+    /// `create`, `set_if_version`, `increment` and `get_or_insert_with`.
+    Conditional,
 }
 
 impl Need {
@@ -72,6 +75,7 @@ impl Need {
             Need::ManualClock => {
                 "needs a manual clock (TestClock::Manual) to move time to exact instants"
             }
+            Need::Conditional => "needs Capabilities::conditional, which the driver does not claim",
         }
     }
 }

@@ -20,6 +20,7 @@
 //! order the writes took effect, which holds because they are handed over under the key's
 //! shard lock. Records of different keys may arrive out of sequence-number order.
 
+mod epoch;
 mod error;
 mod format;
 pub(crate) mod fs;
@@ -212,6 +213,8 @@ impl Shared {
 
 /// A store's persistence: owned by the store, closed with it.
 pub(crate) struct Persist {
+    /// This opening's epoch: larger than that of every earlier opening of the directory.
+    epoch: u64,
     shared: Arc<Shared>,
     /// The flusher, joined at close. The snapshot thread is not joined: it may be running a
     /// value's `Drop` (see `snapshot::take`) or dropping the store, and close must never
@@ -233,18 +236,21 @@ impl std::fmt::Debug for Persist {
 
 impl Persist {
     /// Takes `config.dir` for the store `name` and recovers it, applying each surviving
-    /// state change with `apply`.
+    /// state change with `apply`, then durably advances the directory's epoch to at least
+    /// `epoch_at_least` (see [`Persist::epoch`]).
     pub(crate) fn open(
         name: &str,
         config: &PersistConfig,
         fs: Fs,
         now: u64,
+        epoch_at_least: u64,
         apply: &mut dyn FnMut(Replay<'_>),
     ) -> Result<Persist, PersistError> {
         let started = Instant::now();
         let lock = DirLock::acquire(&config.dir, name)?;
         let dir = lock.dir().to_owned();
         let recovered = recover::recover(&dir, &fs, config.recovery, now, apply)?;
+        let epoch = epoch::advance(&dir, &fs, epoch_at_least)?;
         let mut start = recovered.start;
         start.snapshot_after = config
             .snapshot_log_bytes
@@ -266,6 +272,7 @@ impl Persist {
             snapshot_failures: AtomicU64::new(0),
         });
         Ok(Persist {
+            epoch,
             shared,
             flusher: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -291,6 +298,12 @@ impl Persist {
                 *self.flusher.lock() = Some(t);
             }
         }
+    }
+
+    /// This opening's epoch, durable before `open` returned: larger than the epoch of
+    /// every earlier opening of the directory, in any process, and below 2^47.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The directory, as resolved at open.
