@@ -3,7 +3,8 @@
 //! it writes, snapshots or recovers), and the store is reopened. Every acknowledged write
 //! must be there, and each writer's keys must hold the state after its last acknowledged
 //! write or after the one it had in flight: nothing lost, nothing half-applied (a
-//! `set_many` is all there or not at all), no value torn.
+//! `set_many` is all there or not at all), no value torn. The writes include conditional
+//! ones (`create`, `increment`, `set_if_version`), logged as `set` is.
 //!
 //! The child is this test binary again, running the ignored test `crash_child`. The
 //! number of kills is 120 by default (about 15 s); `HODOR_CRASH_KILLS=N` runs N.
@@ -41,6 +42,13 @@ enum Op {
     Delete(String),
     SetMany(Vec<(String, Vec<u8>)>),
     DeleteMany(Vec<String>),
+    /// `create`: writes only over no entry.
+    Create(String, Vec<u8>),
+    /// `increment` of one of the writer's counters, which nothing else writes.
+    Increment(String, i64),
+    /// `set_if_version` with the version `stat` just read (or `create` when there is no
+    /// entry): the writer is the key's only one, so it must succeed.
+    Cas(String, Vec<u8>),
 }
 
 fn key(thread: u64, r: u64) -> String {
@@ -73,6 +81,12 @@ fn op(cycle: u64, thread: u64, i: u64) -> Op {
         ),
         2 => Op::DeleteMany(vec![k(5), k(6)]),
         3 => Op::Set(k(1), value(thread, i, r >> 8), true),
+        4 => Op::Create(k(1), value(thread, i, r >> 8)),
+        5 => Op::Increment(
+            format!("t{thread}/n{}", r % 4),
+            (r >> 8) as i64 % 1000 - 500,
+        ),
+        6 => Op::Cas(k(1), value(thread, i, r >> 8)),
         _ => Op::Set(k(1), value(thread, i, r >> 8), false),
     }
 }
@@ -89,6 +103,9 @@ impl std::fmt::Debug for Op {
                 e.iter().map(|(k, _)| k).collect::<Vec<_>>()
             ),
             Op::DeleteMany(k) => write!(f, "delete_many {k:?}"),
+            Op::Create(k, v) => write!(f, "create {k} ({} bytes)", v.len()),
+            Op::Increment(k, d) => write!(f, "increment {k} by {d}"),
+            Op::Cas(k, v) => write!(f, "set_if_version {k} ({} bytes)", v.len()),
         }
     }
 }
@@ -111,6 +128,18 @@ fn apply(state: &mut State, op: &Op) {
                 state.remove(k);
             }
         }
+        Op::Create(k, v) => {
+            state.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Op::Increment(k, delta) => {
+            let now = state.get(k).map_or(0, |v| {
+                std::str::from_utf8(v).unwrap().parse::<i64>().unwrap()
+            });
+            state.insert(k.clone(), (now + delta).to_string().into_bytes());
+        }
+        Op::Cas(k, v) => {
+            state.insert(k.clone(), v.clone());
+        }
     }
 }
 
@@ -128,7 +157,28 @@ fn config(dir: &Path, compress: bool) -> MemoryConfig {
     }
 }
 
-fn run(c: &Contract, op: &Op) -> hodor_core::Result<()> {
+fn run(c: &Contract, op: &Op) -> Result<(), String> {
+    let done = |r: hodor_core::Result<()>| r.map_err(|e| e.to_string());
+    let sure = |wrote: hodor_core::Result<bool>| match wrote {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "{op:?} did not write, with no other writer of the key"
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    match op {
+        Op::Create(k, v) => done(c.create(k, v.clone(), None).map(drop)),
+        Op::Increment(k, delta) => done(c.increment(k, *delta).map(drop)),
+        Op::Cas(k, v) => match c.stat(k) {
+            Err(hodor_core::Error::NotFound { .. }) => sure(c.create(k, v.clone(), None)),
+            Err(e) => Err(e.to_string()),
+            Ok(m) => sure(c.set_if_version(k, v.clone(), None, m.version)),
+        },
+        other => done(run_plain(c, other)),
+    }
+}
+
+fn run_plain(c: &Contract, op: &Op) -> hodor_core::Result<()> {
     match op {
         Op::Set(k, v, ttl) => {
             let ttl = ttl.then(|| Duration::from_secs(3600));
@@ -145,6 +195,7 @@ fn run(c: &Contract, op: &Op) -> hodor_core::Result<()> {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             c.delete_many(&keys).map(drop)
         }
+        Op::Create(..) | Op::Increment(..) | Op::Cas(..) => unreachable!("run handles {op:?}"),
     }
 }
 
