@@ -24,8 +24,9 @@
 //! keys), [`list`] (prefix listing with a concurrent writer), [`ttl`] (a random short TTL on
 //! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), [`miss`]
 //! (reads of absent keys, `get` against `get_opt`), [`counting`] (what counting operations
-//! costs, from two builds of one probe), [`logging`] (hodor-log against tracing-appender)
-//! and [`redis_phase`] (hodor-redis against the plain redis crate).
+//! costs, from two builds of one probe), [`logging`] (hodor-log against tracing-appender),
+//! [`redis_phase`] (hodor-redis against the plain redis crate) and [`persist`] (what
+//! persistence and compression cost hodor's own memory driver).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -40,6 +41,7 @@ pub mod logging;
 pub mod lru;
 pub mod memory;
 pub mod miss;
+pub mod persist;
 pub mod plan;
 pub mod profile;
 pub mod redis_phase;
@@ -119,6 +121,13 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         .iter()
         .map(|c| c.keys)
         .chain([plan.list.keys, plan.ttl.keys, 2 * plan.churn.keys])
+        .chain(
+            plan.phases
+                .persist
+                .then_some([plan.persist.keys, plan.persist.json_keys])
+                .into_iter()
+                .flatten(),
+        )
         .chain(plan.memory_entries.iter().copied())
         .max()
         .unwrap_or(0);
@@ -136,6 +145,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         counting: None,
         redis: None,
         log: None,
+        persist: None,
         ratios: Vec::new(),
         notes: Vec::new(),
         entry_overhead: overhead,
@@ -192,6 +202,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
             Ok(cost) => r.counting = Some(cost),
             Err(e) => r.notes.push(format!("counting cost not measured: {e}")),
         }
+    }
+    if phases.persist {
+        r.persist = Some(persist::run(&plan.persist, &keys, progress));
     }
     let mut kept = if phases.memory {
         memory_with_ttl(plan, &keys, counting, &mut r, progress)

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::logging::LogPlan;
+use crate::persist::PersistPlan;
 use crate::results::Workload;
 use crate::stores::Kind;
 
@@ -107,6 +108,8 @@ pub struct Phases {
     pub redis: bool,
     /// What counting operations costs, from two builds of a probe.
     pub counting: bool,
+    /// Persistence and compression.
+    pub persist: bool,
 }
 
 impl Phases {
@@ -120,10 +123,11 @@ impl Phases {
         log: true,
         redis: true,
         counting: true,
+        persist: true,
     };
 
     /// The names `--only` accepts, in run order.
-    pub const NAMES: &'static str = "throughput,list,ttl,churn,memory,log,redis,counting";
+    pub const NAMES: &'static str = "throughput,list,ttl,churn,memory,log,redis,counting,persist";
 
     /// Parses a comma-separated list of phase names.
     pub fn parse(list: &str) -> Result<Phases, String> {
@@ -136,6 +140,7 @@ impl Phases {
             log: false,
             redis: false,
             counting: false,
+            persist: false,
         };
         for name in list.split(',') {
             match name.trim() {
@@ -145,6 +150,7 @@ impl Phases {
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
                 "log" => p.log = true,
+                "persist" => p.persist = true,
                 "redis" => p.redis = true,
                 "counting" => p.counting = true,
                 other => {
@@ -204,6 +210,8 @@ pub struct Plan {
     pub redis: RedisPlan,
     /// The cost of counting.
     pub counting: CountingPlan,
+    /// Persistence and compression.
+    pub persist: PersistPlan,
     /// Which parts run.
     pub phases: Phases,
 }
@@ -282,6 +290,17 @@ impl Plan {
                 rounds: 15,
                 duration: Duration::from_millis(300),
             },
+            persist: PersistPlan {
+                keys: M1,
+                threads: 2,
+                reps: 5,
+                always_threads: 8,
+                always_duration: Duration::from_millis(500),
+                always_reps: 7,
+                json_keys: 50_000,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(300),
+            },
             phases: Phases::ALL,
         }
     }
@@ -334,6 +353,14 @@ impl Plan {
                 rounds: 9,
                 duration: Duration::from_millis(100),
                 ..Plan::full().counting
+            },
+            persist: PersistPlan {
+                reps: 3,
+                always_duration: Duration::from_millis(200),
+                always_reps: 5,
+                json_keys: 20_000,
+                get_duration: Duration::from_millis(100),
+                ..Plan::full().persist
             },
             ..Plan::full()
         }
@@ -395,6 +422,17 @@ impl Plan {
                 profile: "dev",
                 rounds: 2,
                 duration: Duration::from_millis(3),
+            },
+            persist: PersistPlan {
+                keys: 2000,
+                threads: 2,
+                reps: 1,
+                always_threads: 8,
+                always_duration: Duration::from_millis(20),
+                always_reps: 1,
+                json_keys: 200,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(5),
             },
             phases: Phases::ALL,
         }

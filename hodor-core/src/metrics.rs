@@ -71,6 +71,16 @@ pub struct Metrics {
     pub max_bytes: Option<u64>,
     /// The configured entry limit, if any.
     pub max_entries: Option<u64>,
+    /// Persistent stores: bytes of log on disk since the latest snapshot.
+    pub log_bytes: Option<u64>,
+    /// Persistent stores: milliseconds since the latest snapshot was begun.
+    pub snapshot_age_ms: Option<u64>,
+    /// Persistent stores: `fsync` calls on the log since the store was opened.
+    pub fsyncs: Option<u64>,
+    /// Persistent stores: how long recovery took at open, in microseconds.
+    pub recovery_micros: Option<u64>,
+    /// Persistent stores: snapshot entries and log records replayed at open.
+    pub recovery_records: Option<u64>,
 }
 
 #[derive(Default)]
@@ -301,6 +311,11 @@ impl Counters {
             expirations: gauges.expirations,
             max_bytes: gauges.max_bytes,
             max_entries: gauges.max_entries,
+            log_bytes: gauges.log_bytes,
+            snapshot_age_ms: gauges.snapshot_age_ms,
+            fsyncs: gauges.fsyncs,
+            recovery_micros: gauges.recovery_micros,
+            recovery_records: gauges.recovery_records,
         }
     }
 }

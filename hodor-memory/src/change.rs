@@ -5,31 +5,29 @@
 //! the store; each reports its change to `Store::changed` while it still holds the write
 //! lock of the key's shard, which orders that key's writes. So a consumer sees each key's
 //! changes in the order they took effect, and a store-wide sequence number taken there
-//! orders them for the whole store. That is where persistence logs a write and where
-//! watches publish it. A store that nothing observes checks [`Changes::observed`] and does
-//! nothing else.
+//! orders them for the whole store. That is where persistence logs a write (through the
+//! store's `WriteLog`) and where the consumers here see it. A store that nothing observes
+//! and that does not log checks [`Changes::observed`] and does nothing else.
 
 use std::sync::atomic::AtomicU64;
 
+/// Why an entry left the store: removed on request (`Delete`), past its deadline
+/// (`Expire`: reclaimed, or found expired by a delete), or taken to make room (`Evict`).
+/// The log records the same reasons.
+pub(crate) use crate::persist::Removal;
 use crate::shard::Slot;
-
-/// Why an entry left the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Removal {
-    /// Removed on request (`delete`, `delete_many`).
-    Deleted,
-    /// Past its deadline: reclaimed, or found expired by a delete.
-    Expired,
-    /// Taken by CLOCK to make room under a limit.
-    Evicted,
-}
 
 /// One change, reported under the write lock of the shard that owns the key (for
 /// `Cleared`, of every shard).
 #[cfg_attr(not(test), allow(dead_code))] // read by the consumers, which only tests have yet
 pub(crate) enum Change<'a> {
-    /// The key holds the entry in `slot` now: created, or replacing the one it had.
-    Put { slot: &'a Slot, created: bool },
+    /// The key holds the entry in `slot` now, written at store time `now`: created, or
+    /// replacing the one it had.
+    Put {
+        slot: &'a Slot,
+        created: bool,
+        now: u64,
+    },
     /// The entry in `slot` left the store.
     Removed { slot: &'a Slot, why: Removal },
     /// Every entry was released at once: the store's last handle was given back.
@@ -119,7 +117,7 @@ pub(crate) mod tests {
 
         pub(crate) fn record(&self, seq: u64, change: &Change<'_>) {
             let (key, what) = match change {
-                Change::Put { slot, created } => (
+                Change::Put { slot, created, .. } => (
                     slot.key.to_owned_string(),
                     What::Put {
                         created: *created,
