@@ -214,6 +214,26 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    /// A watch asked to resume after a `seq` older than the history the store keeps
+    /// (etcd's "compacted"): the events in between are gone. Resync: read the current
+    /// state, or start with `Contract::watch_snapshot`, and watch from there.
+    #[error(
+        "cannot resume watching {driver} contract {} after seq {requested}: the store keeps \
+         only the events after seq {floor}; resync: read the current state \
+         (Contract::watch_snapshot) and watch from there",
+        Echo(contract)
+    )]
+    Compacted {
+        /// Driver name.
+        driver: &'static str,
+        /// Contract name.
+        contract: Arc<str>,
+        /// The `seq` the watch asked to resume after.
+        requested: u64,
+        /// The store keeps the events after this `seq`.
+        floor: u64,
+    },
 }
 
 /// Why a backend call failed, as far as the driver can tell: see [`Error::Backend`].
@@ -604,6 +624,18 @@ impl fmt::Debug for Error {
                 // The source's Display, bounded: its Debug is the driver's and unbounded.
                 .field("source", &SourceText(source))
                 .finish(),
+            Error::Compacted {
+                driver,
+                contract,
+                requested,
+                floor,
+            } => f
+                .debug_struct("Compacted")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("requested", requested)
+                .field("floor", floor)
+                .finish(),
         }
     }
 }
@@ -619,7 +651,8 @@ impl Error {
             | Error::Closed { driver, .. }
             | Error::Unsupported { driver, .. }
             | Error::CapacityExceeded { driver, .. }
-            | Error::Backend { driver, .. } => Some(driver),
+            | Error::Backend { driver, .. }
+            | Error::Compacted { driver, .. } => Some(driver),
             Error::UnknownDriver { driver, .. } | Error::DuplicateDriver { driver, .. } => {
                 Some(driver)
             }
@@ -797,6 +830,12 @@ mod tests {
                 kind: BackendKind::Timeout,
                 applied: Applied::Unknown,
                 source: huge('s').into(),
+            },
+            Error::Compacted {
+                driver: "memory",
+                contract: contract.clone(),
+                requested: 1,
+                floor: u64::MAX,
             },
         ];
         for e in variants {

@@ -129,6 +129,7 @@ mod error;
 mod key;
 mod metrics;
 mod registry;
+pub mod watch;
 
 pub use bytes::Bytes;
 /// Re-exported so driver crates can use [`register_driver!`] without depending on it.
@@ -140,6 +141,7 @@ pub use error::{Applied, BackendKind, BoxError, Echo, Error, Prose, Result};
 pub use key::MAX_KEY_LEN;
 pub use metrics::Metrics;
 pub use registry::{Registration, drivers};
+pub use watch::Watch;
 
 /// The README's Rust examples compile and run as doc tests, so the README stays true.
 #[cfg(doctest)]

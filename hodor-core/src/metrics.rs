@@ -63,6 +63,9 @@ pub struct Metrics {
     pub max_bytes: Option<u64>,
     /// The configured entry limit, if any.
     pub max_entries: Option<u64>,
+    /// Watches open on the store in this process (every contract's), if the driver can
+    /// watch.
+    pub watches: Option<u64>,
 }
 
 #[derive(Default)]
@@ -293,6 +296,7 @@ impl Counters {
             expirations: gauges.expirations,
             max_bytes: gauges.max_bytes,
             max_entries: gauges.max_entries,
+            watches: gauges.watches,
         }
     }
 }
