@@ -234,6 +234,25 @@ pub enum Error {
         /// The store keeps the events after this `seq`.
         floor: u64,
     },
+
+    /// A callback the caller gave ([`crate::sync`]'s `on_change`) panicked. The panic was
+    /// caught; what called it goes on.
+    #[error(
+        "a callback for {driver} contract {}{} panicked: {}",
+        Echo(contract),
+        OnKey(key),
+        Echo::prose(message)
+    )]
+    Callback {
+        /// Driver name.
+        driver: &'static str,
+        /// Contract name.
+        contract: Arc<str>,
+        /// The key the callback was about, if any.
+        key: Option<String>,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// Why a backend call failed, as far as the driver can tell: see [`Error::Backend`].
@@ -636,6 +655,18 @@ impl fmt::Debug for Error {
                 .field("requested", requested)
                 .field("floor", floor)
                 .finish(),
+            Error::Callback {
+                driver,
+                contract,
+                key: k,
+                message,
+            } => f
+                .debug_struct("Callback")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("key", &key(k))
+                .field("message", &Echo::prose(message))
+                .finish(),
         }
     }
 }
@@ -652,7 +683,8 @@ impl Error {
             | Error::Unsupported { driver, .. }
             | Error::CapacityExceeded { driver, .. }
             | Error::Backend { driver, .. }
-            | Error::Compacted { driver, .. } => Some(driver),
+            | Error::Compacted { driver, .. }
+            | Error::Callback { driver, .. } => Some(driver),
             Error::UnknownDriver { driver, .. } | Error::DuplicateDriver { driver, .. } => {
                 Some(driver)
             }
@@ -665,7 +697,8 @@ impl Error {
             Error::NotFound { key, .. } | Error::InvalidKey { key, .. } => Some(key),
             Error::InvalidInput { key, .. }
             | Error::CapacityExceeded { key, .. }
-            | Error::Backend { key, .. } => key.as_deref(),
+            | Error::Backend { key, .. }
+            | Error::Callback { key, .. } => key.as_deref(),
             _ => None,
         }
     }
@@ -836,6 +869,12 @@ mod tests {
                 contract: contract.clone(),
                 requested: 1,
                 floor: u64::MAX,
+            },
+            Error::Callback {
+                driver: "memory",
+                contract: contract.clone(),
+                key: Some(huge('k')),
+                message: huge('p'),
             },
         ];
         for e in variants {

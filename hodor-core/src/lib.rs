@@ -129,6 +129,7 @@ mod error;
 mod key;
 mod metrics;
 mod registry;
+pub mod sync;
 pub mod watch;
 
 pub use bytes::Bytes;
