@@ -139,6 +139,8 @@ impl<'h> Ctx<'h> {
                 Need::AtomicBulk => self.capabilities().atomic_bulk,
                 Need::Limits => self.capabilities().limits,
                 Need::ManualClock => matches!(self.clock, TestClock::Manual(_)),
+                Need::Watch => self.capabilities().watch,
+                Need::NoWatch => !self.capabilities().watch,
             };
             if !met {
                 self.skip(need.unmet_reason());

@@ -59,6 +59,10 @@ pub enum Need {
     /// The harness's clock is [`TestClock::Manual`](crate::TestClock::Manual): the case
     /// moves time to exact instants.
     ManualClock,
+    /// The driver claims [`Capabilities::watch`](hodor_core::Capabilities::watch).
+    Watch,
+    /// The driver does not claim `watch`: the case that checks a watch is refused.
+    NoWatch,
 }
 
 impl Need {
@@ -71,6 +75,10 @@ impl Need {
             Need::Limits => "needs Capabilities::limits, which the driver does not claim",
             Need::ManualClock => {
                 "needs a manual clock (TestClock::Manual) to move time to exact instants"
+            }
+            Need::Watch => "needs Capabilities::watch, which the driver does not claim",
+            Need::NoWatch => {
+                "checks a driver without watch; this driver claims Capabilities::watch"
             }
         }
     }

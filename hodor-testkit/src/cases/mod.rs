@@ -20,6 +20,7 @@ mod round_trip;
 mod sharing;
 mod stat;
 mod ttl;
+mod watch;
 
 crate::__with_cases!(__case_functions!());
 
@@ -57,6 +58,7 @@ mod tests {
             include_str!("sharing.rs"),
             include_str!("stat.rs"),
             include_str!("ttl.rs"),
+            include_str!("watch.rs"),
         ];
         let defined: Vec<&str> = sources
             .iter()
