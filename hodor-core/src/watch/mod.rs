@@ -32,7 +32,7 @@
 //!
 //! Every driver with [`Capabilities::watch`](crate::Capabilities::watch) keeps these; the
 //! conformance suite checks each one. A driver without it answers every watch call with
-//! [`Error::Unsupported`](crate::Error::Unsupported), and [`crate::sync`] falls back to
+//! [`Error::Unsupported`], and [`crate::sync`] falls back to
 //! polling.
 //!
 //! - **What is an event.** [`EventKind::Put`] for every key a `set` or `set_many` wrote,
@@ -55,7 +55,7 @@
 //!   track again (a resync); events continue.
 //! - **Resuming.** [`Contract::watch_from`](crate::Contract::watch_from) starts after a
 //!   `seq` the consumer has seen, replaying every event after it from the history the store
-//!   keeps. A `seq` older than that history is [`Error::Compacted`](crate::Error::Compacted)
+//!   keeps. A `seq` older than that history is [`Error::Compacted`]
 //!   (etcd's compaction rule): resync instead.
 //! - **Snapshots.** [`Contract::watch_snapshot`](crate::Contract::watch_snapshot) returns the
 //!   matching keys and the `seq` they are current to, and a watch that delivers exactly the
@@ -63,7 +63,7 @@
 //!   list-then-watch of a Kubernetes informer).
 //! - **Ending.** Dropping a `Watch` unsubscribes it. Closing its contract (or dropping the
 //!   last clone) ends it: the events already buffered are still delivered, then `recv` is
-//!   [`Error::Closed`](crate::Error::Closed) and the iterator ends.
+//!   [`Error::Closed`] and the iterator ends.
 //!
 //! # For drivers
 //! A driver keeps a [`Hub`] per store and publishes into it; the hub does the filtering,
