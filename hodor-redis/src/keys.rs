@@ -7,6 +7,8 @@
 //! | `hodor:{E}:v:<key>` | hash | the entry: `v` value, `m` modified (ns since the epoch), `e` deadline (ms, only with a TTL) |
 //! | `hodor:{E}:i` | sorted set | every key of the contract, score 0, so the set is ordered by bytes |
 //! | `hodor:{E}:x` | sorted set | the keys that have a TTL, scored by their deadline in ms |
+//! | `hodor:{E}:s` | string | the change log's sequence: the `seq` of the last change |
+//! | `hodor:{E}:w` | stream | the change log: one entry per change, id `<seq>-0`, fields `k` (the key) and `t` (`p`ut, `d`elete, `e`xpired) |
 //!
 //! `E` is the contract name with `%`, `{` and `}` percent-encoded. Because `E` contains no
 //! `}`, the first `}` of a Redis key ends the name, so no two (name, key) pairs map to one
@@ -21,6 +23,8 @@ pub(crate) struct Namespace {
     value_prefix: Vec<u8>,
     index: Vec<u8>,
     expiry: Vec<u8>,
+    seq: Vec<u8>,
+    log: Vec<u8>,
 }
 
 impl Namespace {
@@ -46,6 +50,8 @@ impl Namespace {
             value_prefix: with(":v:"),
             index: with(":i"),
             expiry: with(":x"),
+            seq: with(":s"),
+            log: with(":w"),
         }
     }
 
@@ -65,6 +71,16 @@ impl Namespace {
     /// The sorted set of keys with a TTL, scored by deadline.
     pub(crate) fn expiry_key(&self) -> &[u8] {
         &self.expiry
+    }
+
+    /// The change log's sequence counter.
+    pub(crate) fn seq_key(&self) -> &[u8] {
+        &self.seq
+    }
+
+    /// The change log, a stream.
+    pub(crate) fn log_key(&self) -> &[u8] {
+        &self.log
     }
 }
 
@@ -105,6 +121,8 @@ mod tests {
         assert_eq!(ns.value_key("a/b"), b"hodor:{sessions}:v:a/b");
         assert_eq!(ns.index_key(), b"hodor:{sessions}:i");
         assert_eq!(ns.expiry_key(), b"hodor:{sessions}:x");
+        assert_eq!(ns.seq_key(), b"hodor:{sessions}:s");
+        assert_eq!(ns.log_key(), b"hodor:{sessions}:w");
     }
 
     #[test]
@@ -119,6 +137,8 @@ mod tests {
         let ns = Namespace::new("we}ird{name");
         let tag_of_index = tag(ns.index_key()).to_vec();
         assert_eq!(tag(ns.expiry_key()), &tag_of_index[..]);
+        assert_eq!(tag(ns.seq_key()), &tag_of_index[..]);
+        assert_eq!(tag(ns.log_key()), &tag_of_index[..]);
         for key in ["}", "{x}", "}}}{", "plain"] {
             assert_eq!(tag(&ns.value_key(key)), &tag_of_index[..]);
         }
@@ -142,6 +162,9 @@ mod tests {
             // Value keys never equal another contract's (or the same contract's) index sets.
             prop_assert_ne!(a.value_key(&k1), b.index_key().to_vec());
             prop_assert_ne!(a.value_key(&k1), b.expiry_key().to_vec());
+            prop_assert_ne!(a.value_key(&k1), b.seq_key().to_vec());
+            prop_assert_ne!(a.value_key(&k1), b.log_key().to_vec());
+            prop_assert_eq!(a.log_key() == b.log_key(), n1 == n2);
             prop_assert_eq!(a.index_key() == b.index_key(), n1 == n2);
         }
 

@@ -11,10 +11,34 @@
 //! keeps a key while `now <= expire-at`, so the entry is live exactly while `now < D`
 //! (never early, at most the rounding to the next millisecond late). The index uses the
 //! same rule, so `list` agrees with `get`.
+//!
+//! # The change log: the rule for every write script
+//! Watches read the contract's change log (see [`crate::changelog`]), which only scripts
+//! write: **every script that changes an entry logs each change in the same script**, so a
+//! change and its log entry are one atomic step and per-key order is the order of the
+//! writes. Concretely, a write script
+//! - gets the log's two keys as its **last two `KEYS`** and the history length as its
+//!   **last `ARGV`** (the Rust side appends them with [`log_args`], after everything else),
+//! - calls `log_from_args()` before it changes anything, and
+//! - calls `changed(kind, member)` once per entry it changes, in the order the changes take
+//!   effect: `'p'` for a key that now has a value, `'d'` for a live entry removed on
+//!   request, `'e'` for an expired entry reclaimed. The helpers do it for what they change:
+//!   `write` (a put), `remove` (a delete, or an expiry if the entry had expired) and `prune`
+//!   (expiries). A script that changes an entry some other way calls `changed` itself; a
+//!   script that forgot `log_from_args` fails on its first change instead of writing
+//!   unlogged.
+//!
+//! `changed` increments `hodor:{E}:s` and appends `<seq>-0` to the stream `hodor:{E}:w`,
+//! trimmed to about the history length (`MAXLEN ~`, which trims whole nodes and costs
+//! O(1) per append). A history length of 0 (`watch_history: 0`) counts the change but logs
+//! nothing: watchers in other processes then see the gap and resync, instead of missing
+//! the change.
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
+
+use crate::keys::Namespace;
 
 /// Shared helpers, prepended to every script.
 const PRELUDE: &str = r#"
@@ -27,14 +51,105 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
--- Removes the index members of keys whose deadline has passed, at most `limit` of them.
+-- The change log (see the module docs): set by log_from_args, used by changed.
+local LOG = nil
+
+-- Reads the log's keys and history length: the last two KEYS and the last ARGV.
+local function log_from_args()
+  LOG = {seq = KEYS[#KEYS - 1], stream = KEYS[#KEYS], keep = ARGV[#ARGV]}
+end
+
+-- Logs one change of `member`: 'p' put, 'd' deleted, 'e' expired.
+local function changed(kind, member)
+  if not LOG then
+    error('hodor: a script changed an entry without logging it (call log_from_args first)')
+  end
+  local seq = redis.call('INCR', LOG.seq)
+  if LOG.keep == '0' then
+    -- Counted, not logged: a watcher elsewhere sees the gap and resyncs.
+    return
+  end
+  local added = redis.pcall('XADD', LOG.stream, 'MAXLEN', '~', LOG.keep,
+    int(seq) .. '-0', 'k', member, 't', kind)
+  if type(added) == 'table' and added.err then
+    -- The counter is behind the log (it was deleted or restored apart from the log): move
+    -- it past the log's last id.
+    local info = redis.call('XINFO', 'STREAM', LOG.stream)
+    local last = 0
+    for i = 1, #info - 1, 2 do
+      if info[i] == 'last-generated-id' then
+        last = tonumber(string.match(info[i + 1], '^(%d+)')) or 0
+      end
+    end
+    seq = last + 1
+    redis.call('SET', LOG.seq, int(seq))
+    redis.call('XADD', LOG.stream, 'MAXLEN', '~', LOG.keep,
+      int(seq) .. '-0', 'k', member, 't', kind)
+  end
+end
+
+-- The `seq` of the last change: the counter, or the log's last entry if the counter is
+-- behind it (deleted or restored apart from the log).
+local function last_seq(seq_key, log_key)
+  local seq = tonumber(redis.call('GET', seq_key) or '0') or 0
+  local top = redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 1)
+  if #top > 0 then
+    local at = tonumber(string.match(top[1][1], '^(%d+)')) or 0
+    if at > seq then
+      seq = at
+    end
+  end
+  return seq
+end
+
+-- Removes the index members of keys whose deadline has passed, at most `limit` of them,
+-- logging each as expired.
 local function prune(idx, exp, now_ms, limit)
   local dead = redis.call('ZRANGE', exp, '-inf', int(now_ms), 'BYSCORE', 'LIMIT', 0, limit)
   if #dead > 0 then
     redis.call('ZREM', idx, unpack(dead))
     redis.call('ZREM', exp, unpack(dead))
+    for i = 1, #dead do
+      changed('e', dead[i])
+    end
   end
   return #dead
+end
+
+-- Removes one entry and its index members; returns 1 if a live entry was removed (DEL does
+-- not count an expired key). Logs a delete, or an expiry if only an expired entry's index
+-- members were left.
+local function remove(vkey, idx, exp, member)
+  local live = redis.call('DEL', vkey)
+  local listed = redis.call('ZREM', idx, member)
+  redis.call('ZREM', exp, member)
+  if live == 1 then
+    changed('d', member)
+  elseif listed == 1 then
+    changed('e', member)
+  end
+  return live
+end
+
+-- The members of `members` whose deadline (in `exp`) has not passed.
+local function live_members(exp, members)
+  if #members == 0 then
+    return members
+  end
+  local now_ms = math.floor(now_us() / 1000)
+  local live = {}
+  local chunk = 256
+  for first = 1, #members, chunk do
+    local last = math.min(first + chunk - 1, #members)
+    local deadlines = redis.call('ZMSCORE', exp, unpack(members, first, last))
+    for i = first, last do
+      local d = deadlines[i - first + 1]
+      if not d or tonumber(d) > now_ms then
+        live[#live + 1] = members[i]
+      end
+    end
+  end
+  return live
 end
 
 -- Replaces one entry (value, modified time and TTL) and its index members.
@@ -54,8 +169,18 @@ local function write(vkey, idx, exp, member, value, modified, ttl, now)
     redis.call('ZADD', exp, int(deadline), member)
   end
   redis.call('ZADD', idx, 0, member)
+  changed('p', member)
 end
 "#;
+
+/// Appends the change log's keys and the history length `keep` to a write script's
+/// invocation: its last two `KEYS` and last `ARGV`, so call it after adding everything else.
+pub(crate) fn log_args(invocation: &mut ScriptInvocation<'_>, namespace: &Namespace, keep: u64) {
+    invocation
+        .key(namespace.seq_key())
+        .key(namespace.log_key())
+        .arg(keep);
+}
 
 fn script(body: &str) -> Script {
     let mut code = String::with_capacity(PRELUDE.len() + body.len());
@@ -64,11 +189,12 @@ fn script(body: &str) -> Script {
     Script::new(&code)
 }
 
-/// `KEYS`: value hash, index, expiry set. `ARGV`: member, value, modified ns, TTL in ms or
-/// `""`, prune limit.
+/// `KEYS`: value hash, index, expiry set, the log's. `ARGV`: member, value, modified ns, TTL
+/// in ms or `""`, prune limit, history length.
 pub(crate) static SET: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
+log_from_args()
 local now = now_us()
 write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
 prune(KEYS[2], KEYS[3], math.floor(now / 1000), ARGV[5])
@@ -77,13 +203,14 @@ return 1
     )
 });
 
-/// `KEYS`: index, expiry set, then one value hash per entry. `ARGV`: modified ns, TTL in ms
-/// or `""`, prune limit, then member and value per entry.
+/// `KEYS`: index, expiry set, one value hash per entry, the log's. `ARGV`: modified ns, TTL
+/// in ms or `""`, prune limit, member and value per entry, history length.
 pub(crate) static SET_MANY: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
+log_from_args()
 local now = now_us()
-local n = #KEYS - 2
+local n = #KEYS - 4
 for i = 1, n do
   write(KEYS[i + 2], KEYS[1], KEYS[2], ARGV[2 * i + 2], ARGV[2 * i + 3], ARGV[1], ARGV[2], now)
 end
@@ -93,29 +220,27 @@ return n
     )
 });
 
-/// `KEYS`: value hash, index, expiry set. `ARGV`: member. Returns 1 if a live entry was
-/// removed (`DEL` does not count an expired key).
+/// `KEYS`: value hash, index, expiry set, the log's. `ARGV`: member, history length.
+/// Returns 1 if a live entry was removed (`DEL` does not count an expired key).
 pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local n = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return n
+log_from_args()
+return remove(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 "#,
     )
 });
 
-/// `KEYS`: index, expiry set, then one value hash per key. `ARGV`: the members. Returns how
-/// many live entries were removed; a key given twice counts once.
+/// `KEYS`: index, expiry set, one value hash per key, the log's. `ARGV`: the members,
+/// history length. Returns how many live entries were removed; a key given twice counts
+/// once.
 pub(crate) static DELETE_MANY: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
+log_from_args()
 local removed = 0
-for i = 1, #ARGV do
-  removed = removed + redis.call('DEL', KEYS[i + 2])
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('ZREM', KEYS[2], ARGV[i])
+for i = 1, #ARGV - 1 do
+  removed = removed + remove(KEYS[i + 2], KEYS[1], KEYS[2], ARGV[i])
 end
 return removed
 "#,
@@ -154,33 +279,56 @@ return {redis.call('HSTRLEN', KEYS[1], 'v'), f[1], f[2]}
 pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local members = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX')
-if #members == 0 then
-  return members
-end
-local now_ms = math.floor(now_us() / 1000)
-local live = {}
-local chunk = 256
-for first = 1, #members, chunk do
-  local last = math.min(first + chunk - 1, #members)
-  local deadlines = redis.call('ZMSCORE', KEYS[2], unpack(members, first, last))
-  for i = first, last do
-    local d = deadlines[i - first + 1]
-    if not d or tonumber(d) > now_ms then
-      live[#live + 1] = members[i]
-    end
-  end
-end
-return live
+return live_members(KEYS[2], redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX'))
 "#,
     )
 });
 
-/// `KEYS`: index, expiry set. `ARGV`: limit. Returns how many expired members were removed.
+/// `KEYS`: index, expiry set, the log's. `ARGV`: limit, history length. Returns how many
+/// expired members were removed.
 pub(crate) static PRUNE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
+log_from_args()
 return prune(KEYS[1], KEYS[2], math.floor(now_us() / 1000), ARGV[1])
+"#,
+    )
+});
+
+/// A watch's snapshot. `KEYS`: index, expiry set, the log's. `ARGV`: `ZRANGE BYLEX` min and
+/// max. Returns the `seq` of the last change (which the members include), then the live
+/// members in that range: one atomic read, so the members are exactly the state after that
+/// change.
+pub(crate) static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local members = live_members(KEYS[2], redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX'))
+table.insert(members, 1, int(last_seq(KEYS[3], KEYS[4])))
+return members
+"#,
+    )
+});
+
+/// The `seq` of the last change. `KEYS`: the log's.
+pub(crate) static SEQ: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+return last_seq(KEYS[1], KEYS[2])
+"#,
+    )
+});
+
+/// Where the change log stands. `KEYS`: the log's. `ARGV`: a seq. Returns the `seq` of the
+/// last change and of the first entry after the given one (0 if none).
+pub(crate) static LOG_AFTER: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local first = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', 1)
+local at = 0
+if #first > 0 then
+  at = tonumber(string.match(first[1][1], '^(%d+)')) or 0
+end
+return {last_seq(KEYS[1], KEYS[2]), at}
 "#,
     )
 });
