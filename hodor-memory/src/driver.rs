@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
+use hodor_core::watch::{Watch, WatchRequest};
 use hodor_core::{Contract, MAX_KEY_LEN, Metadata};
 
 use crate::config::MemoryConfig;
@@ -216,7 +217,11 @@ pub fn open_with_clock(
 
 impl Driver for MemoryDriver {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.ttl(true).atomic_bulk(true).limits(true)
+        Capabilities::NONE
+            .ttl(true)
+            .atomic_bulk(true)
+            .limits(true)
+            .watch(true)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -291,6 +296,10 @@ impl Driver for MemoryDriver {
 
     fn gauges(&self) -> Gauges {
         self.store.gauges()
+    }
+
+    fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        self.store()?.watch(request)
     }
 }
 

@@ -104,6 +104,19 @@
 //! `evictions` and `expirations` (reclaimed expired entries, read or not) since the store
 //! was created, and the configured limits.
 //!
+//! ## Watching
+//! [`Contract::watch`](hodor_core::Contract::watch) is native
+//! ([`Capabilities::watch`](hodor_core::Capabilities::watch)): every change is published
+//! under the lock of the shard that owns the key, so events arrive in `seq` order over the
+//! whole store (not only per key). Expired entries are `Expired` events when the sweeper or
+//! a write reclaims them, within the reclaim bound above; a `delete` of an expired entry is
+//! `Expired` too. With limits, CLOCK's victims are `Evicted` events. While the store is
+//! watched it keeps its last [`MemoryConfig::watch_history`] changes for
+//! [`Contract::watch_from`](hodor_core::Contract::watch_from); while nobody watches it
+//! keeps none, and a write costs one atomic load more than it would without watching. A
+//! snapshot ([`Contract::watch_snapshot`](hodor_core::Contract::watch_snapshot)) read-locks
+//! every shard for as long as it takes to copy the matching keys' handles.
+//!
 //! ## Bulk operations
 //! `get_many`, `set_many` and `delete_many` are atomic ([`Capabilities::atomic_bulk`](
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
+use hodor_core::watch::{EventKind, Hub, HubConfig, Watch, WatchRequest};
 use hodor_core::{MAX_TTL, Metadata};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
@@ -148,6 +149,22 @@ pub(crate) struct Store {
     /// The store's CLOCK hand: the shard of its next step, modulo the shard count (a power
     /// of two, so wrapping around `usize` keeps the rotation). See `evict_one`.
     hand: AtomicUsize,
+    /// Where changes are published for watches, under the lock of the shard that owns the
+    /// key, so each key's events are in the order its writes took effect and the hub's
+    /// `seq` order is the order of the whole store. While nobody watches, a change costs
+    /// one relaxed load (`Hub::is_watched`).
+    hub: Hub,
+}
+
+/// Why entries left a shard, for their watch events.
+#[derive(Clone, Copy)]
+enum Removal {
+    /// Reclaimed after their deadline.
+    Expired,
+    /// Evicted by CLOCK to make room.
+    Evicted,
+    /// Deleted on request: `Expired` for an entry already past its deadline.
+    Deleted,
 }
 
 /// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL` still
@@ -214,7 +231,6 @@ impl Store {
         let shards = config.shard_count();
         Store {
             name: name.to_owned(),
-            config,
             clock,
             opened_wall,
             opened_at,
@@ -225,6 +241,45 @@ impl Store {
             limits,
             earliest_deadline: AtomicU64::new(u64::MAX),
             hand: AtomicUsize::new(0),
+            hub: Hub::new(
+                crate::DRIVER_NAME,
+                name,
+                HubConfig::new().history(config.watch_history),
+            ),
+            config,
+        }
+    }
+
+    /// Starts a watch. A snapshot lists the keys and attaches the watch while every shard
+    /// is read-locked (and the batch gate held): every change publishes under its shard's
+    /// write lock, so none is in flight, and the keys are exactly the state at the watch's
+    /// start.
+    pub(crate) fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        match request.start {
+            hodor_core::watch::Start::Snapshot => {
+                let now = self.now();
+                let prefix = request.prefix.as_bytes();
+                let (keys, watch) = {
+                    let _batches = self.batches.read();
+                    let _shards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+                    let index = self.index.read();
+                    let keys: Vec<KeyRef> = index
+                        .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+                        .take_while(|k| k.as_bytes().starts_with(prefix))
+                        .filter(|k| k.is_live(now))
+                        .cloned()
+                        .collect();
+                    (keys, self.hub.subscribe_now(request)?)
+                };
+                let keys = keys
+                    .iter()
+                    .map(KeyRef::to_owned_string)
+                    .filter(|k| request.matches(k))
+                    .collect();
+                Ok(watch.with_snapshot(keys))
+            }
+            hodor_core::watch::Start::After(seq) => self.hub.subscribe(request, seq),
+            _ => self.hub.subscribe_now(request),
         }
     }
 
@@ -430,6 +485,9 @@ impl Store {
         if expires != 0 {
             self.note_deadline(expires);
         }
+        if self.hub.is_watched() {
+            self.hub.publish(key, EventKind::Put);
+        }
         Ok(replaced)
     }
 
@@ -444,15 +502,18 @@ impl Store {
         if shard.next_deadline().is_some_and(|at| at <= now) {
             let mut reclaimed = Vec::new();
             shard.expire(now, WRITE_RECLAIM, |k| self.hash(k), &mut reclaimed);
-            self.forget(&mut reclaimed, dead);
+            self.forget(&mut reclaimed, dead, Removal::Expired);
         }
     }
 
     /// Removes slots that left a shard (still locked by the caller) from the index, releases
-    /// their charges and hands their values to `dead`.
-    fn forget(&self, removed: &mut Vec<Slot>, dead: &mut Dead) {
+    /// their charges, publishes their events and hands their values to `dead`.
+    fn forget(&self, removed: &mut Vec<Slot>, dead: &mut Dead, why: Removal) {
         if removed.is_empty() {
             return;
+        }
+        if self.hub.is_watched() {
+            self.publish_removals(removed, why);
         }
         let mut index = self.index.write();
         for slot in removed.iter() {
@@ -465,6 +526,25 @@ impl Store {
         }
         for slot in removed.drain(..) {
             dead.push(slot.value);
+        }
+    }
+
+    /// The events of entries that left a locked shard.
+    #[cold]
+    fn publish_removals(&self, removed: &[Slot], why: Removal) {
+        let now = self.now();
+        for slot in removed {
+            let expired = slot.key.expires() != 0 && !slot.key.is_live(now);
+            let kind = match why {
+                Removal::Expired => EventKind::Expired,
+                Removal::Evicted => EventKind::Evicted,
+                Removal::Deleted if expired => EventKind::Expired,
+                Removal::Deleted => EventKind::Delete,
+            };
+            // Stored keys are the `&str`s they were written with.
+            if let Ok(key) = std::str::from_utf8(slot.key.as_bytes()) {
+                self.hub.publish(key, kind);
+            }
         }
     }
 
@@ -581,7 +661,7 @@ impl Store {
             let mut shard = self.shard(number).write();
             match shard.clock_step(force, hash_of) {
                 Step::Evicted(victim) => {
-                    self.forget(&mut vec![victim], &mut dead);
+                    self.forget(&mut vec![victim], &mut dead, Removal::Evicted);
                     return true;
                 }
                 Step::Passed => empty_in_a_row = 0,
@@ -606,7 +686,7 @@ impl Store {
                 let mut guard = shard.write();
                 guard.expire(now, SWEEP_BATCH, hash_of, &mut removed);
                 total += removed.len();
-                self.forget(&mut removed, &mut dead);
+                self.forget(&mut removed, &mut dead, Removal::Expired);
                 if guard.next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
@@ -667,7 +747,7 @@ impl Store {
         if !live {
             shard.expirations += 1;
         }
-        self.forget(&mut vec![slot], dead);
+        self.forget(&mut vec![slot], dead, Removal::Deleted);
         Some(live)
     }
 
@@ -860,6 +940,7 @@ impl Store {
         gauges.evictions = Some(evictions);
         gauges.max_bytes = self.config.max_bytes;
         gauges.max_entries = self.config.max_entries;
+        gauges.watches = Some(self.hub.watch_count());
         gauges
     }
 
@@ -886,6 +967,8 @@ impl Store {
         };
         #[cfg(test)]
         crate::pause::reach("clear: shards emptied");
+        // The store is gone for its watches too.
+        self.hub.close();
         // The values go after the locks (see `Dead`).
         drop(old_index);
         drop(released);
