@@ -706,3 +706,54 @@ fn a_synced_map_reads_everything_again_after_lagged() {
         ]
     );
 }
+
+#[test]
+fn on_error_sees_the_stale_status_it_reports() {
+    let f = fixture(true);
+    f.set(1);
+    let slot: Arc<Mutex<Option<Arc<Synced<Config>>>>> = Arc::default();
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let (s, seen) = (slot.clone(), statuses.clone());
+    let synced = Arc::new(
+        Synced::<Config>::builder(&f.store, "app.json")
+            .clock(f.clock.clone().into())
+            .debounce(Duration::ZERO)
+            .on_error(move |_| {
+                let synced = s.lock().unwrap().clone();
+                if let Some(synced) = synced {
+                    seen.lock().unwrap().push(synced.status().is_stale());
+                }
+            })
+            .start()
+            .unwrap(),
+    );
+    *slot.lock().unwrap() = Some(synced.clone());
+    synced.settle();
+    f.set_raw("not json");
+    synced.settle();
+    assert_eq!(
+        *statuses.lock().unwrap(),
+        [true],
+        "an on_error that reads the status sees the error it reports"
+    );
+    // Break the cycle synced -> callback -> slot -> synced.
+    slot.lock().unwrap().take();
+}
+
+#[test]
+fn errors_at_start_are_reported_from_the_thread() {
+    let f = fixture(true);
+    f.set_raw("{");
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let t = threads.clone();
+    let synced = Synced::<Config>::builder(&f.store, "app.json")
+        .clock(f.clock.clone().into())
+        .default_value(Config { rps: 1 })
+        .on_error(move |_| t.lock().unwrap().push(std::thread::current().id()))
+        .start()
+        .unwrap();
+    synced.settle();
+    let threads = threads.lock().unwrap().clone();
+    assert_eq!(threads.len(), 1);
+    assert_ne!(threads[0], std::thread::current().id(), "not on the caller's thread");
+}

@@ -239,6 +239,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedMapBuilder<T> {
             everything: false,
             polling: watch.is_none(),
             first: Vec::new(),
+            unreported: Vec::new(),
         };
         let mut reporter = Reporter::new(on_error);
         target.load_initial(&keys, &clock, &mut reporter)?;
@@ -278,6 +279,8 @@ struct FollowAll<T> {
     polling: bool,
     /// The initial entries, for the first callbacks.
     first: Vec<String>,
+    /// The errors of the start, reported once the thread runs.
+    unreported: Vec<Arc<Error>>,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> FollowAll<T> {
@@ -356,7 +359,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> FollowAll<T> {
                     self.first.push(key.clone());
                 }
                 Err(e) => {
-                    let error = reporter.report(e);
+                    // Reported from the thread, like every other error.
+                    let (error, news) = reporter.record(e);
+                    if news {
+                        self.unreported.push(error.clone());
+                    }
                     lock(&self.shared.stale).insert(
                         key.clone(),
                         Status::Stale {
@@ -429,13 +436,22 @@ impl<T: DeserializeOwned + Send + Sync + 'static> FollowAll<T> {
                             calls.push((key, old, Some(new)));
                         }
                         Err(e) => {
-                            let error = cx.reporter.report(e);
-                            let mut stale = lock(&self.shared.stale);
-                            let since = match stale.get(&key) {
-                                Some(Status::Stale { since, .. }) => *since,
-                                _ => cx.clock.now(),
-                            };
-                            stale.insert(key, Status::Stale { error, since });
+                            let (error, news) = cx.reporter.record(e);
+                            {
+                                let mut stale = lock(&self.shared.stale);
+                                let since = match stale.get(&key) {
+                                    Some(Status::Stale { since, .. }) => *since,
+                                    _ => cx.clock.now(),
+                                };
+                                let status = Status::Stale {
+                                    error: error.clone(),
+                                    since,
+                                };
+                                stale.insert(key, status);
+                            }
+                            if news {
+                                cx.reporter.notify(&error);
+                            }
                         }
                     }
                 }
@@ -474,6 +490,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> FollowAll<T> {
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Target for FollowAll<T> {
     fn start(&mut self, cx: &mut Cx<'_>) {
+        for error in std::mem::take(&mut self.unreported) {
+            cx.reporter.notify(&error);
+        }
         let map = self.shared.map.load_full();
         for key in std::mem::take(&mut self.first) {
             if let Some(value) = map.get(&key) {

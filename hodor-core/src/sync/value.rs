@@ -212,6 +212,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedBuilder<T> {
             seen: Seen::Unknown,
             meta: None,
             polling: watch.is_none(),
+            unreported: None,
         };
         let now = clock.now();
         let (initial, status) = match target.read_initial() {
@@ -222,10 +223,14 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedBuilder<T> {
                 };
                 let status = match e {
                     Error::NotFound { .. } => Status::Missing { since: now },
-                    e => Status::Stale {
-                        error: reporter.report(e),
-                        since: now,
-                    },
+                    e => {
+                        // Reported from the thread, like every other error.
+                        let (error, news) = reporter.record(e);
+                        if news {
+                            target.unreported = Some(error.clone());
+                        }
+                        Status::Stale { error, since: now }
+                    }
                 };
                 (default, status)
             }
@@ -273,6 +278,8 @@ struct Follow<T> {
     /// Polling: the metadata last seen.
     meta: Option<Option<Metadata>>,
     polling: bool,
+    /// The error of the start, reported once the thread runs.
+    unreported: Option<Arc<Error>>,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
@@ -353,14 +360,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
     }
 
     fn stale(&self, error: Error, cx: &mut Cx<'_>) {
-        let error = cx.reporter.report(error);
-        let Some(shared) = self.shared() else { return };
-        let mut status = lock(&shared.status);
-        let since = match &*status {
-            Status::Stale { since, .. } => *since,
-            _ => cx.clock.now(),
-        };
-        *status = Status::Stale { error, since };
+        let (error, news) = cx.reporter.record(error);
+        if let Some(shared) = self.shared() {
+            let mut status = lock(&shared.status);
+            let since = match &*status {
+                Status::Stale { since, .. } => *since,
+                _ => cx.clock.now(),
+            };
+            *status = Status::Stale {
+                error: error.clone(),
+                since,
+            };
+        }
+        if news {
+            cx.reporter.notify(&error);
+        }
     }
 
     fn apply(&mut self, bytes: Bytes, cx: &mut Cx<'_>) {
@@ -415,6 +429,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Target for Follow<T> {
     fn start(&mut self, cx: &mut Cx<'_>) {
+        if let Some(error) = self.unreported.take() {
+            cx.reporter.notify(&error);
+        }
         if let Some(shared) = self.shared.clone() {
             let initial = shared.value.load_full();
             self.call(None, &initial, cx);

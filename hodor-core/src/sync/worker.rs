@@ -69,21 +69,36 @@ impl Reporter {
     /// Reports `error` unless the same was reported since its key was last good; returns
     /// it, shared, for a status.
     pub(super) fn report(&mut self, error: Error) -> Arc<Error> {
+        let (error, news) = self.record(error);
+        if news {
+            self.notify(&error);
+        }
+        error
+    }
+
+    /// Notes `error` without calling `on_error` yet: returns it, shared, and whether it is
+    /// news. A caller that sets a status sets it before it [notifies](Self::notify), so an
+    /// `on_error` that reads the status sees the error.
+    pub(super) fn record(&mut self, error: Error) -> (Arc<Error>, bool) {
         let text = error.to_string();
         let key = error.key().map(str::to_owned);
         let error = Arc::new(error);
         if self.reported.iter().any(|(k, t)| *k == key && *t == text) {
-            return error;
+            return (error, false);
         }
         if self.reported.len() >= REMEMBERED {
             self.reported.remove(0);
         }
         self.reported.push((key, text));
+        (error, true)
+    }
+
+    /// Calls `on_error` with an error [recorded](Self::record) as news.
+    pub(super) fn notify(&mut self, error: &Error) {
         if let Some(on_error) = &mut self.on_error {
             // A panicking error callback has nowhere to be reported.
-            let _ = guarded(|| on_error(&error));
+            let _ = guarded(|| on_error(error));
         }
-        error
     }
 
     /// `key` is good again: its next error is news.
