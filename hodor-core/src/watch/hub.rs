@@ -2,10 +2,12 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 
-use super::{Event, EventKind, Filter, Shared, State, Watch, WatchOptions, WatchRequest, lock};
+use parking_lot::{Condvar, Mutex};
+
+use super::{Event, EventKind, Filter, Shared, State, Watch, WatchOptions, WatchRequest};
 use crate::driver::{DriverError, DriverResult};
 use crate::error::Echo;
 
@@ -206,18 +208,18 @@ impl Hub {
     /// not yet taken (a consumer takes everything buffered at once, so this is what piled
     /// up since it last looked). A watch reports `Lagged` when this reaches its buffer.
     pub fn backlog(&self) -> usize {
-        let state = lock(&self.shared.state);
+        let state = self.shared.state.lock();
         state
             .watches
             .iter()
-            .map(|w| lock(&w.state).queue.len())
+            .map(|w| w.state.lock().queue.len())
             .max()
             .unwrap_or(0)
     }
 
     /// The `seq` of the last event published, or where the hub's numbering stands.
     pub fn last_seq(&self) -> u64 {
-        lock(&self.shared.state).last
+        self.shared.state.lock().last
     }
 
     /// Publishes a change with the next sequence number (hub-assigned numbers); returns it,
@@ -227,7 +229,7 @@ impl Hub {
             return None;
         }
         let key: Arc<str> = Arc::from(key);
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         if state.watches.is_empty() || state.closed {
             return None;
         }
@@ -238,7 +240,11 @@ impl Hub {
             kind,
         };
         let seq = event.seq;
-        self.shared.deliver(&mut state, event);
+        let wake = self.shared.deliver(&mut state, event);
+        drop(state);
+        for watch in wake {
+            watch.wake();
+        }
         Some(seq)
     }
 
@@ -248,7 +254,7 @@ impl Hub {
     /// restarts here, so nobody resumes across the gap (report the gap to the watches with
     /// [`Hub::lag`]).
     pub fn publish_at(&self, seq: u64, key: &str, kind: EventKind) -> bool {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         if seq <= state.last || state.closed {
             return false;
         }
@@ -266,7 +272,11 @@ impl Hub {
             key: Arc::from(key),
             kind,
         };
-        self.shared.deliver(&mut state, event);
+        let wake = self.shared.deliver(&mut state, event);
+        drop(state);
+        for watch in wake {
+            watch.wake();
+        }
         true
     }
 
@@ -274,7 +284,7 @@ impl Hub {
     /// [`Item::Lagged`](super::Item::Lagged) with `missed` added: the driver lost events
     /// (a gap in its log). The history restarts after the last `seq`.
     pub fn lag(&self, missed: u64) {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         state.history.clear();
         state.floor = state.last;
         for watch in &state.watches {
@@ -285,7 +295,7 @@ impl Hub {
     /// The driver's log restarted (its sequence went backwards, as when a server lost its
     /// data): every watch gets `Lagged { missed: 0 }` and numbering continues after `seq`.
     pub fn restart_at(&self, seq: u64) {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         state.history.clear();
         state.last = seq;
         state.floor = seq;
@@ -296,7 +306,7 @@ impl Hub {
 
     /// Attaches a watch that starts with the changes published from now on.
     pub fn subscribe_now(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         let after = state.last;
         self.shared.attach(&mut state, request, after, after, &[])
     }
@@ -310,7 +320,7 @@ impl Hub {
     /// is where a snapshot read from the backend stands while the hub has not caught up,
     /// and the events up to it are skipped.
     pub fn subscribe(&self, request: &WatchRequest<'_>, after: u64) -> DriverResult<Watch> {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         self.shared.attach(&mut state, request, after, after, &[])
     }
 
@@ -325,7 +335,7 @@ impl Hub {
         covers: u64,
         backfill: &[Event],
     ) -> DriverResult<Watch> {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         self.shared
             .attach(&mut state, request, after, covers.max(after), backfill)
     }
@@ -334,7 +344,7 @@ impl Hub {
     /// ones. Called when the store goes away; also on drop.
     pub fn close(&self) {
         let watches = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state.lock();
             state.closed = true;
             state.history.clear();
             self.shared.watched.store(0, Ordering::Relaxed);
@@ -350,7 +360,7 @@ impl HubShared {
     /// Detaches a dropped watch. The last one takes the history with it: the changes made
     /// while nobody watches are not recorded, so nobody may resume across them.
     pub(crate) fn unsubscribe(&self, watch: &Arc<Shared>) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let Some(at) = state.watches.iter().position(|w| Arc::ptr_eq(w, watch)) else {
             return;
         };
@@ -368,13 +378,20 @@ impl HubShared {
     }
 
     /// Queues `event` on every matching watch and records it in the history.
-    fn deliver(&self, state: &mut HubState, event: Event) {
+    /// Returns the watches whose consumers sleep: wake them once the hub's lock is
+    /// released (a wake-up is a system call; under the lock it would hold up every other
+    /// publisher). No allocation unless a consumer sleeps.
+    #[must_use]
+    fn deliver(&self, state: &mut HubState, event: Event) -> Vec<Arc<Shared>> {
+        let mut wake = Vec::new();
         for watch in &state.watches {
-            watch.push(&event);
+            if watch.push(&event) {
+                wake.push(watch.clone());
+            }
         }
         if self.config.history == 0 {
             state.floor = event.seq;
-            return;
+            return wake;
         }
         if state.history.len() >= self.config.history
             && let Some(oldest) = state.history.pop_front()
@@ -382,6 +399,7 @@ impl HubShared {
             state.floor = oldest.seq;
         }
         state.history.push_back(event);
+        wake
     }
 
     /// Attaches a watch starting after `after`. The events `(after, covered]` are in
@@ -434,11 +452,12 @@ impl HubShared {
             contract: self.contract.clone(),
         });
         // Replay: the backfill, then the history after what it covers.
+        // Nobody waits on a watch that does not exist yet.
         for event in backfill.iter().filter(|e| e.seq <= covered) {
-            shared.push(event);
+            let _ = shared.push(event);
         }
         for event in state.history.iter().filter(|e| e.seq > covered) {
-            shared.push(event);
+            let _ = shared.push(event);
         }
         state.watches.push(shared.clone());
         self.watched.store(state.watches.len(), Ordering::Relaxed);

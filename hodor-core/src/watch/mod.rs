@@ -74,8 +74,10 @@ mod hub;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 pub use hub::{Behind, Hub, HubConfig};
 
@@ -301,7 +303,8 @@ impl<'a> WatchRequest<'a> {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a `std` mutex whatever a panicking holder left: the state stays consistent.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -352,16 +355,17 @@ struct State {
 impl Shared {
     /// Queues `event` unless it is before the watch's start; on a full buffer, first drops
     /// the buffer and counts it as missed, so the consumer sees `Lagged` and then this
-    /// event. Never blocks on the consumer: the lock is held by
-    /// the consumer only to swap the queue out.
+    /// event. Never blocks on the consumer: the lock is held by the consumer only to swap
+    /// the queue out. Returns `true` if the consumer sleeps and must be woken
+    /// ([`Shared::wake`]), which the caller does once it holds no lock.
     #[inline]
-    fn push(&self, event: &Event) {
+    fn push(&self, event: &Event) -> bool {
         if event.seq <= self.after || !self.filter.matches(&event.key) {
-            return;
+            return false;
         }
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if state.ended {
-            return;
+            return false;
         }
         if state.queue.len() >= self.capacity {
             state.missed += state.queue.len() as u64;
@@ -369,15 +373,18 @@ impl Shared {
             state.queue.clear();
         }
         state.queue.push_back(event.clone());
-        if state.waiting {
-            drop(state);
-            self.ready.notify_one();
-        }
+        // Woken once per sleep: the first event clears the flag.
+        std::mem::take(&mut state.waiting)
+    }
+
+    /// Wakes a consumer sleeping in `recv`.
+    fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Drops what is buffered and reports a gap of `missed` events.
     fn lag(&self, missed: u64) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if state.ended {
             return;
         }
@@ -393,7 +400,7 @@ impl Shared {
 
     /// Ends the watch: what is buffered is still delivered, then `Closed`.
     pub(crate) fn end(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.ended = true;
         drop(state);
         self.ready.notify_all();
@@ -401,7 +408,7 @@ impl Shared {
 
     /// Wakes a `recv` blocked on this watch; it returns without an item.
     pub(crate) fn interrupt(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.interrupted = true;
         drop(state);
         self.ready.notify_all();
@@ -501,7 +508,7 @@ impl Watch {
         if let Some(item) = self.next_local() {
             return Ok(Some(item));
         }
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         refill(&mut self.local, &mut self.pending_lag, &mut state);
         let ended = state.ended;
         drop(state);
@@ -554,7 +561,7 @@ impl Watch {
         if let Some(item) = self.next_local() {
             return Ok(Some(item));
         }
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         loop {
             refill(&mut self.local, &mut self.pending_lag, &mut state);
             if let Some(missed) = self.pending_lag.take() {
@@ -570,25 +577,16 @@ impl Watch {
                 return Ok(None);
             }
             state.waiting = true;
-            state = match deadline {
-                None => self
-                    .shared
-                    .ready
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
+            match deadline {
+                None => self.shared.ready.wait(&mut state),
                 Some(at) => {
-                    let left = at.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if Instant::now() >= at {
                         state.waiting = false;
                         return Ok(None);
                     }
-                    self.shared
-                        .ready
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
+                    let _ = self.shared.ready.wait_until(&mut state, at);
                 }
-            };
+            }
             state.waiting = false;
         }
     }
