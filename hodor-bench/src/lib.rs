@@ -23,8 +23,8 @@
 //! The workloads: [`throughput`] (get hits, 95/5 and 50/50 Zipf mixes, inserts of new
 //! keys), [`list`] (prefix listing with a concurrent writer), [`ttl`] (a random short TTL on
 //! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]),
-//! [`cost`] (what counting operations costs a `get`), and [`logging`] (hodor-log against
-//! tracing-appender).
+//! [`cost`] (what counting operations costs a `get`), [`logging`] (hodor-log against
+//! tracing-appender), and [`watch`] (what watching costs a write, and event latency).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -50,10 +50,12 @@ pub mod system;
 pub mod targets;
 pub mod throughput;
 pub mod ttl;
+pub mod watch;
 
 use std::time::Instant;
 
 use hodor_memory as _; // registers the "memory" driver for Contract::new
+use hodor_redis as _; // and "redis", for the watch phase
 
 use crate::keys::Values;
 use crate::plan::Plan;
@@ -123,6 +125,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         memory: Vec::new(),
         metrics_cost: None,
         log: None,
+        watch: None,
         ratios: Vec::new(),
         notes: Vec::new(),
         entry_overhead: overhead,
@@ -157,6 +160,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
             r.notes
                 .push("log: hodor-log could not be measured".to_owned());
         }
+    }
+    if phases.watch {
+        r.watch = Some(watch::run(plan, progress));
     }
     let mut kept = if phases.memory {
         memory_with_ttl(plan, &keys, counting, &mut r, progress)

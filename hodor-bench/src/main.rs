@@ -19,7 +19,8 @@ const USAGE: &str = "usage: hodor-bench [--quick] [--only PHASES] [--out DIR] [-
        hodor-bench --profile STORE WORKLOAD KEYS THREADS SECONDS
 
   --quick          the cells the targets need, in under a minute
-  --only PHASES    run only some of throughput,list,ttl,churn,memory,log (comma-separated)
+  --only PHASES    run only some of throughput,list,ttl,churn,memory,log,watch
+                   (comma-separated)
   --out DIR        where results.json, results.md and bench.png go (default target/hodor-bench)
   --update-readme  also rewrite README.md's Performance section and docs/bench.png
   --profile        run one store and workload (get, mix95, mix50, set-new) for perf or

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::logging::LogPlan;
 use crate::results::Workload;
+use crate::watch::WatchPlan;
 
 /// One key-count × value-size combination of the throughput workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -72,6 +73,8 @@ pub struct Phases {
     pub memory: bool,
     /// hodor-log against tracing-appender.
     pub log: bool,
+    /// What watching costs a write, and event latency.
+    pub watch: bool,
 }
 
 impl Phases {
@@ -83,6 +86,7 @@ impl Phases {
         churn: true,
         memory: true,
         log: true,
+        watch: true,
     };
 
     /// Parses a comma-separated list of phase names.
@@ -94,6 +98,7 @@ impl Phases {
             churn: false,
             memory: false,
             log: false,
+            watch: false,
         };
         for name in list.split(',') {
             match name.trim() {
@@ -103,9 +108,10 @@ impl Phases {
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
                 "log" => p.log = true,
+                "watch" => p.watch = true,
                 other => {
                     return Err(format!(
-                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, log"
+                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, log, watch"
                     ));
                 }
             }
@@ -150,6 +156,8 @@ pub struct Plan {
     pub memory_entries: Vec<usize>,
     /// hodor-log.
     pub log: LogPlan,
+    /// The watch phase.
+    pub watch: WatchPlan,
     /// Which parts run.
     pub phases: Phases,
 }
@@ -213,6 +221,16 @@ impl Plan {
                 events: 50_000,
                 throughput_events: M1,
             },
+            watch: WatchPlan {
+                keys: M1,
+                threads: 2,
+                duration: Duration::from_millis(500),
+                reps: 5,
+                probe_rounds: 6,
+                probe_profile: "release",
+                latency_events: 20_000,
+                redis_threads: 8,
+            },
             phases: Phases::ALL,
         }
     }
@@ -254,6 +272,13 @@ impl Plan {
             log: LogPlan {
                 events: 20_000,
                 throughput_events: 300_000,
+            },
+            watch: WatchPlan {
+                duration: Duration::from_millis(250),
+                reps: 3,
+                probe_rounds: 4,
+                latency_events: 5_000,
+                ..Plan::full().watch
             },
             ..Plan::full()
         }
@@ -300,6 +325,16 @@ impl Plan {
             log: LogPlan {
                 events: 200,
                 throughput_events: 2000,
+            },
+            watch: WatchPlan {
+                keys: 2000,
+                threads: 2,
+                duration: Duration::from_millis(5),
+                reps: 2,
+                probe_rounds: 0,
+                probe_profile: "release",
+                latency_events: 200,
+                redis_threads: 0,
             },
             phases: Phases::ALL,
         }

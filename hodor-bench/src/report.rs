@@ -314,6 +314,10 @@ fn body(r: &Results, level: usize) -> String {
         );
     }
 
+    if let Some(w) = &r.watch {
+        out.push_str(&crate::watch::markdown(&r.plan, w, &h));
+    }
+
     if !r.notes.is_empty() {
         let _ = writeln!(out, "\n{h} Notes\n");
         for n in &r.notes {

@@ -275,6 +275,8 @@ pub struct Results {
     pub metrics_cost: Option<MetricsCost>,
     /// hodor-log against tracing-appender.
     pub log: Option<LogResults>,
+    /// The watch phase.
+    pub watch: Option<crate::watch::WatchResults>,
     /// Targets, computed from the rows above.
     pub ratios: Vec<Ratio>,
     /// Anything the reader should know: stores that could not run, sanity failures.

@@ -182,5 +182,6 @@ pub fn compute(r: &Results) -> Vec<Ratio> {
             r.plan.log.throughput_events
         ),
     ));
+    out.extend(crate::watch::ratios(&r.plan, r.watch.as_ref()));
     out
 }

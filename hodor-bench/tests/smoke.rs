@@ -105,10 +105,16 @@ fn every_workload_runs_and_reports() {
         "{log:?}"
     );
 
+    let watch = r.watch.as_ref().expect("the watch phase ran");
+    assert_eq!(watch.watched_ratio.samples.len(), plan.watch.reps);
+    assert!(watch.set_unwatched.min > 0.0 && watch.set_watched.min > 0.0, "{watch:?}");
+    assert!(watch.watcher_events > 0, "the watcher received the changes");
+    assert!(watch.latency_p99_us > 0.0, "{watch:?}");
+
     let md = report::markdown(&r);
     let lines: Vec<&str> = md.lines().collect();
     let ratios = &lines[lines.len() - r.ratios.len()..];
-    assert_eq!(r.ratios.len(), 13);
+    assert_eq!(r.ratios.len(), 17);
     assert!(ratios.iter().all(|l| l.starts_with("ratio ")), "{ratios:?}");
     assert!(
         ratios
