@@ -71,7 +71,9 @@ fn main() -> Result<(), Error> {
 
     // Someone writes broken JSON: the last good value stays, the error is reported once.
     store.set("app.json", r#"{"rate_limit": 9000, "checkout_url": "#, None)?;
-    failed.recv_timeout(WAIT).expect("the bad value is reported");
+    failed
+        .recv_timeout(WAIT)
+        .expect("the bad value is reported");
     assert_eq!(config.get().rate_limit, 250);
     match config.status() {
         Status::Stale { error, .. } => println!("status: stale ({error})"),
@@ -84,7 +86,9 @@ fn main() -> Result<(), Error> {
         r#"{"rate_limit": 0, "checkout_url": "https://checkout.internal/v1"}"#,
         None,
     )?;
-    failed.recv_timeout(WAIT).expect("the invalid value is reported");
+    failed
+        .recv_timeout(WAIT)
+        .expect("the invalid value is reported");
     assert_eq!(config.get().rate_limit, 250);
 
     // The fix goes out: back to current, with (last good, new).

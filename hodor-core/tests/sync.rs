@@ -755,5 +755,9 @@ fn errors_at_start_are_reported_from_the_thread() {
     synced.settle();
     let threads = threads.lock().unwrap().clone();
     assert_eq!(threads.len(), 1);
-    assert_ne!(threads[0], std::thread::current().id(), "not on the caller's thread");
+    assert_ne!(
+        threads[0],
+        std::thread::current().id(),
+        "not on the caller's thread"
+    );
 }
