@@ -113,6 +113,17 @@
 //! **Capabilities.** A driver states what it supports in [`Capabilities`]. Using what it
 //! lacks (a TTL on a driver without expiry) is [`Error::Unsupported`], never a silent no-op.
 //!
+//! **Watch.** With [`Capabilities::watch`], [`Contract::watch`] delivers the store's changes
+//! as [`watch::Event`]s (put, delete, expired, evicted) carrying a per-store `seq`. Per key
+//! they arrive in the order the writes took effect; a consumer too slow for its bounded
+//! buffer gets one [`watch::Item::Lagged`] and never slows a writer; resuming from a `seq`
+//! older than the history the store keeps is [`Error::Compacted`], which says to resync;
+//! a snapshot and the events after it have no gap and no duplicate. The [`watch`] module
+//! states every rule. [`sync`] builds typed config on it: [`sync::Synced`] follows one key
+//! (lock-free reads, callbacks with old and new values, the last good value kept when a bad
+//! one is written), [`sync::SyncedMap`] every key under a prefix, and both poll drivers
+//! that cannot watch.
+//!
 //! ## Writing a driver
 //! Implement [`Driver`] (its docs list each obligation), register an [`driver::OpenFn`]
 //! with [`register_driver!`], and run `hodor_testkit::conformance_tests!` from the

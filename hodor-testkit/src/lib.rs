@@ -16,8 +16,8 @@
 //!   text-mode code damages, a table of [awkward keys](AWKWARD_KEYS), numeric look-alike and
 //!   1024-byte multi-byte keys, listing order, prefixes and pages, TTL boundaries, stat and
 //!   reads that change nothing, close and the data's lifetime, names (by case, by length)
-//!   and sharing, concurrency, bulk calls of thousands of keys, metrics and limits. The
-//!   list is [`cases::ALL`].
+//!   and sharing, concurrency, bulk calls of thousands of keys, metrics, limits and watch.
+//!   The list is [`cases::ALL`].
 //! - **Capability-aware.** Each case lists what it [needs](Need): TTLs, atomic bulk calls,
 //!   limits, a manual clock. An unmet need skips the case before it runs, and the skip
 //!   says which need (on stderr under `cargo test`, so it is seen; in the [`Report`] when
@@ -36,7 +36,7 @@
 //!   shrinks a failure to a minimal sequence with proptest. The seed is fixed, so every run
 //!   checks the same sequences (`PROPTEST_RNG_SEED` picks others, `PROPTEST_CASES` runs
 //!   more); the operations are weighted so TTLs, overwrites, bulk calls and deletes meet.
-//! - **Strict.** This crate's `tests/broken_drivers.rs` runs the suite against 57
+//! - **Strict.** This crate's `tests/broken_drivers.rs` runs the suite against 65
 //!   deliberately broken drivers (a batch limit nobody split for, a trimmed newline, a
 //!   per-handle cache, a two-step write, an eviction that counts an overwrite as growth,
 //!   ...) and checks that each fails the case written for its rule, three runs out of
@@ -122,6 +122,7 @@
 //! | `atomic_bulk` | no reader sees part of a `set_many` or `delete_many`; `get_many` reads one moment | `set_many_is_atomic_for_readers`, `delete_many_is_atomic_for_readers` |
 //! | `limits` | the driver enforces `max_bytes` / `max_entries` by evicting, and reports them in its gauges; the harness implements [`Harness::open_limited`] (and [`Harness::sweep`] for the gauges after reclamation) | every `limits_*` case |
 //! | `persistent` | data outlives the process; without it a store's data is released when its last contract is closed or dropped | `data_lifetime_follows_persistence`, `data_lives_while_any_contract_is_open` |
+//! | `watch` | `Driver::watch` delivers every change by the rules of `hodor_core::watch`; the harness implements [`Harness::open_with_watch_history`] for the resume-before-history case | every `watch_*` case but `watch_unsupported_is_an_error` |
 //!
 //! A driver that refuses to join an open store with another config (as the memory driver
 //! does) lets [`Harness::open_with_other_config`] open one, and
