@@ -312,3 +312,33 @@ fn resuming_before_the_hubs_history_reads_the_servers_log() {
     c.set("next", "v", None).unwrap();
     assert_eq!(event(&mut resumed).0, "next");
 }
+
+#[test]
+fn a_synced_value_follows_writes_from_another_pool() {
+    let Some(url) = support::url("a_synced_value_follows_writes_from_another_pool") else {
+        return;
+    };
+    #[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+    struct Limits {
+        rps: u32,
+    }
+    let name = support::unique("synced");
+    let reader = open(&url, &name, json!({}));
+    let writer = open(&url, &name, json!({ "pool_size": 3 }));
+    writer.set("limits.json", r#"{"rps": 1}"#, None).unwrap();
+    let (changes, changed) = std::sync::mpsc::channel();
+    let synced = hodor_core::sync::Synced::<Limits>::builder(&reader, "limits.json")
+        .debounce(Duration::ZERO)
+        .on_change(move |old, new| {
+            let _ = changes.send((old.map(|o| o.rps), new.rps));
+        })
+        .start()
+        .unwrap();
+    assert_eq!(changed.recv_timeout(WAIT).unwrap(), (None, 1));
+    writer.set("limits.json", r#"{"rps": 2}"#, None).unwrap();
+    assert_eq!(changed.recv_timeout(WAIT).unwrap(), (Some(1), 2));
+    writer.set("limits.json", "{broken", None).unwrap();
+    writer.set("limits.json", r#"{"rps": 3}"#, None).unwrap();
+    assert_eq!(changed.recv_timeout(WAIT).unwrap(), (Some(2), 3));
+    assert_eq!(synced.get().rps, 3);
+}
