@@ -107,7 +107,10 @@ fn every_workload_runs_and_reports() {
 
     let watch = r.watch.as_ref().expect("the watch phase ran");
     assert_eq!(watch.watched_ratio.samples.len(), plan.watch.reps);
-    assert!(watch.set_unwatched.min > 0.0 && watch.set_watched.min > 0.0, "{watch:?}");
+    assert!(
+        watch.set_unwatched.min > 0.0 && watch.set_watched.min > 0.0,
+        "{watch:?}"
+    );
     assert!(watch.watcher_events > 0, "the watcher received the changes");
     assert!(watch.latency_p99_us > 0.0, "{watch:?}");
 

@@ -3,15 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::worker::{self, Control, Cx, Reporter, Target, guarded};
-use super::{Options, Status};
+use super::worker::{Cx, Reporter, Target, guarded};
+use super::{Options, Runner, Status, callback_panicked, decode};
 use crate::clock::Clock;
 use crate::contract::Contract;
 use crate::driver::Metadata;
@@ -51,8 +50,7 @@ type Change<T> = (String, Option<Arc<T>>, Option<Arc<T>>);
 /// ```
 pub struct SyncedMap<T> {
     shared: Arc<Shared<T>>,
-    control: Arc<Control>,
-    thread: Option<JoinHandle<()>>,
+    runner: Runner,
     prefix: String,
 }
 
@@ -71,17 +69,6 @@ impl<T> fmt::Debug for SyncedMap<T> {
             .field("prefix", &Echo(&self.prefix))
             .field("keys", &self.shared.map.load().len())
             .finish_non_exhaustive()
-    }
-}
-
-impl<T> Drop for SyncedMap<T> {
-    fn drop(&mut self) {
-        self.control.stop();
-        if let Some(thread) = self.thread.take()
-            && !self.control.on_worker()
-        {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -130,7 +117,7 @@ impl<T> SyncedMap<T> {
 
     /// Returns once the thread has handled what is due; see [`Synced::settle`](super::Synced::settle).
     pub fn settle(&self) {
-        self.control.settle();
+        self.runner.settle();
     }
 }
 
@@ -208,12 +195,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedMapBuilder<T> {
             on_change,
             options,
         } = self;
-        let Options {
-            debounce,
-            poll_interval,
-            clock,
-            on_error,
-        } = options;
+        let (timing, on_error) = options.split();
         let (watch, keys) =
             match contract.watch_with(&prefix, WatchOptions::new().start(Start::Snapshot)) {
                 Ok(mut watch) => {
@@ -242,20 +224,11 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedMapBuilder<T> {
             unreported: Vec::new(),
         };
         let mut reporter = Reporter::new(on_error);
-        target.load_initial(&keys, &clock, &mut reporter)?;
-        let (control, thread) =
-            worker::spawn(target, watch, clock, debounce, poll_interval, reporter).map_err(
-                |e| Error::InvalidInput {
-                    driver: contract.driver(),
-                    contract: Arc::from(contract.name()),
-                    key: None,
-                    reason: format!("cannot start the thread that follows the prefix: {e}"),
-                },
-            )?;
+        target.load_initial(&keys, &timing.clock, &mut reporter)?;
+        let runner = Runner::start(&contract, None, target, watch, timing, reporter)?;
         Ok(SyncedMap {
             shared,
-            control,
-            thread: Some(thread),
+            runner,
             prefix,
         })
     }
@@ -284,51 +257,13 @@ struct FollowAll<T> {
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> FollowAll<T> {
-    fn invalid(&self, key: &str, reason: String) -> Error {
-        Error::InvalidInput {
-            driver: self.contract.driver(),
-            contract: Arc::from(self.contract.name()),
-            key: Some(key.to_owned()),
-            reason,
-        }
-    }
-
     fn callback_panicked(&self, key: &str, message: String) -> Error {
-        Error::Callback {
-            driver: self.contract.driver(),
-            contract: Arc::from(self.contract.name()),
-            key: Some(key.to_owned()),
-            message,
-        }
+        callback_panicked(&self.contract, key, message)
     }
 
     fn decode(&self, key: &str, bytes: &[u8]) -> Result<T> {
-        let value: T = serde_json::from_slice(bytes).map_err(|e| {
-            self.invalid(
-                key,
-                format!(
-                    "the stored value is not JSON for {}: {}",
-                    std::any::type_name::<T>(),
-                    Echo::prose(&e.to_string())
-                ),
-            )
-        })?;
-        if let Some(validate) = &self.validate {
-            let mut verdict = Ok(());
-            if let Err(message) = guarded(|| verdict = validate(key, &value)) {
-                return Err(self.callback_panicked(key, message));
-            }
-            verdict.map_err(|reason| {
-                self.invalid(
-                    key,
-                    format!(
-                        "the value was rejected by validation: {}",
-                        Echo::prose(&reason)
-                    ),
-                )
-            })?;
-        }
-        Ok(value)
+        let validate = self.validate.as_ref().map(|v| |value: &T| v(key, value));
+        decode(&self.contract, key, bytes, validate)
     }
 
     fn load_initial(

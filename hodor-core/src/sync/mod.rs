@@ -69,13 +69,16 @@ mod value;
 mod worker;
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 pub use map::{SyncedMap, SyncedMapBuilder};
 pub use value::{Synced, SyncedBuilder};
 
 use crate::clock::Clock;
-use crate::error::Error;
+use crate::contract::Contract;
+use crate::error::{Echo, Error, Result};
+use crate::watch::Watch;
 
 /// The debounce a builder starts with.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -158,6 +161,144 @@ impl Options {
     fn poll_interval(&mut self, d: Duration) {
         self.poll_interval = d.max(MIN_POLL_INTERVAL);
     }
+}
+
+/// The thread behind a `Synced` or `SyncedMap`: stopped and joined on drop (unless dropped
+/// from one of its own callbacks, when it ends after the callback returns).
+struct Runner {
+    control: Arc<worker::Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Runner {
+    /// Starts the thread for `target`, reading `contract`'s `key` (or prefix).
+    fn start<T: worker::Target>(
+        contract: &Contract,
+        key: Option<&str>,
+        target: T,
+        watch: Option<Watch>,
+        options: Timing,
+        reporter: worker::Reporter,
+    ) -> Result<Runner> {
+        let Timing {
+            debounce,
+            poll_interval,
+            clock,
+        } = options;
+        let (control, thread) =
+            worker::spawn(target, watch, clock, debounce, poll_interval, reporter).map_err(
+                |e| Error::InvalidInput {
+                    driver: contract.driver(),
+                    contract: Arc::from(contract.name()),
+                    key: key.map(str::to_owned),
+                    reason: format!("cannot start the thread that follows the store: {e}"),
+                },
+            )?;
+        Ok(Runner {
+            control,
+            thread: Some(thread),
+        })
+    }
+
+    fn settle(&self) {
+        self.control.settle();
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.control.stop();
+        if let Some(thread) = self.thread.take()
+            && !self.control.on_worker()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The timing part of [`Options`].
+struct Timing {
+    debounce: Duration,
+    poll_interval: Duration,
+    clock: Clock,
+}
+
+impl Options {
+    /// Splits the options into the timing and the error callback.
+    fn split(self) -> (Timing, Option<OnError>) {
+        let Options {
+            debounce,
+            poll_interval,
+            clock,
+            on_error,
+        } = self;
+        (
+            Timing {
+                debounce,
+                poll_interval,
+                clock,
+            },
+            on_error,
+        )
+    }
+}
+
+/// `InvalidInput` about `key`'s value.
+fn invalid(contract: &Contract, key: &str, reason: String) -> Error {
+    Error::InvalidInput {
+        driver: contract.driver(),
+        contract: Arc::from(contract.name()),
+        key: Some(key.to_owned()),
+        reason,
+    }
+}
+
+/// A callback about `key` panicked with `message`.
+fn callback_panicked(contract: &Contract, key: &str, message: String) -> Error {
+    Error::Callback {
+        driver: contract.driver(),
+        contract: Arc::from(contract.name()),
+        key: Some(key.to_owned()),
+        message,
+    }
+}
+
+/// Decodes `key`'s stored bytes as JSON and runs `validate` on the value (a panic in it is
+/// an `Error::Callback`).
+fn decode<T: serde::de::DeserializeOwned>(
+    contract: &Contract,
+    key: &str,
+    bytes: &[u8],
+    validate: Option<impl FnOnce(&T) -> std::result::Result<(), String>>,
+) -> Result<T> {
+    let value: T = serde_json::from_slice(bytes).map_err(|e| {
+        invalid(
+            contract,
+            key,
+            format!(
+                "the stored value is not JSON for {}: {}",
+                std::any::type_name::<T>(),
+                Echo::prose(&e.to_string())
+            ),
+        )
+    })?;
+    if let Some(validate) = validate {
+        let mut verdict = Ok(());
+        if let Err(message) = worker::guarded(|| verdict = validate(&value)) {
+            return Err(callback_panicked(contract, key, message));
+        }
+        verdict.map_err(|reason| {
+            invalid(
+                contract,
+                key,
+                format!(
+                    "the value was rejected by validation: {}",
+                    Echo::prose(&reason)
+                ),
+            )
+        })?;
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

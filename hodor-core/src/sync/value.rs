@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::worker::{self, Control, Cx, Reporter, Target, guarded};
-use super::{Options, Status};
+use super::worker::{Cx, Reporter, Target, guarded};
+use super::{Options, Runner, Status, callback_panicked, decode};
 use crate::clock::Clock;
 use crate::contract::Contract;
 use crate::driver::Metadata;
@@ -26,8 +25,7 @@ type OnChange<T> = Box<dyn FnMut(Option<&T>, &T) + Send>;
 /// follows the key and runs the callbacks. Dropping it stops the thread.
 pub struct Synced<T> {
     shared: Arc<Shared<T>>,
-    control: Arc<Control>,
-    thread: Option<JoinHandle<()>>,
+    runner: Runner,
     key: String,
 }
 
@@ -42,18 +40,6 @@ impl<T> fmt::Debug for Synced<T> {
             .field("key", &Echo(&self.key))
             .field("status", &*lock(&self.shared.status))
             .finish_non_exhaustive()
-    }
-}
-
-impl<T> Drop for Synced<T> {
-    fn drop(&mut self) {
-        self.control.stop();
-        if let Some(thread) = self.thread.take()
-            && !self.control.on_worker()
-        {
-            // Dropped from its own callback: the thread ends after the callback returns.
-            let _ = thread.join();
-        }
     }
 }
 
@@ -97,7 +83,7 @@ impl<T> Synced<T> {
     /// advance the clock, `settle` (the debounce fires and the callbacks have run).
     /// Called from one of its own callbacks, it returns at once.
     pub fn settle(&self) {
-        self.control.settle();
+        self.runner.settle();
     }
 }
 
@@ -190,12 +176,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedBuilder<T> {
             default,
             options,
         } = self;
-        let Options {
-            debounce,
-            poll_interval,
-            clock,
-            on_error,
-        } = options;
+        let (timing, on_error) = options.split();
+        let clock = timing.clock.clone();
         // Subscribe first, then read: a change in between is in the watch.
         let watch = match contract.watch_key(&key) {
             Ok(watch) => Some(watch),
@@ -240,19 +222,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SyncedBuilder<T> {
             status: Mutex::new(status),
         });
         target.shared = Some(shared.clone());
-        let (control, thread) =
-            worker::spawn(target, watch, clock, debounce, poll_interval, reporter).map_err(
-                |e| Error::InvalidInput {
-                    driver: contract.driver(),
-                    contract: Arc::from(contract.name()),
-                    key: Some(key.clone()),
-                    reason: format!("cannot start the thread that follows the key: {e}"),
-                },
-            )?;
+        let runner = Runner::start(&contract, Some(&key), target, watch, timing, reporter)?;
         Ok(Synced {
             shared,
-            control,
-            thread: Some(thread),
+            runner,
             key,
         })
     }
@@ -283,46 +256,12 @@ struct Follow<T> {
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
-    fn invalid(&self, reason: String) -> Error {
-        Error::InvalidInput {
-            driver: self.contract.driver(),
-            contract: Arc::from(self.contract.name()),
-            key: Some(self.key.clone()),
-            reason,
-        }
-    }
-
-    /// Decodes and validates stored bytes.
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        let value: T = serde_json::from_slice(bytes).map_err(|e| {
-            self.invalid(format!(
-                "the stored value is not JSON for {}: {}",
-                std::any::type_name::<T>(),
-                Echo::prose(&e.to_string())
-            ))
-        })?;
-        if let Some(validate) = &self.validate {
-            let mut verdict = Ok(());
-            if let Err(message) = guarded(|| verdict = validate(&value)) {
-                return Err(self.callback_panicked(message));
-            }
-            verdict.map_err(|reason| {
-                self.invalid(format!(
-                    "the value was rejected by validation: {}",
-                    Echo::prose(&reason)
-                ))
-            })?;
-        }
-        Ok(value)
+        decode(&self.contract, &self.key, bytes, self.validate.as_ref())
     }
 
     fn callback_panicked(&self, message: String) -> Error {
-        Error::Callback {
-            driver: self.contract.driver(),
-            contract: Arc::from(self.contract.name()),
-            key: Some(self.key.clone()),
-            message,
-        }
+        callback_panicked(&self.contract, &self.key, message)
     }
 
     /// The value at start, noting what was seen.
