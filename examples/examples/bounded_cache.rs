@@ -31,7 +31,7 @@ fn main() -> Result<(), Error> {
     }
     // A hit, a miss and a read-through.
     let _ = cache.get("thumb/2/999")?;
-    if let Err(Error::NotFound { .. }) = cache.get("thumb/0/0") {
+    if cache.get_opt("thumb/0/0")?.is_none() {
         cache.set("thumb/0/0", vec![0u8; 6 * 1024], None)?;
     }
 

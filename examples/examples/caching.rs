@@ -14,17 +14,16 @@ fn slow_profile_lookup(user: &str) -> String {
     format!("{{\"user\":\"{user}\",\"plan\":\"pro\"}}")
 }
 
+/// Cache-aside: a miss is an everyday outcome, so `get_opt` reports it as `None` (and
+/// builds no error); a real failure (the store is closed, a backend is down) is still `Err`.
 fn cached_profile(cache: &Contract, user: &str) -> Result<Bytes, Error> {
     let key = format!("profile/{user}");
-    match cache.get(&key) {
-        Ok(hit) => Ok(hit),
-        Err(Error::NotFound { .. }) => {
-            let fresh = Bytes::from(slow_profile_lookup(user));
-            cache.set(&key, fresh.clone(), Some(Duration::from_secs(60)))?;
-            Ok(fresh)
-        }
-        Err(other) => Err(other),
+    if let Some(hit) = cache.get_opt(&key)? {
+        return Ok(hit);
     }
+    let fresh = Bytes::from(slow_profile_lookup(user));
+    cache.set(&key, fresh.clone(), Some(Duration::from_secs(60)))?;
+    Ok(fresh)
 }
 
 fn main() -> Result<(), Error> {

@@ -25,9 +25,10 @@ fn main() -> Result<(), Error> {
 
     sleep(Duration::from_millis(150));
     println!("at 350 ms live sessions: {:?}", sessions.list("session/")?);
-    match sessions.get("session/bob") {
-        Err(Error::NotFound { .. }) => println!("bob's session expired: log in again"),
-        other => println!("unexpected: {other:?}"),
+    // An expired session is an everyday outcome: `get_opt` says so with `None`.
+    match sessions.get_opt("session/bob")? {
+        None => println!("bob's session expired: log in again"),
+        Some(session) => println!("unexpected: {session:?}"),
     }
 
     // A session made permanent: set without a TTL clears the old one.

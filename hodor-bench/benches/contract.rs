@@ -59,6 +59,12 @@ fn contract(c: &mut Criterion) {
             black_box(store.get(&absent[i]).is_err())
         })
     });
+    group.bench_function("get_opt (miss)", |b| {
+        b.iter(|| {
+            i = (i + 1) % absent.len();
+            black_box(store.get_opt(&absent[i]).ok())
+        })
+    });
     group.bench_function("set (overwrite)", |b| {
         b.iter(|| {
             i = (i + 1) % order.len();

@@ -22,9 +22,11 @@
 //!
 //! The workloads: [`throughput`] (get hits, 95/5 and 50/50 Zipf mixes, inserts of new
 //! keys), [`list`] (prefix listing with a concurrent writer), [`ttl`] (a random short TTL on
-//! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]),
-//! [`cost`] (what counting operations costs a `get`), [`logging`] (hodor-log against
-//! tracing-appender), and [`watch`] (what watching costs a write, and event latency).
+//! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), [`miss`]
+//! (reads of absent keys, `get` against `get_opt`), [`counting`] (what counting operations
+//! costs, from two builds of one probe), [`logging`] (hodor-log against tracing-appender),
+//! [`redis_phase`] (hodor-redis against the plain redis crate) and [`watch`] (what watching
+//! costs a write, and event latency).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -32,14 +34,16 @@
 
 pub mod chart;
 pub mod churn;
-pub mod cost;
+pub mod counting;
 pub mod keys;
 pub mod list;
 pub mod logging;
 pub mod lru;
 pub mod memory;
+pub mod miss;
 pub mod plan;
 pub mod profile;
+pub mod redis_phase;
 pub mod report;
 pub mod results;
 pub mod rng;
@@ -52,17 +56,24 @@ pub mod throughput;
 pub mod ttl;
 pub mod watch;
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hodor_memory as _; // registers the "memory" driver for Contract::new
-use hodor_redis as _; // and "redis", for the watch phase
+use hodor_redis as _; // and "redis", for the Redis and watch phases
 
 use crate::keys::Values;
 use crate::plan::Plan;
 use crate::results::Results;
-use crate::rng::Rng;
 use crate::stores::Kind;
-use crate::stream::{OpKind, Stream};
+
+/// The workspace this benchmark was built from: where `target/` and the READMEs are, and
+/// what the counting phase builds its probe from.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
 
 /// Progress lines on stderr, with the time since the run started.
 #[derive(Debug)]
@@ -123,7 +134,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         ttl: Vec::new(),
         churn: Vec::new(),
         memory: Vec::new(),
-        metrics_cost: None,
+        misses: Vec::new(),
+        counting: None,
+        redis: None,
         log: None,
         watch: None,
         ratios: Vec::new(),
@@ -161,6 +174,28 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
                 .push("log: hodor-log could not be measured".to_owned());
         }
     }
+    if phases.redis {
+        match redis_phase::run(plan, progress) {
+            Ok(redis) => {
+                for row in redis.rows.iter().filter(|row| row.errors > 0) {
+                    r.notes.push(format!(
+                        "redis: {} on {} thread(s): {} calls failed or answered wrongly",
+                        row.op.label(),
+                        row.threads,
+                        row.errors
+                    ));
+                }
+                r.redis = Some(redis);
+            }
+            Err(e) => r.notes.push(format!("redis rows skipped: {e}")),
+        }
+    }
+    if phases.counting {
+        match counting::run(plan, &workspace_root(), progress) {
+            Ok(cost) => r.counting = Some(cost),
+            Err(e) => r.notes.push(format!("counting cost not measured: {e}")),
+        }
+    }
     if phases.watch {
         r.watch = Some(watch::run(plan, progress));
     }
@@ -180,6 +215,15 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         run_set_new(plan, cell, &keys, &mut r, progress);
     }
 
+    for row in r.misses.iter().filter(|m| m.hits > 0) {
+        r.notes.push(format!(
+            "get of absent keys | {} keys | {} thread(s) | {}: {} hits (expected none)",
+            row.keys,
+            row.threads,
+            row.store.label(),
+            row.hits
+        ));
+    }
     for row in &r.throughput {
         if row.misses > 0 || row.failed > 0 {
             r.notes.push(format!(
@@ -262,15 +306,8 @@ fn run_cell(
             progress,
         );
     }
-    if plan.phases.throughput && cell.keys == plan.small_keys && cell.value == 64 {
-        progress.say("counting cost: Contract get vs exists on a no-op driver");
-        let mut rng = Rng::new(0xc057);
-        let mut s = Stream::with_capacity(plan.stream_ops);
-        for _ in 0..plan.stream_ops {
-            let i = rng.below(cell.keys as u64);
-            s.push(OpKind::Get, &keys[i as usize], i, 0, 0);
-        }
-        r.metrics_cost = cost::run(plan, &s);
+    if plan.phases.throughput && cell.value == 64 {
+        miss::run(plan, cell, &stores, &values, &mut r.misses, progress);
     }
     stores
 }

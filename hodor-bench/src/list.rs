@@ -93,7 +93,7 @@ fn lister<S: Store + Sync + ?Sized>(
             for p in prefixes {
                 returned += store.list(p).map_or(0, |keys| keys.len());
                 calls += 1;
-                if calls % 16 == 0 && start.elapsed() >= plan.list.duration {
+                if calls.is_multiple_of(16) && start.elapsed() >= plan.list.duration {
                     break 'timed;
                 }
             }

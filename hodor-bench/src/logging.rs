@@ -17,9 +17,9 @@ use serde::Serialize;
 use tracing_subscriber::prelude::*;
 
 use crate::Progress;
-use crate::cost::NoopDriver;
 use crate::plan::Plan;
 use crate::results::Summary;
+use hodor_bench_probe::NoopDriver;
 
 /// The log phase's settings.
 #[derive(Clone, Debug, Serialize)]

@@ -2,15 +2,17 @@
 //!
 //! Prints the Markdown report (ending in one `ratio ...` line per target) and writes
 //! `results.json`, `results.md` and `bench.png` to `DIR` (default `target/hodor-bench/`).
-//! `--update-readme` also copies the chart to `docs/bench.png` and replaces the README's
-//! Performance section between its `<!-- bench:start -->` and `<!-- bench:end -->` markers.
+//! `--update-readme` also copies the chart to `docs/bench.png` and rewrites what lies
+//! between the `<!-- bench:start -->` and `<!-- bench:end -->` markers of two files:
+//! `hodor-bench/README.md` gets every table and the ratio lines, the main `README.md` the
+//! chart and a short summary table.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use hodor_bench::memory::CountingAlloc;
 use hodor_bench::plan::{Phases, Plan};
-use hodor_bench::{Progress, chart, report};
+use hodor_bench::{Progress, chart, report, workspace_root};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -19,10 +21,11 @@ const USAGE: &str = "usage: hodor-bench [--quick] [--only PHASES] [--out DIR] [-
        hodor-bench --profile STORE WORKLOAD KEYS THREADS SECONDS
 
   --quick          the cells the targets need, in under a minute
-  --only PHASES    run only some of throughput,list,ttl,churn,memory,log,watch
+  --only PHASES    run only some of throughput,list,ttl,churn,memory,log,redis,counting,watch
                    (comma-separated)
   --out DIR        where results.json, results.md and bench.png go (default target/hodor-bench)
-  --update-readme  also rewrite README.md's Performance section and docs/bench.png
+  --update-readme  also rewrite the generated parts of hodor-bench/README.md and README.md,
+                   and docs/bench.png
   --profile        run one store and workload (get, mix95, mix50, set-new) for perf or
                    callgrind; STORE is hodor, driver, moka, quick_cache, dashmap, btreemap
                    or hashbrown";
@@ -35,12 +38,6 @@ struct Args {
     only: Option<String>,
     out: PathBuf,
     update_readme: bool,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -69,24 +66,40 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn update_readme(section: &str, png: &Path) -> Result<(), String> {
+/// Replaces what lies between the bench markers of the Markdown file at `path`.
+fn replace_generated(path: &Path, section: &str) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
+        return Err(format!(
+            "{} has no {START} ... {END} markers to replace",
+            path.display()
+        ));
+    };
+    if end < start {
+        return Err(format!(
+            "{}'s bench markers are out of order",
+            path.display()
+        ));
+    }
+    let updated = format!("{}{START}\n{section}{}", &text[..start], &text[end..]);
+    std::fs::write(path, updated).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Copies the chart to `docs/bench.png` and rewrites the generated parts of both READMEs.
+fn update_readme(results: &hodor_bench::results::Results, png: &Path) -> Result<(), String> {
     let root = workspace_root();
     let docs = root.join("docs");
     std::fs::create_dir_all(&docs).map_err(|e| format!("creating {}: {e}", docs.display()))?;
     std::fs::copy(png, docs.join("bench.png")).map_err(|e| format!("copying the chart: {e}"))?;
-    let path = root.join("README.md");
-    let readme =
-        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let (Some(start), Some(end)) = (readme.find(START), readme.find(END)) else {
-        return Err(format!(
-            "README.md has no {START} ... {END} markers to replace"
-        ));
-    };
-    if end < start {
-        return Err("README.md's bench markers are out of order".to_owned());
-    }
-    let updated = format!("{}{START}\n{section}{}", &readme[..start], &readme[end..]);
-    std::fs::write(&path, updated).map_err(|e| format!("writing {}: {e}", path.display()))
+    replace_generated(
+        &root.join("hodor-bench").join("README.md"),
+        &report::bench_readme_section(results, "../docs/bench.png"),
+    )?;
+    replace_generated(
+        &root.join("README.md"),
+        &report::summary_section(results, "docs/bench.png"),
+    )
 }
 
 fn profile(args: &[String]) -> Result<(), String> {
@@ -158,8 +171,8 @@ fn main() -> ExitCode {
         let png = args.out.join("bench.png");
         chart::draw(&results, &png)?;
         if args.update_readme {
-            update_readme(&report::readme_section(&results, "docs/bench.png"), &png)?;
-            progress.say("README.md and docs/bench.png updated");
+            update_readme(&results, &png)?;
+            progress.say("hodor-bench/README.md, README.md and docs/bench.png updated");
         }
         Ok(args.out.clone())
     })();

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::logging::LogPlan;
 use crate::results::Workload;
+use crate::stores::Kind;
 use crate::watch::WatchPlan;
 
 /// One key-count × value-size combination of the throughput workloads.
@@ -58,10 +59,40 @@ pub struct ChurnPlan {
     pub trace_len: usize,
 }
 
+/// The Redis phase's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisPlan {
+    /// Keys loaded (hodor-redis entries, plain strings and a plain sorted set of the same
+    /// keys).
+    pub keys: usize,
+    /// Client thread counts.
+    pub threads: Vec<usize>,
+    /// Length of one measurement.
+    pub duration: Duration,
+    /// The TTL every `set` passes (hodor-redis `ttl`, plain `PX`), and the one the keys are
+    /// loaded with.
+    pub ttl_ms: u64,
+    /// How many keys each listed prefix matches.
+    pub list_matches: u64,
+}
+
+/// The counting-cost phase's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct CountingPlan {
+    /// Keys in the probe's memory store.
+    pub keys: usize,
+    /// Cargo profile the two probe binaries are built with.
+    pub profile: &'static str,
+    /// Rounds; each runs both binaries once, in alternating order.
+    pub rounds: usize,
+    /// Length of each timed call in a round.
+    pub duration: Duration,
+}
+
 /// Which parts run (all by default; `--only` picks some).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Phases {
-    /// Get hits, the Zipf mixes, inserts of new keys (and the counting cost).
+    /// Get hits and misses, the Zipf mixes, inserts of new keys.
     pub throughput: bool,
     /// `list` with a concurrent writer.
     pub list: bool,
@@ -73,6 +104,10 @@ pub struct Phases {
     pub memory: bool,
     /// hodor-log against tracing-appender.
     pub log: bool,
+    /// hodor-redis against the plain redis crate, on a redis-server of its own.
+    pub redis: bool,
+    /// What counting operations costs, from two builds of a probe.
+    pub counting: bool,
     /// What watching costs a write, and event latency.
     pub watch: bool,
 }
@@ -86,8 +121,13 @@ impl Phases {
         churn: true,
         memory: true,
         log: true,
+        redis: true,
+        counting: true,
         watch: true,
     };
+
+    /// The names `--only` accepts, in run order.
+    pub const NAMES: &'static str = "throughput,list,ttl,churn,memory,log,redis,counting,watch";
 
     /// Parses a comma-separated list of phase names.
     pub fn parse(list: &str) -> Result<Phases, String> {
@@ -98,6 +138,8 @@ impl Phases {
             churn: false,
             memory: false,
             log: false,
+            redis: false,
+            counting: false,
             watch: false,
         };
         for name in list.split(',') {
@@ -108,10 +150,13 @@ impl Phases {
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
                 "log" => p.log = true,
+                "redis" => p.redis = true,
+                "counting" => p.counting = true,
                 "watch" => p.watch = true,
                 other => {
                     return Err(format!(
-                        "unknown phase {other:?}: use throughput, list, ttl, churn, memory, log, watch"
+                        "unknown phase {other:?}: use some of {}",
+                        Phases::NAMES
                     ));
                 }
             }
@@ -140,6 +185,11 @@ pub struct Plan {
     /// `set` of new keys runs in the 64-byte cells with at most this many keys (values are
     /// shared `Bytes`, so their size does not change what an insert costs).
     pub set_new_max_keys: usize,
+    /// The stores that insert new keys in cells with `target_keys` keys or more (every
+    /// store in the full run; the ones the targets compare in a quick one).
+    pub set_new_big_stores: Vec<Kind>,
+    /// Repetitions of those inserts (each fills a store from empty, so they take long).
+    pub set_new_big_reps: usize,
     /// The mixed workloads that run in cells with `target_keys` keys (get hits always run).
     pub big_mixes: Vec<Workload>,
     /// The cell the get-hit and Zipf targets are read from.
@@ -156,6 +206,10 @@ pub struct Plan {
     pub memory_entries: Vec<usize>,
     /// hodor-log.
     pub log: LogPlan,
+    /// hodor-redis against the plain redis crate.
+    pub redis: RedisPlan,
+    /// The cost of counting.
+    pub counting: CountingPlan,
     /// The watch phase.
     pub watch: WatchPlan,
     /// Which parts run.
@@ -194,6 +248,8 @@ impl Plan {
             threads: vec![1, 2],
             stream_ops: 1 << 20,
             set_new_max_keys: M1,
+            set_new_big_stores: Kind::ALL.to_vec(),
+            set_new_big_reps: 5,
             big_mixes: vec![Workload::Mix95, Workload::Mix50],
             target_keys: M1,
             small_keys: K10,
@@ -220,6 +276,19 @@ impl Plan {
             log: LogPlan {
                 events: 50_000,
                 throughput_events: M1,
+            },
+            redis: RedisPlan {
+                keys: K10,
+                threads: vec![1, 8],
+                duration: Duration::from_millis(1000),
+                ttl_ms: 600_000,
+                list_matches: 100,
+            },
+            counting: CountingPlan {
+                keys: K10,
+                profile: "release",
+                rounds: 15,
+                duration: Duration::from_millis(300),
             },
             watch: WatchPlan {
                 keys: M1,
@@ -253,8 +322,10 @@ impl Plan {
                 },
             ],
             stream_ops: 1 << 19,
-            set_new_max_keys: K10,
-            big_mixes: vec![Workload::Mix95],
+            set_new_max_keys: M1,
+            set_new_big_stores: vec![Kind::Hodor, Kind::DashMap],
+            set_new_big_reps: 3,
+            big_mixes: vec![Workload::Mix95, Workload::Mix50],
             list: ListPlan {
                 duration: Duration::from_millis(60),
                 ..Plan::full().list
@@ -272,6 +343,15 @@ impl Plan {
             log: LogPlan {
                 events: 20_000,
                 throughput_events: 300_000,
+            },
+            redis: RedisPlan {
+                duration: Duration::from_millis(300),
+                ..Plan::full().redis
+            },
+            counting: CountingPlan {
+                rounds: 9,
+                duration: Duration::from_millis(100),
+                ..Plan::full().counting
             },
             watch: WatchPlan {
                 duration: Duration::from_millis(250),
@@ -299,6 +379,8 @@ impl Plan {
             threads: vec![1, 2],
             stream_ops: 4096,
             set_new_max_keys: 2000,
+            set_new_big_stores: Kind::ALL.to_vec(),
+            set_new_big_reps: 2,
             big_mixes: vec![Workload::Mix95, Workload::Mix50],
             target_keys: 2000,
             small_keys: 2000,
@@ -326,15 +408,28 @@ impl Plan {
                 events: 200,
                 throughput_events: 2000,
             },
+            redis: RedisPlan {
+                keys: 2000,
+                threads: vec![1, 2],
+                duration: Duration::from_millis(20),
+                ttl_ms: 600_000,
+                list_matches: 100,
+            },
+            counting: CountingPlan {
+                keys: 2000,
+                profile: "dev",
+                rounds: 2,
+                duration: Duration::from_millis(3),
+            },
             watch: WatchPlan {
                 keys: 2000,
                 threads: 2,
                 duration: Duration::from_millis(5),
                 reps: 2,
-                probe_rounds: 0,
-                probe_profile: "release",
+                probe_rounds: 1,
+                probe_profile: "dev",
                 latency_events: 200,
-                redis_threads: 0,
+                redis_threads: 2,
             },
             phases: Phases::ALL,
         }

@@ -168,14 +168,115 @@ pub struct ChurnRow {
     pub mops: Option<f64>,
 }
 
-/// What counting an operation costs a `get`, measured on a driver that does nothing.
+/// Who answers a miss: hodor through `Contract::get_opt`, or a store of the table through
+/// its `get` (for [`Kind::Hodor`], `Contract::get`, whose miss is an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissStore {
+    /// `Contract::get_opt`.
+    GetOpt,
+    /// A store's `get`.
+    Store(Kind),
+}
+
+impl MissStore {
+    /// The column title.
+    pub fn label(self) -> &'static str {
+        match self {
+            MissStore::GetOpt => "hodor get_opt",
+            MissStore::Store(Kind::Hodor) => "hodor get",
+            MissStore::Store(kind) => kind.label(),
+        }
+    }
+}
+
+/// Throughput of reads of absent keys.
 #[derive(Clone, Debug, Serialize)]
-pub struct MetricsCost {
-    /// Nanoseconds per `Contract::get` on the no-op driver (validation, closed check,
-    /// counting).
-    pub get_ns: Summary,
-    /// Nanoseconds per `Contract::exists` on the same driver (the same minus counting).
-    pub exists_ns: Summary,
+pub struct MissRow {
+    /// Keys in the store (the absent keys are as many others).
+    pub keys: usize,
+    /// Threads.
+    pub threads: usize,
+    /// Who answered.
+    pub store: MissStore,
+    /// Million misses per second, over the repetitions.
+    pub mops: Summary,
+    /// Reads that found a value (0 expected).
+    pub hits: u64,
+}
+
+/// What counting operations costs, from the same calls built with and without counting
+/// (see [`crate::counting`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct CountingCost {
+    /// Keys in the probe's memory store.
+    pub keys: usize,
+    /// `Contract::get` hit on the memory driver, ns per call, counting compiled in.
+    pub get_hit_ns: Summary,
+    /// The same, counting compiled out.
+    pub get_hit_uncounted_ns: Summary,
+    /// Per round, (counted - uncounted) / counted for the `get` hit: the share of a get
+    /// that counting costs.
+    pub get_hit_share: Summary,
+    /// `Contract::get_opt` miss on the memory driver, ns per call, counted and not.
+    pub get_opt_miss_ns: Summary,
+    /// The same, counting compiled out.
+    pub get_opt_miss_uncounted_ns: Summary,
+    /// `Contract::get` on a driver that does nothing, ns per call, counted.
+    pub noop_get_ns: Summary,
+    /// The same, counting compiled out.
+    pub noop_get_uncounted_ns: Summary,
+}
+
+/// A Redis operation the benchmark compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisOp {
+    /// hodor-redis `get` of a present key; plain `GET`.
+    Get,
+    /// hodor-redis `set` with a TTL; plain `SET ... PX`.
+    Set,
+    /// hodor-redis `list(prefix)`; plain `ZRANGE ... BYLEX` of the same keys.
+    List,
+}
+
+impl RedisOp {
+    /// The row title.
+    pub fn label(self) -> &'static str {
+        match self {
+            RedisOp::Get => "get (hit)",
+            RedisOp::Set => "set with a TTL",
+            RedisOp::List => "list 100 keys",
+        }
+    }
+}
+
+/// One Redis measurement: an operation on a number of client threads, both clients.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisRow {
+    /// What was done.
+    pub op: RedisOp,
+    /// Client threads.
+    pub threads: usize,
+    /// hodor-redis through `Contract`, thousand operations per second.
+    pub hodor_kops: Summary,
+    /// The plain redis crate, thousand operations per second.
+    pub plain_kops: Summary,
+    /// Microseconds the server spent per hodor-redis operation (`INFO commandstats`).
+    pub hodor_server_us: Summary,
+    /// Microseconds the server spent per plain operation.
+    pub plain_server_us: Summary,
+    /// Calls that failed or returned the wrong thing, both clients (0 expected).
+    pub errors: u64,
+}
+
+/// The Redis phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisResults {
+    /// `redis-server --version`.
+    pub server: String,
+    /// The rows.
+    pub rows: Vec<RedisRow>,
 }
 
 /// Which way a target goes.
@@ -271,8 +372,12 @@ pub struct Results {
     pub churn: Vec<ChurnRow>,
     /// Memory rows.
     pub memory: Vec<MemoryRow>,
+    /// Reads of absent keys.
+    pub misses: Vec<MissRow>,
     /// The counting cost measurement.
-    pub metrics_cost: Option<MetricsCost>,
+    pub counting: Option<CountingCost>,
+    /// hodor-redis against the plain redis crate.
+    pub redis: Option<RedisResults>,
     /// hodor-log against tracing-appender.
     pub log: Option<LogResults>,
     /// The watch phase.

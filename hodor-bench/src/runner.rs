@@ -185,7 +185,7 @@ mod tests {
         s.push(OpKind::Get, "a", 0, 0, 0);
         s.push(OpKind::Get, "b", 1, 0, 0);
         let t = replay(store, &s, &values, Until::Elapsed(Duration::from_millis(5)));
-        assert!(t.ops >= 3 && t.ops % 3 == 0, "{t:?}");
+        assert!(t.ops >= 3 && t.ops.is_multiple_of(3), "{t:?}");
         assert_eq!(t.hits, t.ops / 3);
         assert_eq!(t.misses, t.ops / 3);
         assert!(t.nanos >= 5_000_000);

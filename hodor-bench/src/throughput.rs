@@ -63,19 +63,19 @@ pub fn stream(
 }
 
 /// The participants for a thread count: the single-threaded store runs only with one thread.
-fn participants(stores: &[Built], threads: usize) -> Vec<&Built> {
+pub(crate) fn participants(stores: &[Built], threads: usize) -> Vec<&Built> {
     stores
         .iter()
         .filter(|b| threads == 1 || b.kind().concurrent())
         .collect()
 }
 
-/// Per store: the throughput of each repetition and the summed tallies.
-type Samples = BTreeMap<Kind, (Vec<f64>, Tally)>;
+/// Per participant: the throughput of each repetition and the summed tallies.
+pub(crate) type Samples<K> = BTreeMap<K, (Vec<f64>, Tally)>;
 
-/// Adds one repetition's tallies to `kind`'s samples.
-fn record(samples: &mut Samples, kind: Kind, tallies: &[Tally], until: Until) {
-    let entry = samples.entry(kind).or_default();
+/// Adds one repetition's tallies to `key`'s samples.
+fn record<K: Ord>(samples: &mut Samples<K>, key: K, tallies: &[Tally], until: Until) {
+    let entry = samples.entry(key).or_default();
     entry.0.push(mops(tallies, until));
     for t in tallies {
         entry.1.add(t);
@@ -85,7 +85,7 @@ fn record(samples: &mut Samples, kind: Kind, tallies: &[Tally], until: Until) {
 /// One row per store from its samples.
 fn push_rows(
     rows: &mut Vec<ThroughputRow>,
-    samples: Samples,
+    samples: Samples<Kind>,
     workload: Workload,
     cell: Cell,
     threads: usize,
@@ -105,7 +105,32 @@ fn push_rows(
     }
 }
 
-/// Runs `reps` interleaved repetitions of every participant and returns its rows.
+/// What runs one participant of an interleaved measurement for a given time: one tally
+/// per thread.
+pub(crate) type Run<'a> = &'a dyn Fn(Until) -> Vec<Tally>;
+
+/// Warms every participant up, then runs `plan.reps` timed repetitions of each, the
+/// starting participant rotating every repetition. A participant is a name and what runs
+/// it for a given time.
+pub(crate) fn interleave_runs<K: Copy + Ord>(
+    plan: &Plan,
+    participants: &[(K, Run<'_>)],
+) -> Samples<K> {
+    let until = Until::Elapsed(plan.duration);
+    for (_, run) in participants {
+        run(Until::Elapsed(plan.warmup));
+    }
+    let mut samples = Samples::new();
+    for rep in 0..plan.reps {
+        for j in 0..participants.len() {
+            let (key, run) = participants[(j + rep) % participants.len()];
+            record(&mut samples, key, &run(until), until);
+        }
+    }
+    samples
+}
+
+/// Runs `reps` interleaved repetitions of every store and returns its rows.
 #[allow(clippy::too_many_arguments)]
 fn interleave(
     plan: &Plan,
@@ -117,18 +142,19 @@ fn interleave(
     values: &Values,
     rows: &mut Vec<ThroughputRow>,
 ) {
-    let until = Until::Elapsed(plan.duration);
-    for built in stores {
-        measure(built, streams, values, Until::Elapsed(plan.warmup));
-    }
-    let mut samples = Samples::new();
-    for rep in 0..plan.reps {
-        for j in 0..stores.len() {
-            let built = stores[(j + rep) % stores.len()];
-            let tallies = measure(built, streams, values, until);
-            record(&mut samples, built.kind(), &tallies, until);
-        }
-    }
+    let runs: Vec<Box<dyn Fn(Until) -> Vec<Tally> + '_>> = stores
+        .iter()
+        .map(|&built| {
+            Box::new(move |until| measure(built, streams, values, until))
+                as Box<dyn Fn(Until) -> Vec<Tally>>
+        })
+        .collect();
+    let participants: Vec<(Kind, Run<'_>)> = stores
+        .iter()
+        .zip(&runs)
+        .map(|(built, run)| (built.kind(), &**run))
+        .collect();
+    let samples = interleave_runs(plan, &participants);
     push_rows(rows, samples, workload, cell, threads);
 }
 
@@ -279,12 +305,19 @@ pub fn run_set_new(
             threads
         ));
         let streams = all.split(threads);
+        let big = cell.keys >= plan.target_keys;
         let kinds: Vec<Kind> = Kind::ALL
             .into_iter()
             .filter(|k| threads == 1 || k.concurrent())
+            .filter(|k| !big || plan.set_new_big_stores.contains(k))
             .collect();
-        let mut samples = Samples::new();
-        for rep in 0..plan.reps {
+        let mut samples = Samples::<Kind>::new();
+        let reps = if big {
+            plan.set_new_big_reps
+        } else {
+            plan.reps
+        };
+        for rep in 0..reps {
             for j in 0..kinds.len() {
                 let kind = kinds[(j + rep) % kinds.len()];
                 let built = match Built::open(kind, spec) {

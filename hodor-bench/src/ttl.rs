@@ -191,7 +191,7 @@ fn worker<S: Store + ?Sized>(
         done += (end - at) as u64;
         at = if end == ops.len() { 0 } else { end };
         batches += 1;
-        if batches % READ_WAIT_EVERY == 0 {
+        if batches.is_multiple_of(READ_WAIT_EVERY) {
             log.read(epoch.elapsed().as_nanos() as u64);
         }
     }

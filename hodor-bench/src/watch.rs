@@ -18,10 +18,9 @@
 //!   client threads with the change log (`watch_history` 10,000) and without it (0: the
 //!   counter only), against a private server: what logging each change costs.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -86,13 +85,6 @@ pub struct WatchResults {
     pub redis_ratio: Summary,
     /// Why Redis was not measured, if it was not.
     pub redis_error: Option<String>,
-}
-
-/// The workspace root, where the probe is built from.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// Runs the phase.
@@ -180,72 +172,6 @@ fn unique(base: &str) -> String {
     )
 }
 
-/// The flags cargo would pass to rustc for this build: the environment's, which both probe
-/// builds share.
-fn base_flags() -> Vec<String> {
-    if let Ok(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
-        return encoded
-            .split('\x1f')
-            .filter(|f| !f.is_empty())
-            .map(str::to_owned)
-            .collect();
-    }
-    std::env::var("RUSTFLAGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Builds the probe with the hooks or without; returns its binary.
-fn build(root: &Path, profile: &str, hooks: bool) -> Result<PathBuf, String> {
-    let variant = if hooks {
-        "watch-probe-hooks"
-    } else {
-        "watch-probe-no-hooks"
-    };
-    let target = root.join("target").join("hodor-bench").join(variant);
-    let mut flags = base_flags();
-    if !hooks {
-        flags.extend(["--cfg".to_owned(), "hodor_no_watch".to_owned()]);
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let output = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            profile,
-            "-p",
-            "hodor-watch-probe",
-        ])
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        // Set even when empty, so both builds ignore cargo-config rustflags alike.
-        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
-        .env_remove("RUSTFLAGS")
-        .output()
-        .map_err(|e| format!("running {}: {e}", Path::new(&cargo).display()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        return Err(format!(
-            "building the {variant} probe failed: {}",
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ));
-    }
-    let dir = match profile {
-        "dev" | "test" => "debug",
-        "bench" => "release",
-        other => other,
-    };
-    Ok(target
-        .join(dir)
-        .join(format!("hodor-watch-probe{}", std::env::consts::EXE_SUFFIX)))
-}
-
 /// One round of one probe binary: its Mops.
 fn round(binary: &Path, plan: &Plan, hooks: bool) -> Result<f64, String> {
     let p = &plan.watch;
@@ -279,9 +205,11 @@ fn probe(plan: &Plan, r: &mut WatchResults, progress: &Progress) -> Result<(), S
          compiles its dependencies twice)",
         p.probe_profile
     ));
-    let root = workspace_root();
-    let with = build(&root, p.probe_profile, true)?;
-    let without = build(&root, p.probe_profile, false)?;
+    let root = crate::workspace_root();
+    let build =
+        |cfg| crate::counting::build_probe(&root, "hodor-watch-probe", p.probe_profile, cfg);
+    let with = build(None)?;
+    let without = build(Some("hodor_no_watch"))?;
     progress.say(&format!(
         "watch: {} rounds of set with nobody watching, {} keys, {} threads, each build in turn",
         p.probe_rounds, p.keys, p.threads
@@ -305,42 +233,6 @@ fn probe(plan: &Plan, r: &mut WatchResults, progress: &Progress) -> Result<(), S
     r.probe_without_hooks = Summary::of(b);
     r.probe_ratio = Summary::of(ratio);
     Ok(())
-}
-
-/// A `redis-server` of the phase's own, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> Result<Server, String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))?;
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--logfile", ""])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("redis-server is not on PATH ({e})"))?;
-    let server = Server { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(server);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err("redis-server did not come up within 10 s".to_owned())
 }
 
 /// Thousand sets per second of hodor-redis with `history` (0: no change log).
@@ -385,7 +277,7 @@ fn redis_kops(port: u16, history: u64, threads: usize, duration: Duration) -> Re
 
 fn redis(plan: &Plan, r: &mut WatchResults, progress: &Progress) -> Result<(), String> {
     let p = &plan.watch;
-    let server = start_redis()?;
+    let server = crate::redis_phase::Server::start()?;
     progress.say(&format!(
         "watch: hodor-redis set with and without the change log, {} client threads",
         p.redis_threads

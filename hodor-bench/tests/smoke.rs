@@ -92,7 +92,50 @@ fn every_workload_runs_and_reports() {
         );
     }
     assert!(r.memory.iter().any(|m| m.store == Kind::Hodor && m.ttl));
-    assert!(r.metrics_cost.is_some());
+
+    // Every store, and hodor's get_opt, read absent keys on every thread count.
+    let miss_columns = 1 + Kind::ALL.len();
+    assert_eq!(
+        r.misses.len(),
+        miss_columns + miss_columns - 1,
+        "{:?}",
+        r.misses
+    );
+    for m in &r.misses {
+        assert_eq!(m.hits, 0, "{m:?}");
+        assert!(m.mops.min > 0.0, "{m:?}");
+    }
+
+    // The counting phase built the probe both ways (each build checks which way it went).
+    let counting = r
+        .counting
+        .as_ref()
+        .unwrap_or_else(|| panic!("counting not measured: {:?}", r.notes));
+    assert_eq!(counting.get_hit_share.samples.len(), plan.counting.rounds);
+    assert!(counting.get_hit_ns.min > 0.0 && counting.noop_get_uncounted_ns.min > 0.0);
+
+    // The Redis rows run wherever redis-server is on PATH, and must under
+    // HODOR_REQUIRE_REDIS=1 (as in CI).
+    match &r.redis {
+        Some(redis) => {
+            assert_eq!(redis.rows.len(), 3 * plan.redis.threads.len());
+            for row in &redis.rows {
+                assert_eq!(row.errors, 0, "{row:?}");
+                assert!(
+                    row.hodor_kops.min > 0.0 && row.plain_kops.min > 0.0,
+                    "{row:?}"
+                );
+            }
+        }
+        None => {
+            assert!(
+                std::env::var("HODOR_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "HODOR_REQUIRE_REDIS=1 but the Redis phase did not run: {:?}",
+                r.notes
+            );
+            assert!(r.notes.iter().any(|n| n.starts_with("redis rows skipped")));
+        }
+    }
 
     let log = r.log.as_ref().expect("the log phase ran");
     assert_eq!(log.layer_ns.samples.len(), plan.reps);
@@ -114,10 +157,34 @@ fn every_workload_runs_and_reports() {
     assert!(watch.watcher_events > 0, "the watcher received the changes");
     assert!(watch.latency_p99_us > 0.0, "{watch:?}");
 
+    let summary = report::summary_section(&r, "docs/bench.png");
+    assert!(summary.contains("get_opt") && summary.contains("hodor-bench/README.md"));
+    let full = report::bench_readme_section(&r, "../docs/bench.png");
+    assert!(full.contains("ratio get_opt_miss_vs_get_miss"));
+
     let md = report::markdown(&r);
     let lines: Vec<&str> = md.lines().collect();
     let ratios = &lines[lines.len() - r.ratios.len()..];
-    assert_eq!(r.ratios.len(), 17);
+    assert_eq!(r.ratios.len(), 26);
+    let names: Vec<&str> = r.ratios.iter().map(|x| x.name).collect();
+    for name in [
+        "get_opt_miss_vs_get_miss",
+        "counting_cost_of_get",
+        "redis_set_vs_plain_px",
+        "watch_set_unwatched_vs_before",
+        "watch_set_one_watcher_vs_none",
+        "watch_event_latency_p99_us",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert!(!names.contains(&"metrics_counting_cost_of_get"));
+    if r.redis.is_some() {
+        assert!(
+            r.ratios.iter().all(|x| x.value.is_some()),
+            "every target is measured: {:?}",
+            r.ratios
+        );
+    }
     assert!(ratios.iter().all(|l| l.starts_with("ratio ")), "{ratios:?}");
     assert!(
         ratios

@@ -32,11 +32,16 @@ use crate::driver::Gauges;
 /// Gauges (`entries` onwards) describe the whole store and come from the driver, `None`
 /// where it cannot tell.
 ///
+/// Counting costs a few instructions per call and no shared write. A program built with
+/// `RUSTFLAGS="--cfg hodor_no_counters"` compiles it out: the operation counters then stay
+/// zero and the gauges are unchanged. The switch exists so that `hodor-bench` can measure
+/// what counting costs, by timing the same calls built with and without it.
+///
 /// [`Error::Backend`]: crate::Error::Backend
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Keys read by successful `get`, `get_json` and `get_many` calls, one per key given:
+    /// Keys read by successful `get`, `get_opt`, `get_json` and `get_many` calls, one per key given:
     /// always `hits + misses`.
     pub gets: u64,
     /// Keys read that had a live entry.

@@ -33,6 +33,7 @@ fn invalid_keys_are_rejected_by_every_operation_before_the_driver() {
         let results: Vec<(&str, Result<(), Error>)> = vec![
             ("set", c.set(k, "v", None)),
             ("get", c.get(k).map(drop)),
+            ("get_opt", c.get_opt(k).map(drop)),
             ("exists", c.exists(k).map(drop)),
             ("delete", c.delete(k).map(drop)),
             ("stat", c.stat(k).map(drop)),
@@ -141,6 +142,7 @@ fn every_operation_after_close_is_closed_on_every_clone() {
         let results: Vec<Result<(), Error>> = vec![
             contract.set("k", "v", None),
             contract.get("k").map(drop),
+            contract.get_opt("k").map(drop),
             contract.exists("k").map(drop),
             contract.delete("k").map(drop),
             contract.list("").map(drop),
@@ -271,6 +273,12 @@ fn backend_errors_carry_driver_contract_key_and_source() {
         }
         other => panic!("expected Backend, got {other:?}"),
     }
+    match c.get_opt("order/1").unwrap_err() {
+        Error::Backend { operation, key, .. } => {
+            assert_eq!((operation, key.as_deref()), ("get_opt", Some("order/1")));
+        }
+        other => panic!("expected Backend from get_opt, got {other:?}"),
+    }
     let list_err = c.list("order/").unwrap_err();
     assert!(matches!(
         list_err,
@@ -380,4 +388,37 @@ fn a_batch_counts_each_key_it_wrote_once() {
     c.set_many(Vec::<(&str, &str)>::new(), None).unwrap();
     c.delete_many(&[]).unwrap();
     assert_eq!(writes(&c), (2, 2, 1), "empty batches count nothing");
+}
+
+#[test]
+fn get_opt_is_get_with_a_miss_as_none() {
+    let clock = hodor_core::clock::ManualClock::new();
+    let c =
+        hodor_memory::open_with_clock("get-opt", Default::default(), clock.clone().into()).unwrap();
+    c.set("kept", "v", None).unwrap();
+    c.set("brief", "b", Some(Duration::from_millis(10)))
+        .unwrap();
+    assert_eq!(c.get_opt("kept").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(c.get_opt("brief").unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(c.get_opt("never-set").unwrap(), None);
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(c.get_opt("brief").unwrap(), None, "expired at its deadline");
+    assert!(matches!(c.get("brief"), Err(Error::NotFound { .. })));
+    c.delete("kept").unwrap();
+    assert_eq!(c.get_opt("kept").unwrap(), None);
+}
+
+#[test]
+fn get_opt_counts_hits_and_misses_like_get() {
+    let c = Contract::new("memory", "get-opt-metrics", None).unwrap();
+    c.set("a", "1", None).unwrap();
+    c.get_opt("a").unwrap();
+    c.get_opt("a").unwrap();
+    c.get_opt("missing").unwrap();
+    c.get("missing").unwrap_err();
+    let m = c.metrics();
+    assert_eq!((m.hits, m.misses, m.gets), (2, 2, 4));
+    // A call that fails before reading counts nothing.
+    c.get_opt("").unwrap_err();
+    assert_eq!(c.metrics().gets, 4);
 }

@@ -212,9 +212,10 @@ impl Iterator for Records {
 
 impl Records {
     fn load(&mut self, key: &str, parsed: &BatchKey) {
-        let stored = match self.contract.get(key) {
-            Ok(stored) => stored,
-            Err(e) if e.is_not_found() => return,
+        // A batch listed a moment ago may have expired since: nothing to read, no error.
+        let stored = match self.contract.get_opt(key) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
             Err(e) => {
                 self.errors.push_back(e);
                 return;

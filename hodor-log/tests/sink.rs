@@ -497,6 +497,29 @@ fn read_starts_at_since_skips_foreign_keys_and_reports_bad_batches() {
 }
 
 #[test]
+fn a_batch_gone_between_listing_and_reading_is_skipped_without_an_error() {
+    let logs = memory("read-gone");
+    let (sink, _guard) = Sink::builder(logs.clone())
+        .prefix("g/")
+        .batch_records(1)
+        .build()
+        .unwrap();
+    for m in ["first", "second"] {
+        info(&sink.logger(), m);
+        assert!(sink.flush(Duration::from_secs(30)));
+    }
+    // `read` lists now and reads each batch when the iteration reaches it; a batch that
+    // expires (or is deleted) in between is simply not there any more.
+    let records = hodor_log::read(&logs, "g/", UNIX_EPOCH).unwrap();
+    let batches = logs.list("g/").unwrap();
+    assert_eq!(batches.len(), 2);
+    logs.delete(&batches[0]).unwrap();
+    let items: Vec<_> = records.collect();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap().message, "second");
+}
+
+#[test]
 fn tracing_events_carry_fields_and_span_names() {
     use tracing_subscriber::prelude::*;
     let logs = memory("tracing");

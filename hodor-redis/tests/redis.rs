@@ -303,6 +303,69 @@ fn set_without_ttl_clears_the_ttl_and_with_ttl_replaces_it() {
     assert!(!c.exists("j").unwrap());
 }
 
+/// A set skips the index and expiry-set commands a case does not need; these are the cases
+/// where skipping the wrong one would leave a live key out of `list` (now, or after the next
+/// prune), checked on the raw sets too.
+#[test]
+fn writes_keep_the_index_and_expiry_set_exact_in_every_case() {
+    // A pruner that never runs in the test: only the writes' own pruning moves members.
+    let (c, url, name) = contract!(
+        "writes_keep_the_index_and_expiry_set_exact",
+        json!({"prune_interval_ms": 3_600_000})
+    );
+    let mut raw = support::raw(&url);
+    // Sorted by bytes (the expiry set is ordered by deadline).
+    let mut members = |set: &str| -> Vec<String> {
+        let mut m: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("hodor:{{{name}}}:{set}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut raw)
+            .unwrap();
+        m.sort();
+        m
+    };
+    let short = Duration::from_millis(40);
+
+    // Set again without a TTL after the first one expired, its deadline still in the
+    // expiry set: the new entry must not inherit it.
+    c.set("revived", "1", Some(short)).unwrap();
+    thread::sleep(short + Duration::from_millis(30));
+    c.set("revived", "2", None).unwrap();
+    // With a TTL, then without: the old deadline goes and so does the TTL.
+    c.set("cleared", "1", Some(short)).unwrap();
+    c.set("cleared", "2", None).unwrap();
+    // Without, then with, then overwritten with: one deadline, the latest.
+    c.set("renewed", "1", None).unwrap();
+    c.set("renewed", "2", Some(short)).unwrap();
+    c.set("renewed", "3", Some(Duration::from_secs(60)))
+        .unwrap();
+    // Overwritten without a TTL: stays listed.
+    c.set("plain", "1", None).unwrap();
+    c.set("plain", "2", None).unwrap();
+    // Set with a TTL again after it expired: listed again.
+    c.set("again", "1", Some(short)).unwrap();
+    thread::sleep(short + Duration::from_millis(30));
+    c.set("again", "2", Some(Duration::from_secs(60))).unwrap();
+
+    let live = ["again", "cleared", "plain", "renewed", "revived"];
+    assert_eq!(c.list("").unwrap(), live);
+    assert_eq!(members("x"), ["again", "renewed"]);
+    // Past every short deadline; another write prunes what has expired.
+    thread::sleep(short + Duration::from_millis(30));
+    c.set("other", "v", None).unwrap();
+    assert_eq!(
+        c.list("").unwrap(),
+        ["again", "cleared", "other", "plain", "renewed", "revived"]
+    );
+    assert_eq!(members("i"), c.list("").unwrap());
+    assert_eq!(members("x"), ["again", "renewed"]);
+    assert_eq!(c.stat("cleared").unwrap().expires_at, None);
+    assert_eq!(c.stat("revived").unwrap().expires_at, None);
+    assert!(c.stat("renewed").unwrap().expires_at.is_some());
+    assert_eq!(c.get("revived").unwrap(), "2");
+}
+
 #[test]
 fn expiry_is_exact_to_the_millisecond() {
     // A 1 ms TTL is gone soon after and never visible long after; never early for long ones.

@@ -55,7 +55,8 @@ impl Rng {
 }
 
 /// Million `set`s per second of `threads` threads overwriting uniformly random keys of
-/// `keys` (all loaded) with one shared 64-byte value, for `duration` after `warmup`.
+/// `keys` (all loaded) with one shared 64-byte value, for `duration` after `warmup`. Each
+/// thread times its own share of the window, so a slow start or end is not counted as work.
 pub fn set_mops(
     c: &Contract,
     keys: &[String],
@@ -65,43 +66,51 @@ pub fn set_mops(
 ) -> f64 {
     let value = Bytes::from(vec![b'w'; 64]);
     let start = std::sync::Barrier::new(threads);
-    let total = AtomicU64::new(0);
     let timed = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        for t in 0..threads {
-            let (start, total, timed, done, value) = (&start, &total, &timed, &done, &value);
-            scope.spawn(move || {
-                let mut rng = Rng(0xfeed + t as u64);
-                start.wait();
-                let mut counted = 0u64;
-                let mut counting = false;
-                loop {
-                    for _ in 0..256 {
-                        let key = &keys[rng.below(keys.len())];
-                        c.set(key, value.clone(), None).expect("set succeeds");
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (start, timed, done, value) = (&start, &timed, &done, &value);
+                scope.spawn(move || {
+                    let mut rng = Rng(0xfeed + t as u64);
+                    start.wait();
+                    let mut counted = 0u64;
+                    let mut began = None;
+                    // At least one timed chunk per thread, however late it sees the start.
+                    loop {
+                        for _ in 0..16 {
+                            let key = &keys[rng.below(keys.len())];
+                            c.set(key, value.clone(), None).expect("set succeeds");
+                        }
+                        if began.is_some() {
+                            counted += 16;
+                            if done.load(Ordering::Relaxed) {
+                                break;
+                            }
+                        } else if timed.load(Ordering::Relaxed) {
+                            began = Some(Instant::now());
+                        }
                     }
-                    if counting {
-                        counted += 256;
+                    let secs = began.map_or(0.0, |b| b.elapsed().as_secs_f64());
+                    if secs > 0.0 {
+                        counted as f64 / secs
+                    } else {
+                        0.0
                     }
-                    if done.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if !counting && timed.load(Ordering::Relaxed) {
-                        counting = true;
-                    }
-                }
-                total.fetch_add(counted, Ordering::Relaxed);
-            });
-        }
+                })
+            })
+            .collect();
         std::thread::sleep(warmup);
         timed.store(true, Ordering::Relaxed);
         std::thread::sleep(duration);
         done.store(true, Ordering::Relaxed);
-    });
-    // The workers counted from the moment each saw `timed` to the moment each saw `done`:
-    // about `duration` each.
-    total.load(Ordering::Relaxed) as f64 / duration.as_secs_f64() / 1e6
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or(0.0))
+            .sum::<f64>()
+            / 1e6
+    })
 }
 
 /// A thread that receives every event of a prefix watch until stopped.
