@@ -240,11 +240,9 @@ impl Hub {
             kind,
         };
         let seq = event.seq;
-        let wake = self.shared.deliver(&mut state, event);
+        let delivered = self.shared.deliver(&mut state, event);
         drop(state);
-        for watch in wake {
-            watch.wake();
-        }
+        delivered.finish();
         Some(seq)
     }
 
@@ -272,11 +270,9 @@ impl Hub {
             key: Arc::from(key),
             kind,
         };
-        let wake = self.shared.deliver(&mut state, event);
+        let delivered = self.shared.deliver(&mut state, event);
         drop(state);
-        for watch in wake {
-            watch.wake();
-        }
+        delivered.finish();
         true
     }
 
@@ -356,6 +352,21 @@ impl Hub {
     }
 }
 
+/// What a publish does after releasing the hub's lock.
+struct Delivered {
+    wake: Vec<Arc<Shared>>,
+    forgotten: Option<Event>,
+}
+
+impl Delivered {
+    fn finish(self) {
+        for watch in self.wake {
+            watch.wake();
+        }
+        drop(self.forgotten);
+    }
+}
+
 impl HubShared {
     /// Detaches a dropped watch. The last one takes the history with it: the changes made
     /// while nobody watches are not recorded, so nobody may resume across them.
@@ -378,28 +389,35 @@ impl HubShared {
     }
 
     /// Queues `event` on every matching watch and records it in the history.
-    /// Returns the watches whose consumers sleep: wake them once the hub's lock is
-    /// released (a wake-up is a system call; under the lock it would hold up every other
-    /// publisher). No allocation unless a consumer sleeps.
+    ///
+    /// What it returns is done once the hub's lock is released ([`Delivered::finish`]): the
+    /// consumers to wake (a wake-up is a system call; under the lock it would hold up every
+    /// other publisher; no allocation unless a consumer sleeps), and the event that left
+    /// the history (freeing its key there would do the same).
     #[must_use]
-    fn deliver(&self, state: &mut HubState, event: Event) -> Vec<Arc<Shared>> {
-        let mut wake = Vec::new();
+    fn deliver(&self, state: &mut HubState, event: Event) -> Delivered {
+        let mut delivered = Delivered {
+            wake: Vec::new(),
+            forgotten: None,
+        };
         for watch in &state.watches {
             if watch.push(&event) {
-                wake.push(watch.clone());
+                delivered.wake.push(watch.clone());
             }
         }
         if self.config.history == 0 {
             state.floor = event.seq;
-            return wake;
+            delivered.forgotten = Some(event);
+            return delivered;
         }
         if state.history.len() >= self.config.history
             && let Some(oldest) = state.history.pop_front()
         {
             state.floor = oldest.seq;
+            delivered.forgotten = Some(oldest);
         }
         state.history.push_back(event);
-        wake
+        delivered
     }
 
     /// Attaches a watch starting after `after`. The events `(after, covered]` are in
