@@ -205,7 +205,13 @@ fn a_log_that_went_backwards_is_lagged_and_followed_again() {
     let url = server.url();
     let name = support::unique("backwards");
     let c = open(&url, &name, json!({}));
+    for i in 0..3 {
+        c.set(&format!("early{i}"), "v", None).unwrap();
+    }
+    // Started after seq 3: once the log restarts, its new seqs 1, 2, ... are news all the
+    // same.
     let mut w = c.watch("").unwrap();
+    assert_eq!(w.started_after(), 3);
     for i in 0..3 {
         c.set(&format!("k{i}"), "v", None).unwrap();
     }

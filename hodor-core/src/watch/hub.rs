@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -289,13 +289,16 @@ impl Hub {
     }
 
     /// The driver's log restarted (its sequence went backwards, as when a server lost its
-    /// data): every watch gets `Lagged { missed: 0 }` and numbering continues after `seq`.
+    /// data): every watch gets `Lagged { missed: 0 }` and numbering continues after `seq`;
+    /// a watch that started after a later `seq` of the old numbering receives the new
+    /// events all the same.
     pub fn restart_at(&self, seq: u64) {
         let mut state = self.shared.state.lock();
         state.history.clear();
         state.last = seq;
         state.floor = seq;
         for watch in &state.watches {
+            watch.after.fetch_min(seq, Ordering::Relaxed);
             watch.lag(0);
         }
     }
@@ -462,7 +465,7 @@ impl HubShared {
                 prefix: request.prefix.into(),
                 exact: request.exact,
             },
-            after,
+            after: AtomicU64::new(after),
             capacity,
             state: Mutex::new(State::default()),
             ready: Condvar::new(),

@@ -74,6 +74,7 @@ mod hub;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -330,7 +331,8 @@ impl Filter {
 pub(crate) struct Shared {
     filter: Filter,
     /// Events with a `seq` at or below this are not delivered (a snapshot or resume point).
-    after: u64,
+    /// Written only under the hub's lock, when a driver's log restarts its numbering.
+    after: AtomicU64,
     capacity: usize,
     state: Mutex<State>,
     ready: Condvar,
@@ -360,7 +362,7 @@ impl Shared {
     /// ([`Shared::wake`]), which the caller does once it holds no lock.
     #[inline]
     fn push(&self, event: &Event) -> bool {
-        if event.seq <= self.after || !self.filter.matches(&event.key) {
+        if event.seq <= self.after.load(Ordering::Relaxed) || !self.filter.matches(&event.key) {
             return false;
         }
         let mut state = self.state.lock();
@@ -467,7 +469,7 @@ impl fmt::Debug for Watch {
             .field("contract", &Echo(&self.shared.contract))
             .field("prefix", &Echo(&self.shared.filter.prefix))
             .field("exact", &self.shared.filter.exact)
-            .field("after", &self.shared.after)
+            .field("after", &self.shared.after.load(Ordering::Relaxed))
             .field("buffer", &self.shared.capacity)
             .finish_non_exhaustive()
     }
@@ -532,7 +534,7 @@ impl Watch {
     /// The watch delivers the events with a `seq` after this one (its snapshot's or resume
     /// point's `seq`, or the store's last `seq` when it started).
     pub fn started_after(&self) -> u64 {
-        self.shared.after
+        self.shared.after.load(Ordering::Relaxed)
     }
 
     /// How many events the watch buffers before it reports [`Item::Lagged`].
@@ -543,7 +545,7 @@ impl Watch {
     /// Attaches the snapshot a driver took for this watch (its `seq` is
     /// [`Watch::started_after`]).
     pub fn with_snapshot(mut self, keys: Vec<String>) -> Watch {
-        self.snapshot = Some(Snapshot::new(self.shared.after, keys));
+        self.snapshot = Some(Snapshot::new(self.started_after(), keys));
         self
     }
 

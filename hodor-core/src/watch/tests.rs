@@ -327,6 +327,18 @@ fn lag_and_restart_reach_every_watch() {
 }
 
 #[test]
+fn a_restarted_log_reaches_watches_that_started_later_in_the_old_numbering() {
+    let hub = Hub::new("test", "store", HubConfig::new().external_seq(true));
+    let _first = hub.subscribe(&prefix(""), 0).unwrap();
+    let mut late = hub.subscribe(&prefix(""), 50).unwrap();
+    hub.restart_at(0);
+    assert_eq!(late.try_recv().unwrap(), Some(Item::Lagged { missed: 0 }));
+    assert!(hub.publish_at(1, "a", EventKind::Put));
+    assert_eq!(keys(&mut late), ["a"], "seq 1 of the new log is news");
+    assert_eq!(late.started_after(), 0);
+}
+
+#[test]
 fn without_history_nothing_can_be_resumed() {
     let hub = Hub::new("test", "store", HubConfig::new().history(0));
     let _keep = hub.subscribe_now(&prefix("")).unwrap();
