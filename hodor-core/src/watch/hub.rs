@@ -486,6 +486,7 @@ impl HubShared {
             shared,
             local: VecDeque::new(),
             pending_lag: None,
+            last_batch: 0,
             hub: Arc::downgrade(self),
             snapshot: None,
         })

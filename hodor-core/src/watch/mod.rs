@@ -348,8 +348,11 @@ struct State {
     missed: u64,
     lagged: bool,
     ended: bool,
-    /// The consumer is blocked in `recv`: a publisher wakes it.
+    /// The consumer is blocked in `recv`: a publisher wakes it once `queue` holds
+    /// `wake_at` events.
     waiting: bool,
+    /// 1 while events come one at a time; more while they stream (see `recv_deadline`).
+    wake_at: usize,
     /// Wakes a blocked `recv` without an item (the sync layer's control messages).
     interrupted: bool,
 }
@@ -375,8 +378,12 @@ impl Shared {
             state.queue.clear();
         }
         state.queue.push_back(event.clone());
-        // Woken once per sleep: the first event clears the flag.
-        std::mem::take(&mut state.waiting)
+        // Woken once per sleep: the event that wakes it clears the flag.
+        if state.waiting && state.queue.len() >= state.wake_at {
+            state.waiting = false;
+            return true;
+        }
+        false
     }
 
     /// Wakes a consumer sleeping in `recv`.
@@ -416,6 +423,13 @@ impl Shared {
         self.ready.notify_all();
     }
 }
+
+/// A consumer whose last batch held this many events or more is following a stream.
+const STREAMING: usize = 8;
+/// While it does, it is woken once this many events are waiting (at most half its buffer)...
+const BATCH: usize = 128;
+/// ... or after this long, whichever comes first: the most a streamed event waits.
+const BATCH_WAIT: Duration = Duration::from_micros(200);
 
 /// A handle that ends a watch from elsewhere (the contract's close) without owning it.
 #[derive(Clone)]
@@ -458,6 +472,8 @@ pub struct Watch {
     local: VecDeque<Event>,
     /// A `Lagged` to deliver before `local`.
     pending_lag: Option<u64>,
+    /// How many events the last refill took: whether events stream.
+    last_batch: usize,
     hub: Weak<hub::HubShared>,
     snapshot: Option<Snapshot>,
 }
@@ -511,7 +527,7 @@ impl Watch {
             return Ok(Some(item));
         }
         let mut state = self.shared.state.lock();
-        refill(&mut self.local, &mut self.pending_lag, &mut state);
+        let _ = refill(&mut self.local, &mut self.pending_lag, &mut state);
         let ended = state.ended;
         drop(state);
         match self.next_local() {
@@ -565,7 +581,10 @@ impl Watch {
         }
         let mut state = self.shared.state.lock();
         loop {
-            refill(&mut self.local, &mut self.pending_lag, &mut state);
+            let took = refill(&mut self.local, &mut self.pending_lag, &mut state);
+            if took > 0 {
+                self.last_batch = took;
+            }
             if let Some(missed) = self.pending_lag.take() {
                 return Ok(Some(Item::Lagged { missed }));
             }
@@ -578,18 +597,38 @@ impl Watch {
             if std::mem::take(&mut state.interrupted) {
                 return Ok(None);
             }
+            // While events stream (the last batch was large), sleep until a batch has
+            // gathered or a moment has passed, rather than be woken for each event: every
+            // wake-up is a system call for the publisher and an interrupt for this CPU. A
+            // lone event is delivered at once.
+            let streaming = self.last_batch >= STREAMING;
+            state.wake_at = if streaming {
+                BATCH.min(self.shared.capacity / 2).max(1)
+            } else {
+                1
+            };
+            let mut until = deadline;
+            if streaming {
+                let soon = Instant::now() + BATCH_WAIT;
+                until = Some(until.map_or(soon, |at| at.min(soon)));
+            }
             state.waiting = true;
-            match deadline {
+            match until {
                 None => self.shared.ready.wait(&mut state),
                 Some(at) => {
                     if Instant::now() >= at {
                         state.waiting = false;
-                        return Ok(None);
+                        if deadline.is_some_and(|d| d <= at) {
+                            return Ok(None);
+                        }
+                        continue;
                     }
                     let _ = self.shared.ready.wait_until(&mut state, at);
                 }
             }
             state.waiting = false;
+            // A batch wait that timed out with nothing is not a stream any more.
+            self.last_batch = state.queue.len();
         }
     }
 
@@ -611,14 +650,16 @@ impl Watch {
 
 /// Moves what the publisher queued into the consumer's batch (only when the batch is
 /// empty, so order is kept): one swap, whatever the number of events.
-fn refill(local: &mut VecDeque<Event>, pending_lag: &mut Option<u64>, state: &mut State) {
+/// Returns how many events it took.
+fn refill(local: &mut VecDeque<Event>, pending_lag: &mut Option<u64>, state: &mut State) -> usize {
     if !local.is_empty() || pending_lag.is_some() {
-        return;
+        return 0;
     }
     if std::mem::take(&mut state.lagged) {
         *pending_lag = Some(std::mem::take(&mut state.missed));
     }
     std::mem::swap(local, &mut state.queue);
+    local.len()
 }
 
 impl Iterator for Watch {

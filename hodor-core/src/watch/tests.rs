@@ -363,3 +363,29 @@ fn messages_are_bounded() {
     let w = hub.subscribe_now(&prefix(&long)).unwrap();
     assert!(format!("{w:?}").len() < 400);
 }
+
+#[test]
+fn after_a_stream_a_lone_event_still_arrives_without_waiting_for_a_batch() {
+    let hub = Arc::new(hub());
+    let mut w = hub.subscribe_now(&prefix("")).unwrap();
+    // A stream: the consumer takes a large batch, and so sleeps for batches next.
+    for i in 0..100 {
+        hub.publish(&format!("s{i}"), EventKind::Put);
+    }
+    for _ in 0..100 {
+        assert!(matches!(w.recv().unwrap(), Item::Event(_)));
+    }
+    let publisher = {
+        let hub = hub.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            hub.publish("lone", EventKind::Put);
+        })
+    };
+    // A batch of one must not wait for 127 more that never come.
+    match w.recv_timeout(Duration::from_secs(5)).unwrap() {
+        Some(Item::Event(e)) => assert_eq!(&*e.key, "lone"),
+        other => panic!("the lone event did not come: {other:?}"),
+    }
+    publisher.join().unwrap();
+}
