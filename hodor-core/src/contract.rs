@@ -16,6 +16,9 @@ use crate::metrics::{Counter, Counters, Metrics};
 use crate::registry;
 use crate::watch::{self, Snapshot, Start, Watch, WatchOptions, WatchRequest};
 
+mod conditional;
+mod paging;
+
 /// The longest TTL a contract accepts: 100 years. Longer ones are almost surely unit
 /// mistakes, and no backend keeps time that far ahead; pass `None` for no expiry.
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60 + 25 * 24 * 60 * 60);
@@ -27,17 +30,16 @@ pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60 + 25 
 ///
 /// ```
 /// use hodor_core::{Contract, Error};
-/// use hodor_memory as _; // links the "memory" driver
 ///
-/// # fn main() -> Result<(), Error> {
-/// let sessions = Contract::new("memory", "sessions", None)?;
-/// sessions.set("user/42", "alice", None)?;
-/// assert_eq!(sessions.get("user/42")?, "alice");
-/// assert_eq!(sessions.list("user/")?, vec!["user/42"]);
-/// assert!(matches!(sessions.get("user/7"), Err(Error::NotFound { .. })));
-/// sessions.close()?;
-/// # Ok(())
-/// # }
+/// // A program that links the memory driver (`use hodor_memory as _;`) opens one with
+/// // `Contract::new("memory", "sessions", None)?`.
+/// fn sign_in(sessions: &Contract) -> Result<(), Error> {
+///     sessions.set("user/42", "alice", None)?;
+///     assert_eq!(sessions.get("user/42")?, "alice");
+///     assert_eq!(sessions.list("user/")?, vec!["user/42"]);
+///     assert!(matches!(sessions.get("user/7"), Err(Error::NotFound { .. })));
+///     sessions.close()
+/// }
 /// ```
 #[derive(Clone)]
 pub struct Contract {
@@ -201,23 +203,22 @@ impl Contract {
     ///
     /// ```
     /// use hodor_core::{Bytes, Contract};
-    /// use hodor_memory as _;
     ///
     /// # fn load_from_database(_: &str) -> Bytes { Bytes::from_static(b"alice") }
-    /// let cache = Contract::new("memory", "users", None)?;
-    /// let key = "user/42";
-    /// let user = match cache.get_opt(key)? {
-    ///     Some(hit) => hit,
-    ///     None => {
-    ///         let fresh = load_from_database(key);
-    ///         cache.set(key, fresh.clone(), Some(std::time::Duration::from_secs(60)))?;
-    ///         fresh
-    ///     }
-    /// };
-    /// assert_eq!(user, "alice");
-    /// assert_eq!((cache.metrics().hits, cache.metrics().misses), (0, 1));
-    /// # Ok::<(), hodor_core::Error>(())
+    /// fn user(cache: &Contract) -> hodor_core::Result<Bytes> {
+    ///     let key = "user/42";
+    ///     Ok(match cache.get_opt(key)? {
+    ///         Some(hit) => hit,
+    ///         None => {
+    ///             let fresh = load_from_database(key);
+    ///             cache.set(key, fresh.clone(), Some(std::time::Duration::from_secs(60)))?;
+    ///             fresh
+    ///         }
+    ///     })
+    /// }
     /// ```
+    ///
+    /// ([`Contract::get_or_insert_with`] does the same with one loader per key.)
     #[inline]
     pub fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
         self.read("get_opt", key, |value| Ok(Some(value)), || Ok(None))
@@ -275,6 +276,12 @@ impl Contract {
     /// The prefix is plain bytes, not a path segment: `"foo"` lists `"foo/x"` and
     /// `"foo.bar"`. `""` lists everything; no match is an empty list. Glob characters in the
     /// prefix are data.
+    ///
+    /// Its cost is every matching key at once: one `String` each, built in one call (the
+    /// memory driver seeks to the prefix and copies the matches; Redis answers with all of
+    /// them in one reply, and the server does nothing else meanwhile). For a prefix that
+    /// may hold many keys, or for an open-ended one like `""`, read it a page at a time
+    /// with [`Contract::list_page`] or [`Contract::pages`].
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
         self.check_open("list")?;
         let keys = if prefix.len() > key::MAX_KEY_LEN || prefix.contains('\0') {
@@ -290,8 +297,9 @@ impl Contract {
         Ok(keys)
     }
 
-    /// Size, last modification and expiry of the entry under `key`; [`Error::NotFound`]
-    /// like [`Contract::get`].
+    /// Size, last modification, expiry and [`Version`](crate::Version) of the entry under
+    /// `key`; [`Error::NotFound`] like [`Contract::get`]. The version changes on every
+    /// write of the key; [`Contract::set_if_version`] writes only while it has not.
     pub fn stat(&self, key: &str) -> Result<Metadata> {
         self.check("stat", key)?;
         match self.inner.driver.stat(key) {
@@ -320,14 +328,13 @@ impl Contract {
     /// Serializes `value` as JSON and stores it like [`Contract::set`].
     ///
     /// ```
-    /// # use hodor_memory as _;
-    /// let c = hodor_core::Contract::new("memory", "config", None)?;
+    /// # fn limits(c: &hodor_core::Contract) -> hodor_core::Result<()> {
     /// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     /// struct Limits { rps: u32 }
     ///
     /// c.set_json("limits", &Limits { rps: 100 }, None)?;
     /// assert_eq!(c.get_json::<Limits>("limits")?, Limits { rps: 100 });
-    /// # Ok::<(), hodor_core::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn set_json<T: Serialize + ?Sized>(
         &self,
@@ -336,7 +343,17 @@ impl Contract {
         ttl: Option<Duration>,
     ) -> Result<()> {
         self.check("set_json", key)?;
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::InvalidInput {
+        let bytes = self.encode_json(key, value)?;
+        self.set(key, bytes, ttl)
+    }
+
+    /// `value` as JSON, for `set_json`.
+    pub(crate) fn encode_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|e| Error::InvalidInput {
             driver: self.inner.driver_name,
             contract: self.inner.name.clone(),
             key: Some(key.to_owned()),
@@ -345,8 +362,7 @@ impl Contract {
                 std::any::type_name::<T>(),
                 Echo::prose(&e.to_string())
             ),
-        })?;
-        self.set(key, bytes, ttl)
+        })
     }
 
     /// Reads the value under `key` and deserializes it from JSON.
@@ -355,7 +371,12 @@ impl Contract {
     /// type and the position of the problem.
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
         let bytes = self.get(key)?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidInput {
+        self.decode_json(key, &bytes)
+    }
+
+    /// The stored `bytes` of `key` read as JSON for `T`, for `get_json`.
+    pub(crate) fn decode_json<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| Error::InvalidInput {
             driver: self.inner.driver_name,
             contract: self.inner.name.clone(),
             key: Some(key.to_owned()),
@@ -468,15 +489,16 @@ impl Contract {
     /// the events after it, so nothing between the list and the watch is lost or repeated.
     ///
     /// ```
-    /// use hodor_memory as _;
-    /// let c = hodor_core::Contract::new("memory", "snapshot-doc", None)?;
+    /// # fn flags(c: &hodor_core::Contract) -> hodor_core::Result<()> {
+    /// // `c` is a new, empty store.
     /// c.set("flag/a", "on", None)?;
     /// let (snapshot, mut watch) = c.watch_snapshot("flag/")?;
     /// assert_eq!(snapshot.keys, ["flag/a"]);
     /// c.set("flag/b", "off", None)?;
     /// let Some(hodor_core::watch::Item::Event(e)) = watch.try_recv()? else { panic!() };
     /// assert_eq!((&*e.key, e.seq > snapshot.seq), ("flag/b", true));
-    /// # Ok::<(), hodor_core::Error>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn watch_snapshot(&self, prefix: &str) -> Result<(Snapshot, Watch)> {
         let mut watch = self.watch_with(prefix, WatchOptions::new().start(Start::Snapshot))?;

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Applied, BackendKind, BoxError, Echo, SourceText};
+use crate::page::Page;
+use crate::version::Version;
 use crate::watch::{Watch, WatchRequest};
 
 /// Result of a driver call.
@@ -189,14 +191,38 @@ impl DriverError {
 }
 
 /// What a stored entry looks like without reading its value.
+///
+/// `#[non_exhaustive]`: drivers build one with [`Metadata::new`], and later fields come
+/// with defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metadata {
     /// The value's length in bytes.
     pub size: u64,
-    /// Wall-clock time of the last `set`.
+    /// Wall-clock time of the last write.
     pub modified: SystemTime,
     /// Wall-clock time from which the entry is gone, or `None` if it never expires.
     pub expires_at: Option<SystemTime>,
+    /// The entry's version: different after every write of the key. Pass it to
+    /// [`Contract::set_if_version`](crate::Contract::set_if_version).
+    pub version: Version,
+}
+
+impl Metadata {
+    /// The metadata of an entry, for drivers.
+    pub fn new(
+        size: u64,
+        modified: SystemTime,
+        expires_at: Option<SystemTime>,
+        version: Version,
+    ) -> Metadata {
+        Metadata {
+            size,
+            modified,
+            expires_at,
+            version,
+        }
+    }
 }
 
 /// What a driver supports. The conformance suite skips (and says it skipped) the cases a
@@ -228,6 +254,16 @@ pub struct Capabilities {
     /// Data outlives the process (a server, a file). Without it, a store's data is released
     /// when its last contract is closed or dropped.
     pub persistent: bool,
+    /// `create`, `set_if_version` and `increment` are implemented and atomic per key: of
+    /// racing writers of one key, each sees the effect of every write that returned before
+    /// it decided, in every process that shares the store. Without it they are
+    /// `Unsupported`, as is `get_or_insert_with`, which stores its value with `create`.
+    pub conditional: bool,
+    /// No call waits on I/O or on another process: every call returns in the time of a
+    /// few memory operations (and locks held only for such). An async caller may then run
+    /// calls inline on its executor's thread; calls of a driver without it run on the
+    /// blocking pool (see `AsyncContract`, feature `tokio`).
+    pub non_blocking: bool,
     /// [`Driver::watch`] delivers the store's changes by the rules of [`crate::watch`].
     /// Without it every watch call is `Unsupported` and [`crate::sync`] polls.
     pub watch: bool,
@@ -240,6 +276,8 @@ impl Capabilities {
         atomic_bulk: false,
         limits: false,
         persistent: false,
+        conditional: false,
+        non_blocking: false,
         watch: false,
     };
 
@@ -264,6 +302,18 @@ impl Capabilities {
     /// Sets [`Capabilities::persistent`].
     pub const fn persistent(mut self, yes: bool) -> Self {
         self.persistent = yes;
+        self
+    }
+
+    /// Sets [`Capabilities::conditional`].
+    pub const fn conditional(mut self, yes: bool) -> Self {
+        self.conditional = yes;
+        self
+    }
+
+    /// Sets [`Capabilities::non_blocking`].
+    pub const fn non_blocking(mut self, yes: bool) -> Self {
+        self.non_blocking = yes;
         self
     }
 
@@ -311,8 +361,9 @@ pub struct Gauges {
 /// entry is gone from `set time + ttl` on for every operation, `list` is a sorted,
 /// duplicate-free plain byte-prefix match over live keys, two drivers opened with the same
 /// name (compared as exact bytes) see the same data at once, keys and values are kept byte
-/// for byte, reads change nothing, every write is one step for concurrent readers, bulk
-/// calls handle any number of keys, and no method panics.
+/// for byte, reads change nothing, every write is one step for concurrent readers and
+/// gives the key a new [`Version`], bulk calls handle any number of keys, conditional
+/// writes (when claimed) are atomic per key, and no method panics.
 pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// What this driver supports. Called once, when the contract is opened.
     fn capabilities(&self) -> Capabilities;
@@ -342,7 +393,10 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
     /// exactly when it can be read: the index and the data change in one step.
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>>;
 
-    /// Size, modification time and expiry of a live entry, or `None` like [`Driver::get`].
+    /// Size, modification time, expiry and version of a live entry, or `None` like
+    /// [`Driver::get`]. The [`Version`] differs after every write of the key, including a
+    /// key deleted (or expired) and written again: a driver that keeps a counter per key
+    /// must not restart it when the key is recreated.
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>>;
 
     /// Whether a live entry exists. The default asks [`Driver::stat`].
@@ -394,15 +448,82 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         Gauges::default()
     }
 
+    /// Stores `value` under `key` only if no live entry is there (none, or an expired one);
+    /// `true` if it wrote. Atomic: of creates of one key racing each other (through any
+    /// handle, in any process sharing the store), exactly one returns `true`. A TTL as for
+    /// [`Driver::set`].
+    ///
+    /// Only called when [`Capabilities::conditional`] is claimed; the default is
+    /// `Unsupported`.
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        let _ = (key, value, ttl);
+        Err(DriverError::unsupported("create"))
+    }
+
+    /// Stores `value` under `key` (with `ttl` as for [`Driver::set`]) only if its live
+    /// entry has the version `expected`; `true` if it wrote. A missing or expired key has
+    /// no version, so it is `false`. Atomic like [`Driver::create`]: of writers racing with
+    /// one expected version, at most one returns `true`.
+    ///
+    /// Only called when [`Capabilities::conditional`] is claimed; the default is
+    /// `Unsupported`.
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        let _ = (key, value, ttl, expected);
+        Err(DriverError::unsupported("set_if_version"))
+    }
+
+    /// Adds `delta` to the decimal integer stored under `key` and returns the sum, which
+    /// it stores in the same form. A missing or expired key counts as 0 and is created
+    /// without a TTL; an existing key keeps its TTL. The value must be the canonical
+    /// decimal form of an `i64` (an optional `-`, no `+`, no leading zero, no space; what
+    /// Redis `INCRBY` accepts), else `InvalidInput`; a sum outside `i64` is `InvalidInput`
+    /// and writes nothing: it never wraps. Atomic: concurrent increments lose no update.
+    ///
+    /// Only called when [`Capabilities::conditional`] is claimed; the default is
+    /// `Unsupported`.
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        let _ = (key, delta);
+        Err(DriverError::unsupported("increment"))
+    }
+
+    /// At most `limit` (at least 1) live keys starting with `prefix`, sorted by bytes, each
+    /// strictly after `start_after` when it is given; [`Page::next`] is the last key
+    /// returned when more keys follow, `None` when none do. Pages read one after another
+    /// return every key that stays live meanwhile exactly once, in order, whatever is
+    /// written between them.
+    ///
+    /// The default calls [`Driver::list`] and keeps one page of it: correct, but it costs
+    /// the whole listing on every page. A backend that can seek should override it.
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> DriverResult<Page> {
+        let keys = self.list(prefix)?;
+        let from = match start_after {
+            Some(after) => keys.partition_point(|k| k.as_str() <= after),
+            None => 0,
+        };
+        Ok(page_of(keys.into_iter().skip(from), limit))
+    }
+
     /// Starts a watch on the keys `request` matches, by the rules of [`crate::watch`]; only
     /// for a driver that claims [`Capabilities::watch`] (the default is `Unsupported`).
     ///
     /// **Every write produces its events.** Each operation that changes an entry (`set`,
-    /// `delete`, their bulk forms, and every write operation added later) publishes one
-    /// event per key it changed, as does the driver's own reclaiming (`Expired`) and
-    /// eviction (`Evicted`), at the point the change takes effect, so per key the events
-    /// are in the order of the writes. A driver publishes into a [`Hub`](crate::watch::Hub) per store, which
-    /// does the rest. A `delete` that finds only an expired entry publishes `Expired`.
+    /// `delete`, their bulk forms, `create`, `set_if_version` and `increment` when they
+    /// write, and every write operation added later) publishes one event per key it
+    /// changed, as does the driver's own reclaiming (`Expired`) and eviction (`Evicted`), at
+    /// the point the change takes effect, so per key the events are in the order of the
+    /// writes. A driver publishes into a [`Hub`](crate::watch::Hub) per store, which does
+    /// the rest. A `delete` that finds only an expired entry publishes `Expired`.
     ///
     /// With [`Start::After`](crate::watch::Start::After), a `seq` older than the history
     /// the driver keeps is [`DriverError::Compacted`]. With
@@ -413,6 +534,74 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
         let _ = request;
         Err(DriverError::unsupported("watch"))
     }
+}
+
+/// The page of at most `limit` keys that `keys` (sorted, all after the cursor) starts
+/// with, looking one key further to tell whether more follow. For drivers that collect
+/// the keys after a cursor themselves.
+///
+/// ```
+/// use hodor_core::driver::page_of;
+/// let page = page_of(["a", "b", "c"].map(String::from), 2);
+/// assert_eq!((page.keys, page.next.as_deref()), (vec!["a".to_owned(), "b".to_owned()], Some("b")));
+/// assert!(page_of(["a"].map(String::from), 2).is_last());
+/// ```
+pub fn page_of(keys: impl IntoIterator<Item = String>, limit: usize) -> Page {
+    let mut keys = keys.into_iter();
+    let page: Vec<String> = keys.by_ref().take(limit).collect();
+    let more = keys.next().is_some();
+    let next = if more { page.last().cloned() } else { None };
+    Page::new(page, next)
+}
+
+/// For drivers implementing [`Driver::increment`]: the sum of the counter `current` (the
+/// stored value; `None` when the key is missing or expired, which counts as 0) and
+/// `delta`, to be stored as `sum.to_string()`; or the `InvalidInput` the contract asks
+/// for when the value is not the canonical decimal form of an `i64` (an optional `-`,
+/// digits without a leading zero; what Redis `INCRBY` accepts) or the sum would leave
+/// `i64`. Messages give the value's length, never its bytes.
+///
+/// ```
+/// use hodor_core::driver::{increment_counter, DriverError};
+/// assert_eq!(increment_counter(None, 5).unwrap(), 5);
+/// assert_eq!(increment_counter(Some(b"-7"), 2).unwrap(), -5);
+/// for bad in [&b"07"[..], b"+7", b" 7", b"-0", b"7.0", b"", b"seven"] {
+///     assert!(matches!(increment_counter(Some(bad), 1), Err(DriverError::InvalidInput(_))));
+/// }
+/// assert!(increment_counter(Some(i64::MAX.to_string().as_bytes()), 1).is_err());
+/// ```
+pub fn increment_counter(current: Option<&[u8]>, delta: i64) -> DriverResult<i64> {
+    let Some(current) = current else {
+        return Ok(delta);
+    };
+    let Some(value) = parse_counter(current) else {
+        return Err(DriverError::InvalidInput(format!(
+            "the stored value ({} bytes) is not a decimal integer; increment needs the canonical \
+             decimal form of a 64-bit signed integer (an optional '-' and digits without a \
+             leading zero)",
+            current.len()
+        )));
+    };
+    value.checked_add(delta).ok_or_else(|| {
+        DriverError::InvalidInput(format!(
+            "adding {delta} to the counter's {value} would leave the 64-bit signed range; \
+             nothing was written"
+        ))
+    })
+}
+
+/// The `i64` whose canonical decimal text `bytes` is, if it is one.
+fn parse_counter(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == bytes.len(), // "0", never "-0"
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// Checks a contract name against the name rules (the key rules: 1 to 1024 bytes, no NUL).
@@ -548,6 +737,62 @@ mod tests {
             field_of(parse_config(Some(json!({"pool": {"max": -1}})))).as_deref(),
             Some("pool.max")
         );
+    }
+
+    #[test]
+    fn counters_parse_exactly_what_redis_incrby_parses() {
+        let ok = [
+            ("0", 0),
+            ("-1", -1),
+            ("42", 42),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ];
+        for (text, value) in ok {
+            assert_eq!(parse_counter(text.as_bytes()), Some(value), "{text}");
+        }
+        let refused = [
+            "",
+            "-",
+            "-0",
+            "00",
+            "01",
+            "+1",
+            " 1",
+            "1 ",
+            "1\n",
+            "1.0",
+            "1e3",
+            "0x1",
+            "٣",
+            "9223372036854775808",
+            "-9223372036854775809",
+        ];
+        for text in refused {
+            assert_eq!(parse_counter(text.as_bytes()), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_increment_never_wraps_and_says_why_without_the_value() {
+        let max = i64::MAX.to_string();
+        match increment_counter(Some(max.as_bytes()), 1) {
+            Err(DriverError::InvalidInput(reason)) => {
+                assert!(reason.contains("nothing was written"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            increment_counter(Some(max.as_bytes()), -1).unwrap(),
+            i64::MAX - 1
+        );
+        match increment_counter(Some(b"secret-token"), 1) {
+            Err(DriverError::InvalidInput(reason)) => {
+                assert!(!reason.contains("secret"), "{reason}");
+                assert!(reason.contains("12 bytes"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -287,7 +287,16 @@ pub enum Applied {
 /// The operations a [`Contract`](crate::Contract) reports that change data: a backend
 /// failure of one of them says whether it was applied. (A new write operation belongs
 /// here.)
-const WRITES: &[&str] = &["set", "set_many", "delete", "delete_many"];
+const WRITES: &[&str] = &[
+    "set",
+    "set_many",
+    "delete",
+    "delete_many",
+    "create",
+    "set_if_version",
+    "increment",
+    "get_or_insert_with",
+];
 
 /// Whether `operation` changes data.
 pub(crate) fn is_write(operation: &str) -> bool {
@@ -716,14 +725,23 @@ impl Error {
     /// It does not say a retry is harmless: a write whose `applied` is
     /// [`Applied::Unknown`] may already have been applied. Retrying a `set` leaves the same
     /// result; retrying a `delete` may report `false` for an entry the first attempt
-    /// removed.
+    /// removed, and a `create` or `set_if_version` `false` for a write the first attempt
+    /// made; retrying an `increment` may count twice.
     ///
     /// ```
-    /// # use hodor_memory as _;
-    /// let c = hodor_core::Contract::new("memory", "retry", None)?;
-    /// let err = c.get("missing").unwrap_err();
-    /// assert!(!err.is_retryable());
-    /// # Ok::<(), hodor_core::Error>(())
+    /// # fn read(c: &hodor_core::Contract) -> hodor_core::Result<()> {
+    /// use std::time::Duration;
+    /// let mut wait = Duration::from_millis(50);
+    /// let value = loop {
+    ///     match c.get("config") {
+    ///         Err(e) if e.is_retryable() && wait < Duration::from_secs(2) => {
+    ///             std::thread::sleep(wait); // the server is down or slow: wait and retry
+    ///             wait *= 2;
+    ///         }
+    ///         other => break other?, // a miss or a lasting failure: no retry helps
+    ///     }
+    /// };
+    /// # drop(value); Ok(()) }
     /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(

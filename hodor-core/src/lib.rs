@@ -4,10 +4,10 @@
 //! `stat` and `close` on it. Which backend stores the bytes is chosen by name when the
 //! contract is opened, and backends register themselves at link time.
 //!
-//! ```
+//! ```no_run
 //! use hodor_core::Contract;
-//! use hodor_memory as _; // link the driver: Rust's version of Go's `import _ "..."`
 //! use std::time::Duration;
+//! // use hodor_memory as _; // link the driver: Rust's version of Go's `import _ "..."`
 //!
 //! # fn main() -> Result<(), hodor_core::Error> {
 //! let cache = Contract::new("memory", "sessions", None)?;
@@ -18,6 +18,16 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! (This crate depends on no driver, so its examples are compiled but not run; the same
+//! example runs in `hodor-memory`'s documentation and in the README's tests.)
+//!
+//! Beyond the five calls: conditional writes ([`Contract::create`],
+//! [`Contract::set_if_version`] with the [`Version`] `stat` reports,
+//! [`Contract::increment`], and [`Contract::get_or_insert_with`], cache-aside with one
+//! loader per key), paged listing ([`Contract::list_page`], [`Contract::pages`]), bulk
+//! calls, typed JSON, metrics, and with the `tokio` feature an async face
+//! (`AsyncContract`).
 //!
 //! ## The contract
 //!
@@ -65,11 +75,33 @@
 //! | [`exists(key)`](Contract::exists) | `bool` | `false` when missing or expired |
 //! | [`delete(key)`](Contract::delete) | `bool` | `true` only if a live entry was removed; a missing key is `Ok(false)` |
 //! | [`list(prefix)`](Contract::list) | `Vec<String>` | live keys starting with `prefix` as plain bytes (not path segments), sorted by bytes, no duplicates, no expired key; `""` lists all |
-//! | [`stat(key)`](Contract::stat) | [`Metadata`] | size, `modified` (wall clock of the last set), `expires_at`; `NotFound` like `get` |
+//! | [`stat(key)`](Contract::stat) | [`Metadata`] | size, `modified` (wall clock of the last set), `expires_at`, `version`; `NotFound` like `get` |
 //! | [`close()`](Contract::close) | `()` | idempotent; afterwards every call on the contract and its clones is `Closed` |
+//! | [`list_page(prefix, start_after, limit)`](Contract::list_page) | [`Page`] | at most `limit` keys of `list`'s order strictly after `start_after`, and the next cursor (`None` after the last page); `limit` 0 is `InvalidInput` |
+//! | [`create(key, value, ttl)`](Contract::create) | `bool` | writes only over no live entry (missing, deleted or expired) |
+//! | [`set_if_version(key, value, ttl, expected)`](Contract::set_if_version) | `bool` | writes only while the live entry has the version `expected` |
+//! | [`increment(key, delta)`](Contract::increment) | `i64` | adds to a decimal `i64` counter (absent = 0, created without TTL; an existing one keeps its TTL); non-canonical text or a sum past `i64` is `InvalidInput`, never a wrap |
+//! | [`get_or_insert_with(key, ttl, f)`](Contract::get_or_insert_with) | [`Bytes`] | the value, or `f`'s, stored with `create`; one `f` per key at a time in the process |
 //!
-//! **Reads change nothing.** `get`, `get_many`, `exists`, `stat` and `list` leave
-//! `modified` and `expires_at` as they were: no access time, no sliding TTL.
+//! **Reads change nothing.** `get`, `get_many`, `exists`, `stat`, `list` and `list_page`
+//! leave `modified`, `expires_at` and `version` as they were: no access time, no sliding
+//! TTL.
+//!
+//! **Versions and conditions.** `stat` reports a [`Version`] that changes on every write of
+//! the key (`set`, `set_many`, each conditional write, and a key deleted or expired and
+//! written again, which never gets an old version back), and only then. With
+//! [`Capabilities::conditional`], `create`, `set_if_version` and `increment` are atomic per
+//! key on every contract and in every process sharing the store: of racing `create`s of one
+//! key exactly one returns `true`, of racing `set_if_version`s with one version at most
+//! one, and no `increment` is lost. `get_or_insert_with` builds on them: one caller per key
+//! in the process runs `f` (with no lock held), the others wait and read what it stored; an
+//! error or panic in `f` goes to its caller and the next waiter runs its own. Without the
+//! capability all four are [`Error::Unsupported`].
+//!
+//! **Listing cost.** `list` returns every matching key in one call and costs all of them;
+//! `list_page` costs what it returns. Pages read one after another return every key that
+//! stays live meanwhile exactly once, in order; a key created or removed meanwhile may or
+//! may not appear. A driver without native paging gets a correct default built on `list`.
 //!
 //! **Bulk calls** take any number of keys a caller can hold in memory (thousands included):
 //! a driver whose backend has batch limits splits the call itself, keeps the order (values
@@ -112,7 +144,13 @@
 //! [`Contract::from_driver`] opens a driver value without the registry.
 //!
 //! **Capabilities.** A driver states what it supports in [`Capabilities`]. Using what it
-//! lacks (a TTL on a driver without expiry) is [`Error::Unsupported`], never a silent no-op.
+//! lacks (a TTL on a driver without expiry, a conditional write on a driver without
+//! `conditional`) is [`Error::Unsupported`], never a silent no-op.
+//!
+//! **Async** (feature `tokio`). `AsyncContract` offers every operation as an `async fn`:
+//! inline for a driver with [`Capabilities::non_blocking`], on tokio's blocking pool for
+//! the others, moving values rather than copying them. Use it from async code; use
+//! `Contract` from threads.
 //!
 //! **Watch.** With [`Capabilities::watch`], [`Contract::watch`] delivers the store's changes
 //! as [`watch::Event`]s (put, delete, expired, evicted) carrying a per-store `seq`. Per key
@@ -134,31 +172,35 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[cfg(feature = "tokio")]
+mod async_contract;
 pub mod clock;
 mod contract;
 pub mod driver;
 mod error;
+mod flight;
 mod key;
 // Built with `--cfg hodor_no_counters`, nothing calls the counters (see `Metrics`).
 #[cfg_attr(hodor_no_counters, allow(dead_code))]
 mod metrics;
+mod page;
 mod registry;
 pub mod sync;
+mod version;
 pub mod watch;
 
 pub use bytes::Bytes;
 /// Re-exported so driver crates can use [`register_driver!`] without depending on it.
 pub use inventory;
 
+#[cfg(feature = "tokio")]
+pub use async_contract::AsyncContract;
 pub use contract::{Contract, MAX_TTL};
 pub use driver::{Capabilities, Driver, Gauges, Metadata};
 pub use error::{Applied, BackendKind, BoxError, Echo, Error, Prose, Result};
 pub use key::MAX_KEY_LEN;
 pub use metrics::Metrics;
+pub use page::{Page, Pages};
 pub use registry::{Registration, drivers};
+pub use version::{ParseVersionError, Version};
 pub use watch::Watch;
-
-/// The README's Rust examples compile and run as doc tests, so the README stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -41,20 +41,23 @@ use crate::driver::Gauges;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
-    /// Keys read by successful `get`, `get_opt`, `get_json` and `get_many` calls, one per key given:
-    /// always `hits + misses`.
+    /// Keys read by successful `get`, `get_opt`, `get_json`, `get_many` and
+    /// `get_or_insert_with` calls, one per key given: always `hits + misses`.
     pub gets: u64,
-    /// Keys read that had a live entry.
+    /// Keys read that had a live entry (for `get_or_insert_with`: a value this caller did
+    /// not load, found in the store or stored by the caller it waited for).
     pub hits: u64,
-    /// Keys read that had none (missing or expired).
+    /// Keys read that had none (missing or expired; for `get_or_insert_with`: this caller
+    /// ran its loader).
     pub misses: u64,
-    /// Keys written by successful `set`, `set_json` and `set_many` calls; a `set_many`
-    /// counts each distinct key once.
+    /// Keys written by successful `set`, `set_json`, `set_many` and `increment` calls, and
+    /// by `create`, `set_if_version` and `get_or_insert_with` calls that wrote; a
+    /// `set_many` counts each distinct key once.
     pub sets: u64,
     /// Keys given to successful `delete` and `delete_many` calls, whether or not a live
     /// entry was there to remove; a `delete_many` counts each distinct key once.
     pub deletes: u64,
-    /// Successful calls to `list`.
+    /// Successful calls to `list` and `list_page` (one per page).
     pub lists: u64,
     /// Entries resident in the store now.
     pub entries: Option<u64>,

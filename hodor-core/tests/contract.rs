@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use hodor_core::driver::DriverError;
 use hodor_core::{Capabilities, Contract, Error, MAX_TTL};
-use hodor_memory as _;
-use serde_json::json;
 
 fn recording(caps: Capabilities) -> (Contract, std::sync::Arc<support::Log>) {
     let (driver, log) = support::Recording::new(caps);
@@ -182,37 +180,8 @@ fn dropping_the_last_clone_closes_the_driver_once() {
 }
 
 #[test]
-fn unknown_config_fields_and_wrong_types_name_the_field() {
-    for (config, field) in [
-        (json!({"sweep_intervall_ms": 5}), "sweep_intervall_ms"),
-        (json!({"sweep_interval_ms": "fast"}), "sweep_interval_ms"),
-        (json!({"sweep_interval_ms": 0}), "sweep_interval_ms"),
-    ] {
-        let err = Contract::new("memory", "config-errors", Some(config.clone())).unwrap_err();
-        match &err {
-            Error::InvalidConfig {
-                field: Some(f),
-                driver: "memory",
-                contract,
-                ..
-            } => {
-                assert_eq!(f, field, "{config}");
-                assert_eq!(&**contract, "config-errors");
-            }
-            other => panic!("{config}: expected InvalidConfig, got {other:?}"),
-        }
-        assert!(err.to_string().contains(field), "{err}");
-    }
-    let err = Contract::new("memory", "config-errors", Some(json!([1]))).unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidConfig { field: None, .. }),
-        "{err:?}"
-    );
-}
-
-#[test]
 fn invalid_json_in_get_json_names_the_type() {
-    let c = Contract::new("memory", "json-errors", None).unwrap();
+    let (c, _) = recording(Capabilities::NONE);
     c.set("plain", "not json", None).unwrap();
     let err = c.get_json::<Vec<u32>>("plain").unwrap_err();
     match &err {
@@ -237,7 +206,7 @@ fn invalid_json_in_get_json_names_the_type() {
 
 #[test]
 fn a_value_json_cannot_represent_is_invalid_input() {
-    let c = Contract::new("memory", "json-errors-2", None).unwrap();
+    let (c, _) = recording(Capabilities::NONE);
     let map: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
     let err = c.set_json("m", &map, None).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
@@ -293,7 +262,8 @@ fn backend_errors_carry_driver_contract_key_and_source() {
 #[test]
 fn an_invalid_contract_name_is_invalid_input() {
     for name in ["", "a\0b"] {
-        let err = Contract::new("memory", name, None).unwrap_err();
+        let (driver, _) = support::Recording::new(Capabilities::NONE);
+        let err = Contract::from_driver("rec", name, driver).unwrap_err();
         assert!(
             matches!(err, Error::InvalidInput { .. }),
             "{name:?}: {err:?}"
@@ -303,15 +273,20 @@ fn an_invalid_contract_name_is_invalid_input() {
 
 #[test]
 fn a_prefix_no_key_can_have_lists_nothing() {
-    let c = Contract::new("memory", "odd-prefixes", None).unwrap();
+    let (c, log) = recording(Capabilities::NONE);
     c.set("a", "1", None).unwrap();
     assert!(c.list("a\0").unwrap().is_empty());
     assert!(c.list(&"a".repeat(2000)).unwrap().is_empty());
+    for prefix in ["a\0", &"a".repeat(2000)] {
+        let page = c.list_page(prefix, None, 10).unwrap();
+        assert!(page.keys.is_empty() && page.is_last(), "{page:?}");
+    }
+    assert_eq!(log.calls(), ["set a"], "the driver was asked nothing");
 }
 
 #[test]
 fn metrics_count_operations_through_this_handle() {
-    let c = Contract::new("memory", "metrics-basic", None).unwrap();
+    let (c, _) = recording(Capabilities::NONE);
     c.set("a", "1", None).unwrap();
     c.set_many([("b", "2"), ("c", "3")], None).unwrap();
     c.get("a").unwrap();
@@ -319,14 +294,11 @@ fn metrics_count_operations_through_this_handle() {
     c.get_many(&["a", "b", "nope"]).unwrap();
     c.delete("a").unwrap();
     c.list("").unwrap();
+    c.list_page("", None, 1).unwrap();
     let m = c.metrics();
     assert_eq!((m.sets, m.hits, m.misses, m.gets), (3, 3, 2, 5));
-    assert_eq!((m.deletes, m.lists), (1, 1));
-    assert_eq!(m.entries, Some(2));
-    // Another handle on the same store counts its own operations but sees the same gauges.
-    let other = Contract::new("memory", "metrics-basic", None).unwrap();
-    assert_eq!(other.metrics().sets, 0);
-    assert_eq!(other.metrics().entries, Some(2));
+    assert_eq!((m.deletes, m.lists), (1, 2));
+    assert_eq!(m.entries, None, "the driver reports no gauges");
 }
 
 /// (sets, deletes, lists) of a contract.
@@ -355,26 +327,17 @@ fn refused_and_failed_calls_count_nothing() {
     c.set_many([("a", "1")], None).unwrap_err();
     assert_eq!(writes(&c), (0, 0, 0), "an unsupported write wrote nothing");
 
-    let small = Contract::new(
-        "memory",
-        "metrics-capacity",
-        Some(json!({"max_bytes": 4096})),
-    )
-    .unwrap();
-    let err = small.set("big", vec![0u8; 8192], None).unwrap_err();
-    assert!(matches!(err, Error::CapacityExceeded { .. }), "{err:?}");
-    let err = small
-        .set_many([("a", vec![0u8; 8192]), ("b", vec![0u8; 8192])], None)
-        .unwrap_err();
-    assert!(matches!(err, Error::CapacityExceeded { .. }), "{err:?}");
-    assert_eq!(writes(&small), (0, 0, 0), "a refused write wrote nothing");
-    small.set("fits", "v", None).unwrap();
-    assert_eq!(writes(&small), (1, 0, 0));
+    let (mut driver, _) = support::Recording::new(Capabilities::NONE);
+    driver.fail_with = Some(|| DriverError::CapacityExceeded("full".to_owned()));
+    let c = Contract::from_driver("full", "metrics-capacity", driver).unwrap();
+    c.set("k", "v", None).unwrap_err();
+    c.set_many([("a", "1")], None).unwrap_err();
+    assert_eq!(writes(&c), (0, 0, 0), "a refused write wrote nothing");
 }
 
 #[test]
 fn a_batch_counts_each_key_it_wrote_once() {
-    let c = Contract::new("memory", "metrics-duplicates", None).unwrap();
+    let (c, _) = recording(Capabilities::NONE);
     c.set_many([("a", "1"), ("b", "2"), ("a", "3"), ("a", "4")], None)
         .unwrap();
     assert_eq!(c.list("").unwrap(), ["a", "b"]);
@@ -391,26 +354,8 @@ fn a_batch_counts_each_key_it_wrote_once() {
 }
 
 #[test]
-fn get_opt_is_get_with_a_miss_as_none() {
-    let clock = hodor_core::clock::ManualClock::new();
-    let c =
-        hodor_memory::open_with_clock("get-opt", Default::default(), clock.clone().into()).unwrap();
-    c.set("kept", "v", None).unwrap();
-    c.set("brief", "b", Some(Duration::from_millis(10)))
-        .unwrap();
-    assert_eq!(c.get_opt("kept").unwrap().as_deref(), Some(&b"v"[..]));
-    assert_eq!(c.get_opt("brief").unwrap().as_deref(), Some(&b"b"[..]));
-    assert_eq!(c.get_opt("never-set").unwrap(), None);
-    clock.advance(Duration::from_millis(10));
-    assert_eq!(c.get_opt("brief").unwrap(), None, "expired at its deadline");
-    assert!(matches!(c.get("brief"), Err(Error::NotFound { .. })));
-    c.delete("kept").unwrap();
-    assert_eq!(c.get_opt("kept").unwrap(), None);
-}
-
-#[test]
 fn get_opt_counts_hits_and_misses_like_get() {
-    let c = Contract::new("memory", "get-opt-metrics", None).unwrap();
+    let (c, _) = recording(Capabilities::NONE);
     c.set("a", "1", None).unwrap();
     c.get_opt("a").unwrap();
     c.get_opt("a").unwrap();

@@ -5,7 +5,6 @@ mod support;
 
 use hodor_core::driver::{Driver, DriverResult};
 use hodor_core::{Capabilities, Contract, Error};
-use hodor_memory as _;
 
 fn open_recording(
     _name: &str,
@@ -20,7 +19,7 @@ hodor_core::register_driver!("twice", open_recording);
 
 #[test]
 fn drivers_lists_every_linked_driver_sorted_and_once() {
-    assert_eq!(hodor_core::drivers(), ["memory", "recording", "twice"]);
+    assert_eq!(hodor_core::drivers(), ["recording", "twice"]);
 }
 
 #[test]
@@ -38,13 +37,13 @@ fn an_unknown_driver_lists_the_registered_ones_and_says_how_to_link() {
     match &err {
         Error::UnknownDriver { driver, registered } => {
             assert_eq!(driver, "redis");
-            assert_eq!(registered, &["memory", "recording", "twice"]);
+            assert_eq!(registered, &["recording", "twice"]);
         }
         other => panic!("expected UnknownDriver, got {other:?}"),
     }
     let text = err.to_string();
     assert!(text.contains("use hodor_redis as _;"), "{text}");
-    assert!(text.contains("memory, recording, twice"), "{text}");
+    assert!(text.contains("recording, twice"), "{text}");
 }
 
 #[test]

@@ -1,16 +1,16 @@
 //! `Synced<T>` and `SyncedMap<T>`: their states and timing, step by step on a manual clock,
 //! over a driver that watches and over one that must be polled.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use hodor_core::clock::{Clock, ManualClock};
+use hodor_core::clock::ManualClock;
 use hodor_core::driver::{Driver, DriverError, DriverResult, Gauges};
 use hodor_core::sync::{Status, Synced, SyncedMap};
 use hodor_core::watch::{EventKind, Hub, HubConfig, Start, Watch, WatchRequest};
-use hodor_core::{Bytes, Capabilities, Contract, Error, Metadata};
-use hodor_memory::{MemoryConfig, MemoryDriver};
+use hodor_core::{Bytes, Capabilities, Contract, Error, Metadata, Version};
 
 /// What a test driver shares with its test.
 #[derive(Default)]
@@ -25,10 +25,18 @@ struct Knobs {
     after_next_get: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-/// The memory driver, watched through a hub of its own (`watch: true`), or not watched at
+/// A map of entries, each with the number of the write that made it (its version, and its
+/// `modified` time in nanoseconds, so every write changes its metadata).
+#[derive(Default)]
+struct Entries {
+    map: BTreeMap<String, (Bytes, u64)>,
+    writes: u64,
+}
+
+/// A store in a map, watched through a hub of its own (`watch: true`), or not watched at
 /// all (`watch: false`, so `Synced` polls it).
 struct TestDriver {
-    inner: MemoryDriver,
+    inner: Mutex<Entries>,
     hub: Option<Arc<Hub>>,
     knobs: Arc<Knobs>,
 }
@@ -49,6 +57,12 @@ impl TestDriver {
         }
     }
 
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn read_fails(&self) -> DriverResult<()> {
         if self.knobs.fail_reads.load(Ordering::Acquire) {
             return Err(DriverError::backend("the test backend is down"));
@@ -59,25 +73,30 @@ impl TestDriver {
 
 impl Driver for TestDriver {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.ttl(true).watch(self.hub.is_some())
+        Capabilities::NONE.watch(self.hub.is_some())
     }
-    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        self.inner.set(key, value, ttl)?;
+    fn set(&self, key: &str, value: Bytes, _ttl: Option<Duration>) -> DriverResult<()> {
+        let mut entries = self.entries();
+        entries.writes += 1;
+        let version = entries.writes;
+        entries.map.insert(key.to_owned(), (value, version));
+        // Under the lock, so a key's events are in the order of its writes.
         self.publish(key, EventKind::Put);
         Ok(())
     }
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
         self.knobs.gets.fetch_add(1, Ordering::Relaxed);
         self.read_fails()?;
-        let value = self.inner.get(key);
+        let value = self.entries().map.get(key).map(|(v, _)| v.clone());
         let hook = self.knobs.after_next_get.lock().unwrap().take();
         if let Some(hook) = hook {
             hook();
         }
-        value
+        Ok(value)
     }
     fn delete(&self, key: &str) -> DriverResult<bool> {
-        let removed = self.inner.delete(key)?;
+        let mut entries = self.entries();
+        let removed = entries.map.remove(key).is_some();
         if removed {
             self.publish(key, EventKind::Delete);
         }
@@ -85,23 +104,35 @@ impl Driver for TestDriver {
     }
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
         self.read_fails()?;
-        self.inner.list(prefix)
+        Ok(self.list_now(prefix))
     }
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
         self.knobs.stats.fetch_add(1, Ordering::Relaxed);
         self.read_fails()?;
-        self.inner.stat(key)
+        Ok(self.entries().map.get(key).map(|(value, n)| {
+            let modified = SystemTime::UNIX_EPOCH + Duration::from_nanos(*n);
+            Metadata::new(
+                value.len() as u64,
+                modified,
+                None,
+                Version::from_raw(u128::from(*n)),
+            )
+        }))
     }
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
         self.knobs.gets.fetch_add(keys.len(), Ordering::Relaxed);
         self.read_fails()?;
-        self.inner.get_many(keys)
+        let entries = self.entries();
+        Ok(keys
+            .iter()
+            .map(|k| entries.map.get(*k).map(|(v, _)| v.clone()))
+            .collect())
     }
     fn close(&self) -> DriverResult<()> {
         if let Some(hub) = &self.hub {
             hub.close();
         }
-        self.inner.close()
+        Ok(())
     }
     fn gauges(&self) -> Gauges {
         let mut g = Gauges::default();
@@ -114,13 +145,35 @@ impl Driver for TestDriver {
         };
         match request.start {
             Start::Snapshot => {
-                let keys = self.inner.list(request.prefix)?;
-                Ok(hub.subscribe_now(request)?.with_snapshot(keys))
+                // The list and the subscription under the store's lock: one moment.
+                let entries = self.entries();
+                let keys = list_in(&entries, request.prefix);
+                let watch = hub.subscribe_now(request)?;
+                drop(entries);
+                Ok(watch.with_snapshot(keys))
             }
             Start::After(seq) => hub.subscribe(request, seq),
             _ => hub.subscribe_now(request),
         }
     }
+}
+
+impl TestDriver {
+    fn list_now(&self, prefix: &str) -> Vec<String> {
+        list_in(&self.entries(), prefix)
+    }
+}
+
+fn list_in(entries: &Entries, prefix: &str) -> Vec<String> {
+    entries
+        .map
+        .range::<str, _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 struct Fixture {
@@ -138,11 +191,10 @@ fn fixture(watch: bool) -> Fixture {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let inner = MemoryDriver::open(&name, MemoryConfig::default(), Clock::system()).unwrap();
     let knobs = Arc::new(Knobs::default());
     let hub = watch.then(|| Arc::new(Hub::new("test", &name, HubConfig::new())));
     let driver = TestDriver {
-        inner,
+        inner: Mutex::default(),
         hub: hub.clone(),
         knobs: knobs.clone(),
     };

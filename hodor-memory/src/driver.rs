@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
 use hodor_core::watch::{Watch, WatchRequest};
-use hodor_core::{Contract, MAX_KEY_LEN, Metadata};
+use hodor_core::{Contract, MAX_KEY_LEN, Metadata, Page, Version};
 
 use crate::config::MemoryConfig;
 use crate::input;
@@ -221,6 +221,8 @@ impl Driver for MemoryDriver {
             .ttl(true)
             .atomic_bulk(true)
             .limits(true)
+            .conditional(true)
+            .non_blocking(true)
             .watch(true)
     }
 
@@ -287,6 +289,50 @@ impl Driver for MemoryDriver {
         let store = self.store()?;
         keys.iter().try_for_each(|k| input::check_key(k))?;
         Ok(store.delete_many(keys))
+    }
+
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.create(key, value, input::ttl(ttl)?)
+    }
+
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.set_if_version(key, value, input::ttl(ttl)?, expected)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        let store = self.store()?;
+        input::check_key(key)?;
+        store.increment(key, delta)
+    }
+
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> DriverResult<Page> {
+        let store = self.store()?;
+        if limit == 0 {
+            return Err(DriverError::InvalidInput(
+                "a page of 0 keys would never reach the next key".to_owned(),
+            ));
+        }
+        if prefix.len() > MAX_KEY_LEN || prefix.as_bytes().contains(&0) {
+            return Ok(Page::default());
+        }
+        let (keys, more) = store.list_page(prefix, start_after, limit);
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(Page::new(keys, next))
     }
 
     fn close(&self) -> DriverResult<()> {

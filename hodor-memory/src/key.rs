@@ -7,14 +7,16 @@
 //!
 //! The same allocation is shared by a shard's slot, the ordered index and the expiry queue,
 //! so a key is stored once. Its expiry lives beside the bytes, in an atomic, so `list` can
-//! skip expired keys from the index alone, without locking the shards.
+//! skip expired keys from the index alone, without locking the shards. The header also
+//! keeps the tie-breaker of the entry's version (see `store::Store::version`), in bits a
+//! 1024-byte key's length leaves free, so a version costs no byte per entry.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::borrow::Borrow;
 use std::cmp::Ordering as CmpOrdering;
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering, fence};
 
 use hodor_core::MAX_KEY_LEN;
 
@@ -28,11 +30,17 @@ pub(crate) const MAX_EXPIRY: u64 = VISITED - 1;
 ///
 /// 16 bytes, where a general-purpose thin `Arc` spends 24 (a `usize` count and length) and
 /// pads the bytes to 8: at a million entries the key header is a quarter of an entry's
-/// overhead, and keys are at most 1024 bytes, so a `u32` length and count are plenty.
+/// overhead, and keys are at most 1024 bytes, so a `u32` count and a `u16` length are
+/// plenty, which leaves 16 bits for the version's tie-breaker.
 #[repr(C)]
 struct Header {
     refs: AtomicU32,
-    len: u32,
+    /// Written once, before the `KeyRef` exists.
+    len: u16,
+    /// The tie-breaker of the entry's version: written by writers under the shard's write
+    /// lock, read under its read lock. Atomic only because the header is shared with the
+    /// index, whose readers hold no shard lock (they never read this field).
+    seq: AtomicU16,
     /// `expiry & !VISITED` is the instant (ns on the store's monotonic timeline) from which
     /// the entry is gone, 0 for never.
     expiry: AtomicU64,
@@ -61,7 +69,7 @@ fn layout(len: usize) -> Layout {
 
 impl KeyRef {
     /// A new key allocation, or `None` if `key` is longer than [`MAX_KEY_LEN`]: the
-    /// length is stored in 32 bits and the bytes are later read back as UTF-8 without a
+    /// length is stored in 16 bits and the bytes are later read back as UTF-8 without a
     /// check, so a longer key must never get here truncated. The driver refuses such keys
     /// first; this keeps the allocation sound on its own.
     pub(crate) fn new(key: &str, expires: u64) -> Option<KeyRef> {
@@ -69,7 +77,7 @@ impl KeyRef {
         if bytes.len() > MAX_KEY_LEN {
             return None;
         }
-        let len = u32::try_from(bytes.len()).ok()?;
+        let len = u16::try_from(bytes.len()).ok()?;
         let layout = layout(len as usize);
         // SAFETY: the layout has a non-zero size (the header). The header is written in
         // full, then exactly `len` bytes after it, all inside the allocation (the layout is
@@ -83,6 +91,7 @@ impl KeyRef {
             header.as_ptr().write(Header {
                 refs: AtomicU32::new(1),
                 len,
+                seq: AtomicU16::new(0),
                 expiry: AtomicU64::new(expires.min(MAX_EXPIRY)),
             });
             let data = header.as_ptr().add(1).cast::<u8>();
@@ -109,6 +118,19 @@ impl KeyRef {
         // SAFETY: `len` initialized bytes follow the header (see `new`) and are never
         // written again; they live as long as `self`.
         unsafe { std::slice::from_raw_parts(self.header.as_ptr().add(1).cast::<u8>(), len) }
+    }
+
+    /// The tie-breaker of the entry's version (see the header).
+    #[inline]
+    pub(crate) fn seq(&self) -> u16 {
+        self.header().seq.load(Ordering::Relaxed)
+    }
+
+    /// Sets the tie-breaker; called by a writer holding the shard's write lock, whose
+    /// release publishes it to readers.
+    #[inline]
+    pub(crate) fn set_seq(&self, seq: u16) {
+        self.header().seq.store(seq, Ordering::Relaxed);
     }
 
     #[inline]

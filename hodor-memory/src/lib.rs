@@ -117,10 +117,98 @@
 //! snapshot ([`Contract::watch_snapshot`](hodor_core::Contract::watch_snapshot)) read-locks
 //! every shard for as long as it takes to copy the matching keys' handles.
 //!
+//! ```
+//! use hodor_core::watch::{EventKind, Item};
+//! use std::time::Duration;
+//!
+//! # fn main() -> hodor_core::Result<()> {
+//! let config = hodor_core::Contract::new("memory", "watch-doc", None)?;
+//! let mut changes = config.watch("app/")?;
+//! config.set("app/limits", "{\"rps\": 100}", None)?;
+//! config.set("other", "not watched", None)?;
+//! config.delete("app/limits")?;
+//!
+//! let first = changes.recv_timeout(Duration::from_secs(5))?.expect("an event");
+//! let Item::Event(put) = first else { panic!("{first:?}") };
+//! assert_eq!((&*put.key, put.kind), ("app/limits", EventKind::Put));
+//! let Some(Item::Event(delete)) = changes.try_recv()? else { panic!() };
+//! assert_eq!(delete.kind, EventKind::Delete);
+//! assert!(delete.seq > put.seq);
+//! assert_eq!(changes.try_recv()?, None, "`other` is not under the prefix");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`hodor_core::sync::Synced`] follows one key's typed value with these events:
+//!
+//! ```
+//! use hodor_core::sync::Synced;
+//! use std::time::Duration;
+//!
+//! #[derive(serde::Deserialize, Debug, PartialEq)]
+//! struct Limits { rps: u32 }
+//!
+//! # fn main() -> hodor_core::Result<()> {
+//! let store = hodor_core::Contract::new("memory", "sync-doc", None)?;
+//! store.set("limits.json", r#"{"rps": 100}"#, None)?;
+//!
+//! let (changes, seen) = std::sync::mpsc::channel();
+//! let limits = Synced::<Limits>::builder(&store, "limits.json")
+//!     .validate(|l| if l.rps > 0 { Ok(()) } else { Err("rps must be positive".into()) })
+//!     .on_change(move |old, new| { let _ = changes.send((old.map(|o| o.rps), new.rps)); })
+//!     .debounce(Duration::ZERO)
+//!     .start()?;
+//! assert_eq!(limits.get().rps, 100);
+//! assert_eq!(seen.recv().unwrap(), (None, 100), "the first call has no old value");
+//!
+//! store.set("limits.json", r#"{"rps": 250}"#, None)?;
+//! assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), (Some(100), 250));
+//!
+//! store.set("limits.json", "not json", None)?;
+//! limits.settle();
+//! assert_eq!(limits.get().rps, 250, "a bad value keeps the last good one");
+//! assert!(limits.status().is_stale());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Bulk operations
 //! `get_many`, `set_many` and `delete_many` are atomic ([`Capabilities::atomic_bulk`](
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no
 //! reader sees part of a `set_many` or `delete_many`, and `get_many` reads one moment.
+//!
+//! ## Versions, conditional writes, paging
+//! The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional)
+//! and [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking).
+//!
+//! ```
+//! use hodor_core::Contract;
+//! use hodor_memory as _;
+//!
+//! let c = Contract::new("memory", "conditional-doc", None)?;
+//! assert!(c.create("lock", "me", None)?);                 // set if absent
+//! assert!(!c.create("lock", "someone else", None)?);
+//! assert_eq!(c.increment("visits", 2)?, 2);               // absent counts as 0
+//! let v = c.stat("lock")?.version;
+//! assert!(c.set_if_version("lock", "still me", None, v)?); // compare-and-set
+//! assert!(!c.set_if_version("lock", "stale", None, v)?);   // the version moved on
+//! let page = c.list_page("", None, 1)?;
+//! assert_eq!((page.keys, page.next.as_deref()), (vec!["lock".to_owned()], Some("lock")));
+//! # Ok::<(), hodor_core::Error>(())
+//! ```
+//!
+//! - **Versions cost no byte per entry.** An entry's version is built from what it keeps
+//!   anyway: its write time (the slot's stamp, which `stat` reports as `modified`), a
+//!   16-bit tie-breaker in bits its key's header leaves free (a key's length needs 11 of
+//!   the 32 it had), and the store's incarnation. Each shard gives its writes strictly
+//!   increasing (time, tie-breaker) stamps, so two writes of one key never share a
+//!   version, with a stopped clock or a key removed and recreated in one nanosecond; the
+//!   time stays the clock's unless 65,536 writes hit one shard at one clock reading.
+//! - **Conditional writes** decide and write under one hold of the key's shard write
+//!   lock, through the path `set` writes by (the same stamps, index, deadlines, limits and
+//!   reclaim). Nothing of the caller's runs under it.
+//! - **`list_page`** seeks in the ordered index to the later of the prefix and the cursor
+//!   and walks at most `limit + 1` live keys: O(log n + limit).
 //!
 //! ## Testing
 //! Besides the conformance suite and per-behaviour tests, `tests/torture.rs` runs random
@@ -138,6 +226,7 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod conditional;
 mod config;
 mod driver;
 mod input;

@@ -150,6 +150,8 @@ pub(crate) struct Shard {
     pub(crate) expirations: u64,
     /// Live entries evicted from this shard.
     pub(crate) evictions: u64,
+    /// The stamp of the last write in this shard (see `Shard::stamp`).
+    last_stamp: (u64, u16),
 }
 
 /// What one step of the CLOCK hand did in a shard.
@@ -174,6 +176,30 @@ pub(crate) struct Replaced {
 impl Shard {
     pub(crate) fn len(&self) -> usize {
         self.live
+    }
+
+    /// The stamp of a write made now, `now` being the store's time: the time the entry
+    /// records as modified, and a tie-breaker. Stamps strictly increase within a shard, so
+    /// no two writes of one key get the same one, even with a stopped or coarse clock,
+    /// even for a key removed and created again at one clock reading: the entry's version
+    /// is built from it (`Store::version`). The time is `now` itself, unless 65,536 writes
+    /// in this shard came at one reading of the clock (a stopped test clock): then the
+    /// time runs ahead of the clock by a nanosecond for each 65,536 more.
+    ///
+    /// Relied on: every slot of the shard got its stamp here, so the next one is above all
+    /// of them. Code that puts slots in a shard another way (loading a persistent store's
+    /// entries at open) must raise `last_stamp` past every stamp it loads, or a write could
+    /// give a key the version it already has.
+    pub(crate) fn stamp(&mut self, now: u64) -> (u64, u16) {
+        let (time, seq) = self.last_stamp;
+        self.last_stamp = if now > time {
+            (now, 0)
+        } else if seq < u16::MAX {
+            (time, seq + 1)
+        } else {
+            (time.saturating_add(1), 0)
+        };
+        self.last_stamp
     }
 
     /// Every entry, in slot order.
@@ -505,6 +531,8 @@ impl Shard {
             Shard {
                 expirations,
                 evictions,
+                // A write racing the release must not reuse a stamp.
+                last_stamp: self.last_stamp,
                 ..Shard::default()
             },
         )
@@ -853,6 +881,41 @@ mod tests {
                 .unwrap();
         }
         assert!(shard.deadlines.len() <= 33, "{}", shard.deadlines.len());
+    }
+
+    #[test]
+    fn stamps_strictly_increase_and_keep_the_clock_time_while_they_can() {
+        let mut shard = Shard::default();
+        assert_eq!(shard.stamp(5), (5, 0));
+        assert_eq!(
+            shard.stamp(5),
+            (5, 1),
+            "a stopped clock: the tie-breaker moves"
+        );
+        assert_eq!(
+            shard.stamp(9),
+            (9, 0),
+            "the clock moved: its time, tie-breaker 0"
+        );
+        let mut last = shard.stamp(9);
+        for _ in 0..(u16::MAX as usize + 10) {
+            let next = shard.stamp(9);
+            assert!(next > last, "{next:?} after {last:?}");
+            last = next;
+        }
+        assert_eq!(
+            last.0, 10,
+            "65,536 writes at one reading move the time 1 ns ahead"
+        );
+        assert_eq!(
+            shard.stamp(9),
+            (10, last.1 + 1),
+            "the clock behind: never back"
+        );
+        shard.live = 0;
+        let kept = shard.clear();
+        drop(kept);
+        assert!(shard.stamp(10) > last, "clearing a shard keeps its stamps");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use hashbrown::DefaultHashBuilder;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
 use hodor_core::watch::{EventKind, Hub, HubConfig, Watch, WatchRequest};
-use hodor_core::{MAX_TTL, Metadata};
+use hodor_core::{MAX_TTL, Metadata, Version};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::config::MemoryConfig;
@@ -149,6 +149,8 @@ pub(crate) struct Store {
     /// The store's CLOCK hand: the shard of its next step, modulo the shard count (a power
     /// of two, so wrapping around `usize` keeps the rotation). See `evict_one`.
     hand: AtomicUsize,
+    /// Which store of this process this is, for versions (see `Store::version`).
+    incarnation: u64,
     /// Where changes are published for watches, under the lock of the shard that owns the
     /// key, so each key's events are in the order its writes took effect and the hub's
     /// `seq` order is the order of the whole store. While nobody watches, a change costs
@@ -166,6 +168,9 @@ enum Removal {
     /// Deleted on request: `Expired` for an entry already past its deadline.
     Deleted,
 }
+
+/// Stores opened so far in this process: each gets the next number as its incarnation.
+static INCARNATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL` still
 /// ends at a representable deadline (about 192 years after the store was opened). Past it
@@ -213,6 +218,38 @@ impl Dead {
     }
 }
 
+/// What a conditional write does with a key, shown its live entry (see
+/// [`Store::write_if`]).
+pub(crate) enum Decision<T> {
+    /// Leave the key as it is; the call returns `T`.
+    Keep(T),
+    /// Write `value` with `ttl`; the call returns `answer`.
+    Write {
+        value: Bytes,
+        ttl: NewTtl,
+        answer: T,
+    },
+}
+
+/// The TTL a conditional write gives its entry.
+#[derive(Clone, Copy)]
+pub(crate) enum NewTtl {
+    /// As `set` does: `None` clears an earlier TTL.
+    Set(Option<Duration>),
+    /// The live entry's deadline stays; a new entry gets none.
+    KeepCurrent,
+}
+
+impl NewTtl {
+    /// The deadline of the entry written at `now` over `live`.
+    fn deadline(self, live: Option<&Slot>, now: u64) -> u64 {
+        match self {
+            NewTtl::Set(ttl) => expiry_for(now, ttl),
+            NewTtl::KeepCurrent => live.map_or(0, |s| s.key.expires()),
+        }
+    }
+}
+
 impl Store {
     pub(crate) fn new(name: &str, config: MemoryConfig, clock: Clock) -> Store {
         let limits = (config.max_bytes.is_some() || config.max_entries.is_some()).then(|| Limits {
@@ -241,6 +278,7 @@ impl Store {
             limits,
             earliest_deadline: AtomicU64::new(u64::MAX),
             hand: AtomicUsize::new(0),
+            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
             hub: Hub::new(
                 crate::DRIVER_NAME,
                 name,
@@ -281,6 +319,21 @@ impl Store {
             hodor_core::watch::Start::After(seq) => self.hub.subscribe(request, seq),
             _ => self.hub.subscribe_now(request),
         }
+    }
+
+    /// The version of an entry, from what the entry already keeps: its stamp (the time it
+    /// was written, in its slot, and the tie-breaker, in its key's header; see
+    /// `Shard::stamp`), and the store's incarnation. It costs no byte per entry.
+    ///
+    /// Stamps strictly increase within a shard and a key always lives in one shard, so
+    /// every write of a key gets a new one. The time is nanoseconds since this store was
+    /// opened, so a store of the same name released and opened again starts over: the
+    /// incarnation, different for every store opened in the process, keeps a version of
+    /// the old store from matching one of the new.
+    pub(crate) fn version(&self, slot: &Slot) -> Version {
+        let time = u128::from(slot.modified());
+        let seq = u128::from(slot.key.seq());
+        Version::from_raw(u128::from(self.incarnation) << 80 | time << 16 | seq)
     }
 
     #[inline]
@@ -353,11 +406,12 @@ impl Store {
         let shard = self.shard(self.shard_of(hash)).read();
         let slot = self.live_slot(&shard, hash, key)?;
         let expires = slot.key.expires();
-        Some(Metadata {
-            size: slot.value.len() as u64,
-            modified: self.wall_time(slot.modified()),
-            expires_at: (expires != 0).then(|| self.wall_time(expires)),
-        })
+        Some(Metadata::new(
+            slot.value.len() as u64,
+            self.wall_time(slot.modified()),
+            (expires != 0).then(|| self.wall_time(expires)),
+            self.version(slot),
+        ))
     }
 
     pub(crate) fn list(&self, prefix: &str) -> Vec<String> {
@@ -384,6 +438,38 @@ impl Store {
                 k.to_owned_string()
             })
             .collect()
+    }
+
+    /// At most `limit` live keys starting with `prefix` and after `start_after`, and
+    /// whether more follow: a seek in the index to the later of the two, then a walk of at
+    /// most `limit + 1` live keys. Built like [`Store::list`]: handles copied under the
+    /// locks, strings built after.
+    pub(crate) fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, bool) {
+        let now = self.now();
+        let prefix = prefix.as_bytes();
+        let from = match start_after.map(str::as_bytes) {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut keys: Vec<KeyRef> = {
+            let _batches = self.batches.read();
+            let index = self.index.read();
+            index
+                .range::<[u8], _>((from, Bound::Unbounded))
+                .take_while(|k| k.as_bytes().starts_with(prefix))
+                .filter(|k| k.is_live(now))
+                .take(limit.saturating_add(1))
+                .cloned()
+                .collect()
+        };
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        (keys.iter().map(KeyRef::to_owned_string).collect(), more)
     }
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -436,6 +522,120 @@ impl Store {
         }
     }
 
+    /// Writes `key` if `decide`, shown its live entry (`None`: missing or expired) under
+    /// the shard's write lock, says so: the one primitive of the conditional writes
+    /// (`crate::conditional`). The decision and the write happen in one hold of the lock,
+    /// so they are one step for every other writer and reader of the key, in every handle
+    /// on the store. It writes as [`Store::set`] does, through [`Store::write_at`]: same
+    /// stamp, same index and deadline bookkeeping, same reclaim on the way. Whatever `set`
+    /// does around its write under the shard lock (a persistent store logging the key's new
+    /// state, then waiting for the log after the lock is released) this must do too.
+    ///
+    /// With limits, room is reserved before the write lock, as `set` does: for the write
+    /// `decide` asks for when shown the entry under the read lock. Under the write lock it
+    /// decides again; if the entry's charge or the write's size differ from what was
+    /// reserved for (another writer got in between), the reservation is given back and it
+    /// starts over. A decision not to write (or an error) under the read lock is an answer
+    /// at that instant, and returned as it is.
+    pub(crate) fn write_if<T>(
+        &self,
+        key: &str,
+        decide: impl Fn(Option<&Slot>) -> DriverResult<Decision<T>>,
+    ) -> DriverResult<T> {
+        let hash = self.hash(key.as_bytes());
+        let number = self.shard_of(hash);
+        let Some(limits) = &self.limits else {
+            let mut dead = Dead::default();
+            let mut shard = self.shard(number).write();
+            let now = self.now();
+            let (_, live) = Store::present(&shard, hash, key, now);
+            let (value, ttl, answer) = match decide(live)? {
+                Decision::Keep(answer) => return Ok(answer),
+                Decision::Write { value, ttl, answer } => (value, ttl, answer),
+            };
+            let expires = ttl.deadline(live, now);
+            self.write_at(&mut shard, hash, key, value, now, expires, &mut dead)?;
+            self.reclaim_some(&mut shard, &mut dead);
+            return Ok(answer);
+        };
+        loop {
+            let (existing, planned) = {
+                let shard = self.shard(number).read();
+                let now = self.now();
+                let (existing, live) = Store::present(&shard, hash, key, now);
+                match decide(live)? {
+                    Decision::Keep(answer) => return Ok(answer),
+                    Decision::Write { value, ttl, .. } => {
+                        let with_ttl = ttl.deadline(live, now) != 0;
+                        (existing, (value.len(), with_ttl))
+                    }
+                }
+            };
+            let (value_len, with_ttl) = planned;
+            self.check_entry_fits(key, value_len, with_ttl)?;
+            let new_charge = charge(key.len(), value_len, with_ttl);
+            let (bytes, entries) = match existing {
+                Some(old) => (new_charge.saturating_sub(old), 0),
+                None => (new_charge, 1),
+            };
+            self.make_room(limits, bytes, entries)?;
+            let mut dead = Dead::default();
+            let mut shard = self.shard(number).write();
+            let now = self.now();
+            let (now_existing, live) = Store::present(&shard, hash, key, now);
+            let decided = decide(live);
+            let (value, expires, answer) = match decided {
+                Ok(Decision::Write { value, ttl, answer }) => {
+                    let expires = ttl.deadline(live, now);
+                    (value, expires, answer)
+                }
+                Ok(Decision::Keep(answer)) => {
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Err(e);
+                }
+            };
+            if now_existing != existing || (value.len(), expires != 0) != planned {
+                // Another writer changed this key between the look and the lock.
+                drop(shard);
+                limits.release(bytes, entries);
+                continue;
+            }
+            if let Err(e) = self.write_at(&mut shard, hash, key, value, now, expires, &mut dead) {
+                drop(shard);
+                limits.release(bytes, entries);
+                return Err(e);
+            }
+            self.reclaim_some(&mut shard, &mut dead);
+            drop(shard);
+            match existing {
+                // Releases what the overwrite freed, and wakes waiting writers.
+                Some(old) => limits.release(old.saturating_sub(new_charge), 0),
+                // The new entry can be evicted now: a waiting writer may take it.
+                None => limits.wake(),
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The charge of `key`'s entry in a locked shard, if one is there (live or not), and
+    /// the entry if it is live at `now`.
+    fn present<'s>(
+        shard: &'s Shard,
+        hash: u64,
+        key: &str,
+        now: u64,
+    ) -> (Option<u64>, Option<&'s Slot>) {
+        let slot = shard.find(hash, key.as_bytes()).and_then(|i| shard.slot(i));
+        let live = slot.filter(|s| s.key.expires() == 0 || s.key.is_live(now));
+        (slot.map(Slot::charge), live)
+    }
+
     /// Stores one entry in a locked shard; returns the charge of the entry it replaced,
     /// whose value goes to `dead`.
     fn write(
@@ -448,13 +648,31 @@ impl Store {
         dead: &mut Dead,
     ) -> DriverResult<Option<u64>> {
         let now = self.now();
-        let expires = expiry_for(now, ttl);
+        self.write_at(shard, hash, key, value, now, expiry_for(now, ttl), dead)
+    }
+
+    /// [`Store::write`] with the deadline given (0: none), `now` being the store's time.
+    #[allow(clippy::too_many_arguments)]
+    fn write_at(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        key: &str,
+        value: Bytes,
+        now: u64,
+        expires: u64,
+        dead: &mut Dead,
+    ) -> DriverResult<Option<u64>> {
         let hash_of = |k: &[u8]| self.hash(k);
+        let (modified, seq) = shard.stamp(now);
         let replaced = match shard.find(hash, key.as_bytes()) {
             Some(index) => {
                 let old = shard
-                    .overwrite(hash, index, value, now, expires, hash_of)
+                    .overwrite(hash, index, value, modified, expires, hash_of)
                     .ok_or_else(inconsistent)?;
+                if let Some(slot) = shard.slot(index) {
+                    slot.key.set_seq(seq);
+                }
                 if old.expires != 0 && old.expires <= now {
                     // The old entry was already dead; replacing it reclaims it.
                     shard.expirations += 1;
@@ -471,8 +689,9 @@ impl Store {
                         hodor_core::MAX_KEY_LEN
                     ))
                 })?;
+                stored.set_seq(seq);
                 let key_ref = stored.clone();
-                let slot = Slot::new(stored, value, now);
+                let slot = Slot::new(stored, value, modified);
                 shard.insert(hash, slot, hash_of).ok_or_else(|| {
                     DriverError::CapacityExceeded(
                         "a memory shard holds at most 2^32 - 1 entries".to_owned(),

@@ -6,15 +6,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hodor_core::driver::{
-    Capabilities, Driver, DriverError, DriverResult, Gauges, check_name, parse_config,
+    Capabilities, Driver, DriverError, DriverResult, Gauges, check_name, increment_counter,
+    parse_config,
 };
 use hodor_core::watch::{Event, Hub, Start, Watch, WatchRequest};
-use hodor_core::{Applied, BackendKind, Contract, Echo, Metadata};
+use hodor_core::{Applied, BackendKind, Contract, Echo, Metadata, Page, Version};
 
 use crate::changelog::{Changelog, parse_entries};
 use crate::config::RedisConfig;
 use crate::error::BackendError;
-use crate::keys::{Namespace, lex_range};
+use crate::keys::{Namespace, lex_range, page_range};
 use crate::pool::{Op, Pool};
 use crate::pruner;
 use crate::scripts;
@@ -131,13 +132,13 @@ impl RedisDriver {
                 .invoke::<Vec<Vec<u8>>>(conn)
         })?;
         if reply.is_empty() {
-            return Err(self.unexpected("a snapshot without its sequence"));
+            return Err(self.unexpected_watch("a snapshot without its sequence"));
         }
         let seq = std::str::from_utf8(&reply.remove(0))
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| self.unexpected("a sequence that is not a number"))?;
-        let keys = self.members(reply)?;
+            .ok_or_else(|| self.unexpected_watch("a sequence that is not a number"))?;
+        let keys = self.keys_from(reply)?;
         let keys = keys.into_iter().filter(|k| request.matches(k)).collect();
         Ok((seq, keys))
     }
@@ -212,21 +213,74 @@ impl RedisDriver {
             }
         }
     }
+}
 
-    fn unexpected(&self, what: &str) -> DriverError {
-        DriverError::backend_failure(
-            BackendKind::Other,
+impl RedisDriver {
+    /// The contract's entries as the pruner sees them: how many keys the index holds, expired
+    /// ones not yet pruned included.
+    fn index_len(&self) -> DriverResult<u64> {
+        self.pool.run(Op::Read, |conn| {
+            redis::cmd("ZCARD")
+                .arg(self.namespace.index_key())
+                .query::<u64>(conn)
+        })
+    }
+}
+
+impl RedisDriver {
+    /// Runs a script that writes one whole entry (`SET`, `CREATE`, `SET_IF_VERSION`): they
+    /// take the same keys and first arguments, then `extra`, and answer 1 if they wrote.
+    fn write_entry(
+        &self,
+        op: Op,
+        script: &redis::Script,
+        key: &str,
+        value: &Bytes,
+        ttl: Option<Duration>,
+        extra: Option<&str>,
+    ) -> DriverResult<bool> {
+        let modified = now_nanos();
+        let ttl = ttl_arg(ttl);
+        let value_key = self.namespace.value_key(key);
+        let wrote = self.pool.run(op, |conn| {
+            let mut invocation = script.key(&value_key);
+            invocation
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .key(self.namespace.version_key())
+                .arg(key)
+                .arg(&value[..])
+                .arg(modified)
+                .arg(&ttl)
+                .arg(pruner::LIMIT);
+            if let Some(extra) = extra {
+                invocation.arg(extra);
+            }
+            scripts::log_args(&mut invocation, &self.namespace, self.keep());
+            invocation.invoke::<u8>(conn)
+        })?;
+        Ok(wrote == 1)
+    }
+
+    /// A reply a watch did not expect.
+    fn unexpected_watch(&self, what: &str) -> DriverError {
+        unexpected(
             Applied::No,
-            BackendError::other(format!(
+            format!(
                 "{} answered a watch of contract {} with {what}",
                 self.pool.server(),
                 Echo(&self.name)
-            )),
+            ),
         )
     }
 
-    /// Index members as keys; a member that is not UTF-8 was written by something else.
-    fn members(&self, members: Vec<Vec<u8>>) -> DriverResult<Vec<String>> {
+    /// The change log's history length (0: changes are counted, not logged).
+    fn keep(&self) -> u64 {
+        self.pool.config.watch_history
+    }
+
+    /// The keys of index members, which hodor wrote from `&str` keys.
+    fn keys_from(&self, members: Vec<Vec<u8>>) -> DriverResult<Vec<String>> {
         members
             .into_iter()
             .map(|member| {
@@ -236,23 +290,13 @@ impl RedisDriver {
                         Applied::No,
                         BackendError::other(format!(
                             "the index of contract {} holds a key that is not UTF-8 ({e}); it was \
-                         written by something other than hodor",
+                             written by something other than hodor",
                             Echo(&self.name)
                         )),
                     )
                 })
             })
             .collect()
-    }
-
-    /// The contract's entries as the pruner sees them: how many keys the index holds, expired
-    /// ones not yet pruned included.
-    fn index_len(&self) -> DriverResult<u64> {
-        self.pool.run(Op::Read, |conn| {
-            redis::cmd("ZCARD")
-                .arg(self.namespace.index_key())
-                .query::<u64>(conn)
-        })
     }
 }
 
@@ -298,33 +342,162 @@ fn ttl_arg(ttl: Option<Duration>) -> String {
     ttl.map(|d| d.as_millis().to_string()).unwrap_or_default()
 }
 
+/// Marks a version that is an entry's `m` field (an entry written before versions
+/// existed) rather than a value of the contract's counter, which never gets this high.
+const FROM_MODIFIED: u128 = 1 << 127;
+
+/// The version of an entry: its `r` field, or for an entry written before versions
+/// existed, its `m` field, tagged.
+fn version_of(counter: Option<u64>, modified_ns: u64) -> Version {
+    match counter {
+        Some(n) => Version::from_raw(u128::from(n)),
+        None => Version::from_raw(FROM_MODIFIED | u128::from(modified_ns)),
+    }
+}
+
+/// The text `SET_IF_VERSION` compares with what the entry holds (see `version_of`). A
+/// version no entry of this driver can have gives a text no entry matches.
+fn version_arg(version: Version) -> String {
+    let raw = version.to_raw();
+    if raw & FROM_MODIFIED != 0 {
+        match u64::try_from(raw & !FROM_MODIFIED) {
+            Ok(modified) => format!("m{modified}"),
+            Err(_) => "none".to_owned(),
+        }
+    } else {
+        match u64::try_from(raw) {
+            Ok(counter) => format!("r{counter}"),
+            Err(_) => "none".to_owned(),
+        }
+    }
+}
+
+/// An unexpected reply: the script and the driver disagree (a bug, or another program's
+/// data under the contract's keys).
+fn unexpected(applied: Applied, what: String) -> DriverError {
+    DriverError::backend_failure(BackendKind::Other, applied, BackendError::other(what))
+}
+
 impl Driver for RedisDriver {
     fn capabilities(&self) -> Capabilities {
+        // Every call is a round trip to a server, so it blocks.
         Capabilities::NONE
             .ttl(true)
             .atomic_bulk(true)
             .persistent(true)
+            .conditional(true)
             .watch(self.pool.config.watch_history > 0)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
+        self.write_entry(Op::Write, &scripts::SET, key, &value, ttl, None)
+            .map(drop)
+    }
+
+    // Conditional writes are not sent again after a dropped connection (`WriteOnce`): a
+    // create or compare-and-set that the first attempt applied would answer `false` the
+    // second time, and an increment would count twice.
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        self.write_entry(Op::WriteOnce, &scripts::CREATE, key, &value, ttl, None)
+    }
+
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        let expected = version_arg(expected);
+        self.write_entry(
+            Op::WriteOnce,
+            &scripts::SET_IF_VERSION,
+            key,
+            &value,
+            ttl,
+            Some(&expected),
+        )
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
         let modified = now_nanos();
-        let ttl = ttl_arg(ttl);
         let value_key = self.namespace.value_key(key);
-        self.pool.run(Op::Write, |conn| {
-            let mut invocation = scripts::SET.prepare_invoke();
+        let reply = self.pool.run(Op::WriteOnce, |conn| {
+            let mut invocation = scripts::INCREMENT.prepare_invoke();
             invocation
                 .key(&value_key)
                 .key(self.namespace.index_key())
                 .key(self.namespace.expiry_key())
+                .key(self.namespace.version_key())
                 .arg(key)
-                .arg(&value[..])
+                .arg(delta)
                 .arg(modified)
-                .arg(&ttl)
                 .arg(pruner::LIMIT);
             scripts::log_args(&mut invocation, &self.namespace, self.keep());
-            invocation.invoke::<()>(conn)
-        })
+            invocation.invoke::<Vec<Vec<u8>>>(conn)
+        })?;
+        let (outcome, value, why) = match reply.as_slice() {
+            [outcome, value] => (outcome.as_slice(), value.as_slice(), &[][..]),
+            [outcome, value, why] => (outcome.as_slice(), value.as_slice(), why.as_slice()),
+            _ => {
+                return Err(unexpected(
+                    Applied::Unknown,
+                    format!("the increment script answered {} values", reply.len()),
+                ));
+            }
+        };
+        match outcome {
+            b"ok" => std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| {
+                    unexpected(
+                        Applied::Unknown,
+                        format!(
+                            "the server stored a counter that is not an integer ({} bytes)",
+                            value.len()
+                        ),
+                    )
+                }),
+            // The server refused before writing anything: say why, as every driver does.
+            // A counter it could have added to was refused for another reason (out of
+            // memory, say): its own words then.
+            _ => match increment_counter(Some(value), delta) {
+                Err(refused) => Err(refused),
+                Ok(_) => Err(unexpected(
+                    Applied::No,
+                    format!(
+                        "the server refused the increment: {}",
+                        Echo::prose(&String::from_utf8_lossy(why))
+                    ),
+                )),
+            },
+        }
+    }
+
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> DriverResult<Page> {
+        let (min, max) = page_range(prefix, start_after);
+        let (more, members) = self.pool.run(Op::Read, |conn| {
+            scripts::LIST_PAGE
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .arg(&min)
+                .arg(&max)
+                .arg(limit)
+                .invoke::<(u8, Vec<Vec<u8>>)>(conn)
+        })?;
+        let keys = self.keys_from(members)?;
+        let next = if more == 1 {
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(Page::new(keys, next))
     }
 
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
@@ -363,7 +536,7 @@ impl Driver for RedisDriver {
                 .arg(&max)
                 .invoke::<Vec<Vec<u8>>>(conn)
         })?;
-        self.members(members)
+        self.keys_from(members)
     }
 
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
@@ -371,12 +544,15 @@ impl Driver for RedisDriver {
         let found = self.pool.run(Op::Read, |conn| {
             scripts::STAT
                 .key(&value_key)
-                .invoke::<Option<(u64, u64, Option<u64>)>>(conn)
+                .invoke::<Option<(u64, u64, Option<u64>, Option<u64>)>>(conn)
         })?;
-        Ok(found.map(|(size, modified_ns, deadline_ms)| Metadata {
-            size,
-            modified: UNIX_EPOCH + Duration::from_nanos(modified_ns),
-            expires_at: deadline_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        Ok(found.map(|(size, modified_ns, deadline_ms, counter)| {
+            Metadata::new(
+                size,
+                UNIX_EPOCH + Duration::from_nanos(modified_ns),
+                deadline_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                version_of(counter, modified_ns),
+            )
         }))
     }
 
@@ -420,6 +596,7 @@ impl Driver for RedisDriver {
         invocation
             .key(self.namespace.index_key())
             .key(self.namespace.expiry_key())
+            .key(self.namespace.version_key())
             .arg(modified)
             .arg(&ttl)
             .arg(pruner::LIMIT);
@@ -490,13 +667,6 @@ impl Driver for RedisDriver {
                 self.attach(request, seq)
             }
         }
-    }
-}
-
-impl RedisDriver {
-    /// The change log's history length (0: changes are counted, not logged).
-    fn keep(&self) -> u64 {
-        self.pool.config.watch_history
     }
 }
 

@@ -56,6 +56,9 @@ impl BackendError {
             BackendKind::Unavailable if error.is_connection_refusal() => {
                 format!("{server} refused the connection (is the server running?)")
             }
+            BackendKind::Unavailable if error.code().is_some() => {
+                format!("{server} cannot serve requests for now: {text}")
+            }
             BackendKind::Unavailable => format!("connection to {server} failed: {text}"),
             _ => format!("{server} returned an error: {text}"),
         };
@@ -76,18 +79,60 @@ impl fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {}
 
+/// Server error codes that say the server cannot serve anyone for now, whatever the
+/// command: it is loading its data (`LOADING`), running a script past its time limit
+/// (`BUSY`), has no reachable master or cluster (`MASTERDOWN`, `CLUSTERDOWN`, `TRYAGAIN`),
+/// or has become a read-only replica in a failover (`READONLY`). A retry later may succeed.
+const PASSING: &[&str] = &[
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "READONLY",
+];
+
+/// Server error codes the server sends before it runs any of the command (a script
+/// included): the command changed nothing. `READONLY` and `OOM` are not among them: a
+/// script meets them at its first write, after it may have written... nothing of ours,
+/// today, but a reply cannot prove it.
+const REFUSED_BEFORE_RUNNING: &[&str] = &[
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MOVED",
+    "ASK",
+    "CROSSSLOT",
+    "NOAUTH",
+    "NOPERM",
+    "WRONGPASS",
+];
+
 /// Why the redis client failed, in hodor's terms.
 fn kind_of(error: &redis::RedisError) -> BackendKind {
     if error.is_timeout() {
         BackendKind::Timeout
     } else if error.kind() == redis::ErrorKind::AuthenticationFailed
-        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH"))
+        || matches!(error.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
     {
         BackendKind::Unauthenticated
-    } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
+    } else if error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.code().is_some_and(|code| PASSING.contains(&code))
     {
         BackendKind::Unavailable
     } else {
         BackendKind::Other
     }
+}
+
+/// `true` when the server answered with an error it sends before running any of the
+/// command: a write that failed this way was not applied, even though its request left.
+pub(crate) fn refused_before_running(error: &redis::RedisError) -> bool {
+    error
+        .code()
+        .is_some_and(|code| REFUSED_BEFORE_RUNNING.contains(&code))
 }

@@ -4,9 +4,10 @@
 //!
 //! | Redis key | type | holds |
 //! |---|---|---|
-//! | `hodor:{E}:v:<key>` | hash | the entry: `v` value, `m` modified (ns since the epoch), `e` deadline (ms, only with a TTL) |
+//! | `hodor:{E}:v:<key>` | hash | the entry: `v` value, `m` modified (ns since the epoch), `e` deadline (ms, only with a TTL), `r` version |
 //! | `hodor:{E}:i` | sorted set | every key of the contract, score 0, so the set is ordered by bytes |
 //! | `hodor:{E}:x` | sorted set | the keys that have a TTL, scored by their deadline in ms |
+//! | `hodor:{E}:n` | string | the contract's write counter: every write script takes the next number as the version (`r`) of what it writes |
 //! | `hodor:{E}:s` | string | the change log's sequence: the `seq` of the last change |
 //! | `hodor:{E}:w` | stream | the change log: one entry per change, id `<seq>-0`, fields `k` (the key) and `t` (`p`ut, `d`elete, `e`xpired) |
 //!
@@ -23,6 +24,7 @@ pub(crate) struct Namespace {
     value_prefix: Vec<u8>,
     index: Vec<u8>,
     expiry: Vec<u8>,
+    versions: Vec<u8>,
     seq: Vec<u8>,
     log: Vec<u8>,
 }
@@ -50,6 +52,7 @@ impl Namespace {
             value_prefix: with(":v:"),
             index: with(":i"),
             expiry: with(":x"),
+            versions: with(":n"),
             seq: with(":s"),
             log: with(":w"),
         }
@@ -81,6 +84,27 @@ impl Namespace {
     /// The change log, a stream.
     pub(crate) fn log_key(&self) -> &[u8] {
         &self.log
+    }
+
+    /// The counter that numbers the contract's writes: the versions of its entries. Never
+    /// reset, so a key deleted and written again never gets an old version back.
+    pub(crate) fn version_key(&self) -> &[u8] {
+        &self.versions
+    }
+}
+
+/// The `ZRANGE ... BYLEX` bounds selecting every member that starts with `prefix` and
+/// comes strictly after `start_after` (when given): a page's range.
+pub(crate) fn page_range(prefix: &str, start_after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let (min, max) = lex_range(prefix);
+    match start_after {
+        Some(after) if after >= prefix => {
+            let mut min = Vec::with_capacity(after.len() + 1);
+            min.push(b'(');
+            min.extend_from_slice(after.as_bytes());
+            (min, max)
+        }
+        _ => (min, max),
     }
 }
 
@@ -123,6 +147,22 @@ mod tests {
         assert_eq!(ns.expiry_key(), b"hodor:{sessions}:x");
         assert_eq!(ns.seq_key(), b"hodor:{sessions}:s");
         assert_eq!(ns.log_key(), b"hodor:{sessions}:w");
+        assert_eq!(ns.version_key(), b"hodor:{sessions}:n");
+    }
+
+    #[test]
+    fn a_page_starts_after_its_cursor_and_stays_in_its_prefix() {
+        assert_eq!(page_range("", None), (b"-".to_vec(), b"+".to_vec()));
+        assert_eq!(page_range("", Some("k")), (b"(k".to_vec(), b"+".to_vec()));
+        assert_eq!(
+            page_range("a/", Some("a/x")),
+            (b"(a/x".to_vec(), b"(a/\xff".to_vec())
+        );
+        // A cursor before the prefix starts at the prefix.
+        assert_eq!(
+            page_range("b/", Some("a")),
+            (b"[b/".to_vec(), b"(b/\xff".to_vec())
+        );
     }
 
     #[test]
@@ -137,6 +177,7 @@ mod tests {
         let ns = Namespace::new("we}ird{name");
         let tag_of_index = tag(ns.index_key()).to_vec();
         assert_eq!(tag(ns.expiry_key()), &tag_of_index[..]);
+        assert_eq!(tag(ns.version_key()), &tag_of_index[..]);
         assert_eq!(tag(ns.seq_key()), &tag_of_index[..]);
         assert_eq!(tag(ns.log_key()), &tag_of_index[..]);
         for key in ["}", "{x}", "}}}{", "plain"] {
@@ -162,6 +203,7 @@ mod tests {
             // Value keys never equal another contract's (or the same contract's) index sets.
             prop_assert_ne!(a.value_key(&k1), b.index_key().to_vec());
             prop_assert_ne!(a.value_key(&k1), b.expiry_key().to_vec());
+            prop_assert_ne!(a.value_key(&k1), b.version_key().to_vec());
             prop_assert_ne!(a.value_key(&k1), b.seq_key().to_vec());
             prop_assert_ne!(a.value_key(&k1), b.log_key().to_vec());
             prop_assert_eq!(a.log_key() == b.log_key(), n1 == n2);

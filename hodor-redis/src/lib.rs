@@ -37,16 +37,22 @@
 //!   but the retry follows only an immediate "connection dropped" error.) When the server
 //!   is back, the same contract works again without being reopened. A read or a `set` that
 //!   finds its pooled connection dropped (say, the server restarted while it was idle) is
-//!   sent once more on a new connection; `delete` is not, because a retry could report
-//!   `false` for an entry the first attempt removed, so it returns `Backend` instead.
+//!   sent once more on a new connection; `delete` and the conditional writes are not,
+//!   because a retry could report `false` for an entry the first attempt removed or
+//!   created, or count an increment twice, so they return `Backend` instead.
 //! - **A failed write says what is known.** `Error::Backend`'s `applied` is
 //!   [`Applied::No`](hodor_core::Applied) when no request left (the connection was refused
-//!   or could not be opened in time, no pooled connection came free), and
+//!   or could not be opened in time, no pooled connection came free, or the server refused
+//!   it before running any of it: `LOADING`, `BUSY`, `MASTERDOWN`, `CLUSTERDOWN`,
+//!   `TRYAGAIN`, `MOVED`, `ASK`, `CROSSSLOT`, `NOAUTH`, `NOPERM`), and
 //!   [`Applied::Unknown`](hodor_core::Applied) once the request may have reached the server
 //!   (its reply timed out, the connection broke mid-call, the server's script failed
 //!   part-way): the server may have applied it, so read it back to know. `kind` is
-//!   `Timeout`, `Unavailable`, `Unauthenticated` (the server refused the credentials) or
-//!   `Other` (an error the server returned).
+//!   `Timeout`, `Unavailable` (no connection, or a server that cannot serve for now:
+//!   loading, busy with a script, without a master, a replica in a failover),
+//!   `Unauthenticated` (the server refused the credentials or the ACL the command) or
+//!   `Other` (any other error the server returned); `Error::is_retryable` is true for the
+//!   first two.
 //! - **Memory limits belong to the server** (its `maxmemory`): the driver has no
 //!   `max_bytes` or `max_entries` and no [`Capabilities::limits`](hodor_core::Capabilities).
 //!   Run the server with `maxmemory-policy noeviction` (the default) or a `volatile-*`
@@ -54,6 +60,17 @@
 //!   `list` misses keys that `get` still finds.
 //! - **Bulk operations are atomic** ([`Capabilities::atomic_bulk`](hodor_core::Capabilities)):
 //!   `set_many`, `delete_many` and `get_many` are one server-side script each.
+//! - **Conditional writes** ([`Capabilities::conditional`](hodor_core::Capabilities)):
+//!   `create`, `set_if_version` and `increment` are one script each, so they are atomic for
+//!   every process sharing the contract; `increment` is `HINCRBY` (64-bit arithmetic, no
+//!   wrap). An entry's version is a number from the contract's write counter
+//!   (`hodor:{<name>}:n`), taken in the script that writes it.
+//! - **Paged listing**: `list_page` reads the index with `ZRANGE ... BYLEX ... LIMIT` a few
+//!   hundred members at a time until its page is full, so a page costs what it returns;
+//!   `list` answers a whole prefix in one reply (see its cost in `Contract::list`).
+//! - **Every call blocks** for a round trip (up to the timeouts): the driver does not
+//!   claim `non_blocking`, so hodor-core's `AsyncContract` runs its calls on tokio's
+//!   blocking pool.
 //! - **TLS**: a `rediss://` URL connects over TLS (rustls with the ring provider, so no
 //!   system TLS library is involved), trusting the system's certificate authorities or the
 //!   PEM file in `tls_ca_file`; `tls_cert_file` and `tls_key_file` give a client

@@ -20,7 +20,7 @@ use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
 
 use crate::changelog::Changelog;
 use crate::config::RedisConfig;
-use crate::error::{BackendError, Stage};
+use crate::error::{BackendError, Stage, refused_before_running};
 use crate::keys::Namespace;
 use crate::pruner;
 use crate::secret::Secrets;
@@ -344,8 +344,13 @@ impl Pool {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        // From here on the request may have reached the server.
-        let applied = op.applied_once_sent();
+        // From here on the request may have reached the server, unless the server's own
+        // answer says it ran none of it.
+        let applied = if refused_before_running(&error) {
+            Applied::No
+        } else {
+            op.applied_once_sent()
+        };
         let stage = budget.stage_of_request();
         if !error.is_connection_dropped() {
             return Err(self.error(stage, &error, applied));

@@ -12,6 +12,14 @@
 //! (never early, at most the rounding to the next millisecond late). The index uses the
 //! same rule, so `list` agrees with `get`.
 //!
+//! # Versions
+//! Every script that writes an entry takes the next number of the contract's counter
+//! (`INCR` on [`Namespace::version_key`](crate::keys::Namespace::version_key), in the same
+//! script, so atomically) and stores it in the entry's `r` field: the entry's version.
+//! The counter is never reset, so a key deleted and written again gets a new number. An
+//! entry written before versions existed has no `r`; its version is its `m` (modified)
+//! field, tagged so that it can never equal a counter value (see `driver::version_of`).
+//!
 //! # The change log: the rule for every write script
 //! Watches read the contract's change log (see [`crate::changelog`]), which only scripts
 //! write: **every script that changes an entry logs each change in the same script**, so a
@@ -24,15 +32,16 @@
 //!   effect: `'p'` for a key that now has a value, `'d'` for a live entry removed on
 //!   request, `'e'` for an expired entry reclaimed. The helpers do it for what they change:
 //!   `write` (a put), `remove` (a delete, or an expiry if the entry had expired) and `prune`
-//!   (expiries). A script that changes an entry some other way calls `changed` itself; a
-//!   script that forgot `log_from_args` fails on its first change instead of writing
-//!   unlogged.
+//!   (expiries). A script that changes an entry some other way calls `changed` itself (as
+//!   `INCREMENT` does); a script that forgot `log_from_args` fails on its first change
+//!   instead of writing unlogged.
 //!
 //! `changed` increments `hodor:{E}:s` and appends `<seq>-0` to the stream `hodor:{E}:w`,
 //! trimmed to about the history length (`MAXLEN ~`, which trims whole nodes and costs
 //! O(1) per append). A history length of 0 (`watch_history: 0`) counts the change but logs
 //! nothing: watchers in other processes then see the gap and resync, instead of missing
-//! the change.
+//! the change. (The log's `seq` is not the entries' version: a `set_many` gives all its
+//! entries one version, while each of its changes is an event of its own.)
 
 use std::sync::LazyLock;
 
@@ -156,24 +165,30 @@ local function live_members(exp, members)
   return live
 end
 
--- Replaces one entry (value, modified time and TTL) and its index members.
+-- The next number of the contract's write counter: the version of what a script writes.
+local function next_version(counter)
+  return int(redis.call('INCR', counter))
+end
+
+-- Replaces one entry (value, modified time, TTL and version) and its index members.
 --
 -- Each redis.call costs the server more than the work of most commands here, so this issues
 -- only the ones the case needs, relying on two invariants every script keeps: a hash that
 -- exists has its member in the index, and it has the field 'e', a server-side expiry and a
 -- member in the expiry set exactly when it has a TTL. HSET returns how many of the fields it
 -- was given were new, so "every one" means the hash did not exist (or had expired: Redis
--- expires a key before writing it), and only then is the member added to the index.
---   - With a TTL, HSET overwrites all three fields, PEXPIREAT replaces any old expiry and
+-- expires a key before writing it), and only then is the member added to the index. (An
+-- entry written before versions lacks 'r': HSET then counts one new field, not all.)
+--   - With a TTL, HSET overwrites all four fields, PEXPIREAT replaces any old expiry and
 --     ZADD any old deadline.
 --   - Without one, a new hash may follow an expired one whose deadline is still in the
 --     expiry set (the pruner has not reached it), and an old hash may have had a TTL (HDEL
 --     'e' says so): either way its deadline goes, or a prune would later take the member out
 --     of the index, and an old TTL is cleared with PERSIST.
-local function write(vkey, idx, exp, member, value, modified, ttl, now)
+local function write(vkey, idx, exp, member, value, modified, ttl, now, version)
   local created
   if ttl == '' then
-    created = redis.call('HSET', vkey, 'v', value, 'm', modified) == 2
+    created = redis.call('HSET', vkey, 'v', value, 'm', modified, 'r', version) == 3
     if created or redis.call('HDEL', vkey, 'e') == 1 then
       if not created then
         redis.call('PERSIST', vkey)
@@ -186,7 +201,7 @@ local function write(vkey, idx, exp, member, value, modified, ttl, now)
     -- PEXPIREAT at or before the current millisecond would delete the key at once.
     local at = math.max(deadline - 1, now_ms + 1)
     deadline = int(at + 1)
-    created = redis.call('HSET', vkey, 'v', value, 'm', modified, 'e', deadline) == 3
+    created = redis.call('HSET', vkey, 'v', value, 'm', modified, 'e', deadline, 'r', version) == 4
     redis.call('PEXPIREAT', vkey, int(at))
     redis.call('ZADD', exp, deadline, member)
   end
@@ -194,6 +209,17 @@ local function write(vkey, idx, exp, member, value, modified, ttl, now)
     redis.call('ZADD', idx, '0', member)
   end
   changed('p', member)
+end
+
+-- What SET, CREATE and SET_IF_VERSION do once they decided to write: the entry from KEYS
+-- (value hash, index, expiry set, version counter; the log's last) and ARGV (member, value,
+-- modified ns, TTL in ms or '', prune limit; the history length last), then a prune.
+-- Returns 1.
+local function write_entry()
+  local now = now_us()
+  write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now, next_version(KEYS[4]))
+  prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
+  return 1
 end
 "#;
 
@@ -213,33 +239,98 @@ fn script(body: &str) -> Script {
     Script::new(&code)
 }
 
-/// `KEYS`: value hash, index, expiry set, the log's. `ARGV`: member, value, modified ns, TTL
-/// in ms or `""`, prune limit, history length.
+/// `KEYS`: value hash, index, expiry set, version counter, the log's. `ARGV`: member,
+/// value, modified ns, TTL in ms or `""`, prune limit, history length.
 pub(crate) static SET: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 log_from_args()
-local now = now_us()
-write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
-prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
-return 1
+return write_entry()
 "#,
     )
 });
 
-/// `KEYS`: index, expiry set, one value hash per entry, the log's. `ARGV`: modified ns, TTL
-/// in ms or `""`, prune limit, member and value per entry, history length.
+/// `KEYS`: index, expiry set, version counter, one value hash per entry, the log's.
+/// `ARGV`: modified ns, TTL in ms or `""`, prune limit, member and value per entry, history
+/// length. One version for the batch: each key gets it once (a key given twice keeps its
+/// last value).
 pub(crate) static SET_MANY: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 log_from_args()
 local now = now_us()
-local n = #KEYS - 4
+local version = next_version(KEYS[3])
+local n = #KEYS - 5
 for i = 1, n do
-  write(KEYS[i + 2], KEYS[1], KEYS[2], ARGV[2 * i + 2], ARGV[2 * i + 3], ARGV[1], ARGV[2], now)
+  write(KEYS[i + 3], KEYS[1], KEYS[2], ARGV[2 * i + 2], ARGV[2 * i + 3], ARGV[1], ARGV[2], now,
+    version)
 end
 prune(KEYS[1], KEYS[2], int(math.floor(now / 1000)), ARGV[3])
 return n
+"#,
+    )
+});
+
+/// `KEYS` and `ARGV` as [`SET`]. Writes only if the key has no live entry (Redis has
+/// already dropped an expired hash by the time the script looks); returns 1 if it wrote.
+pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+log_from_args()
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+return write_entry()
+"#,
+    )
+});
+
+/// `KEYS` as [`SET`]; `ARGV` as [`SET`] with the expected version as `r<counter>` or
+/// `m<modified>` (an entry from before versions) before the history length. Writes only if
+/// the live entry has that version; returns 1 if it wrote.
+pub(crate) static SET_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+log_from_args()
+local f = redis.call('HMGET', KEYS[1], 'r', 'm')
+local current = false
+if f[1] then
+  current = 'r' .. f[1]
+elseif f[2] then
+  current = 'm' .. f[2]
+end
+if current ~= ARGV[6] then
+  return 0
+end
+return write_entry()
+"#,
+    )
+});
+
+/// `KEYS` as [`SET`]. `ARGV`: member, delta, modified ns, prune limit, history length.
+/// `HINCRBY` does the
+/// arithmetic on 64-bit integers (Lua's numbers are doubles) and refuses a value that is
+/// not an integer, or a sum outside 64 bits, before changing anything. Returns
+/// `{"ok", new value}`, or `{"refused", stored value, the server's error}` for the driver
+/// to say why. A new key gets no TTL; an existing one keeps its own (`HSET` of other fields
+/// leaves it). `HINCRBY` is the script's first write, so a refusal wrote nothing.
+pub(crate) static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+log_from_args()
+local existed = redis.call('EXISTS', KEYS[1])
+local sum = redis.pcall('HINCRBY', KEYS[1], 'v', ARGV[2])
+if type(sum) == 'table' and sum.err then
+  return {'refused', redis.call('HGET', KEYS[1], 'v') or '', sum.err}
+end
+redis.call('HSET', KEYS[1], 'm', ARGV[3], 'r', next_version(KEYS[4]))
+if existed == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
+changed('p', ARGV[1])
+prune(KEYS[2], KEYS[3], int(math.floor(now_us() / 1000)), ARGV[4])
+return {'ok', redis.call('HGET', KEYS[1], 'v')}
 "#,
     )
 });
@@ -284,15 +375,16 @@ return values
     )
 });
 
-/// `KEYS`: value hash. Returns `{size, modified ns, deadline ms or nil}`, or nil.
+/// `KEYS`: value hash. Returns `{size, modified ns, deadline ms or nil, version or nil}`,
+/// or nil. (`false` stands for a missing field: a `nil` would end the Lua table there.)
 pub(crate) static STAT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local f = redis.call('HMGET', KEYS[1], 'm', 'e')
+local f = redis.call('HMGET', KEYS[1], 'm', 'e', 'r')
 if not f[1] then
   return false
 end
-return {redis.call('HSTRLEN', KEYS[1], 'v'), f[1], f[2]}
+return {redis.call('HSTRLEN', KEYS[1], 'v'), f[1], f[2] or false, f[3] or false}
 "#,
     )
 });
@@ -304,6 +396,43 @@ pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 return live_members(KEYS[2], redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX'))
+"#,
+    )
+});
+
+/// `KEYS`: index, expiry set. `ARGV`: `ZRANGE BYLEX` min and max, limit. Returns
+/// `{more, {members}}`: at most `limit` live members of the range in byte order, and 1 if
+/// another live member follows them. Reads the index `CHUNK` members at a time with
+/// `ZRANGE ... BYLEX ... LIMIT`, so a page costs what it returns (and the expired members
+/// not yet pruned among them), never the rest of the range.
+pub(crate) static LIST_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local chunk = 256
+local limit = tonumber(ARGV[3])
+local min = ARGV[1]
+local now_ms = math.floor(now_us() / 1000)
+local live = {}
+while true do
+  local members = redis.call('ZRANGE', KEYS[1], min, ARGV[2], 'BYLEX', 'LIMIT', 0, chunk)
+  if #members == 0 then
+    return {0, live}
+  end
+  local deadlines = redis.call('ZMSCORE', KEYS[2], unpack(members))
+  for i = 1, #members do
+    local d = deadlines[i]
+    if not d or tonumber(d) > now_ms then
+      if #live == limit then
+        return {1, live}
+      end
+      live[#live + 1] = members[i]
+    end
+  end
+  if #members < chunk then
+    return {0, live}
+  end
+  min = '(' .. members[#members]
+end
 "#,
     )
 });

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hodor_core::{Applied, BackendKind, Contract, Error};
+use hodor_core::{Applied, BackendKind, Contract, Error, Version};
 use hodor_redis as _;
 use serde_json::json;
 use support::{Mode, Proxy, Server};
@@ -147,6 +147,18 @@ fn operations() -> Vec<Call> {
         ("delete", true, |c| c.delete("k").map(drop)),
         ("delete_many", true, |c| {
             c.delete_many(&["k", "j"]).map(drop)
+        }),
+        ("create", true, |c| c.create("c", "v", None).map(drop)),
+        ("set_if_version", true, |c| {
+            c.set_if_version("k", "v", None, Version::from_raw(1))
+                .map(drop)
+        }),
+        ("increment", true, |c| c.increment("n", 1).map(drop)),
+        ("list_page", false, |c| c.list_page("", None, 10).map(drop)),
+        // Its first step is a read: a failure there changed nothing.
+        ("get_or_insert_with", false, |c| {
+            c.get_or_insert_with("g", None, || Ok::<_, Error>("v"))
+                .map(drop)
         }),
     ]
 }
@@ -448,6 +460,80 @@ fn a_write_whose_reply_is_lost_says_it_may_have_been_applied() {
     assert!(!text.contains("may or may not"), "{text}");
     assert_eq!(backend("set", &e), (BackendKind::Unavailable, Applied::No));
     assert_eq!(direct.get("k").unwrap(), "applied");
+
+    // An increment whose reply is lost may have counted, and says so; it is not sent a
+    // second time, which could count twice. (Its own proxy: a pooled connection must
+    // carry it, the one above was thrown away with its timeout.)
+    let proxy = proxy_for(&server);
+    let c = open_on(proxy.port, &name);
+    // Loads the script, so the server has it when the request arrives alone.
+    c.increment("warm", 1).unwrap();
+    proxy.set(Mode::DropReplies);
+    let e = c.increment("n", 1).unwrap_err();
+    assert_eq!(
+        backend("increment", &e),
+        (BackendKind::Timeout, Applied::Unknown)
+    );
+    assert!(
+        e.to_string().contains("may or may not have been applied"),
+        "{e}"
+    );
+    proxy.set(Mode::Forward);
+    assert_eq!(direct.get("n").unwrap(), "1", "the server counted it, once");
+}
+
+#[test]
+fn a_busy_server_refuses_before_running_and_the_refusal_is_passing() {
+    // A script that runs past the time limit makes the server answer BUSY to everyone else.
+    let mut args = server_args();
+    args.extend(["--lua-time-limit".to_owned(), "50".to_owned()]);
+    let Some(server) = Server::start_with(&args) else {
+        support::skip("a_busy_server_refuses_before_running", "no redis-server");
+        return;
+    };
+    let c = open(&server);
+    c.set("k", "before", None).unwrap();
+    let busy = std::thread::spawn({
+        let mut conn = admin(&server);
+        move || {
+            // Reads only, so SCRIPT KILL may end it.
+            let _: redis::RedisResult<()> = redis::cmd("EVAL")
+                .arg("while true do redis.call('TIME') end")
+                .arg(0)
+                .query(&mut conn);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    type Op = fn(&Contract) -> Result<(), Error>;
+    let calls: [(&str, Op); 4] = [
+        ("set", |c| c.set("k", "during", None)),
+        ("increment", |c| c.increment("n", 1).map(drop)),
+        ("create", |c| c.create("new", "v", None).map(drop)),
+        ("get", |c| c.get("k").map(drop)),
+    ];
+    for (what, call) in calls {
+        let e = call(&c).unwrap_err();
+        assert_eq!(
+            backend(what, &e),
+            (BackendKind::Unavailable, Applied::No),
+            "{what}: {e}"
+        );
+        assert!(
+            e.is_retryable(),
+            "{what}: a busy server is a passing state: {e}"
+        );
+        if what != "get" {
+            assert!(e.to_string().contains("it was not applied"), "{what}: {e}");
+        }
+    }
+    let _: () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query(&mut admin(&server))
+        .unwrap();
+    busy.join().unwrap();
+    assert_eq!(c.get("k").unwrap(), "before", "nothing was applied");
+    assert!(!c.exists("n").unwrap() && !c.exists("new").unwrap());
+    all_succeed(&c, "after the busy script");
 }
 
 #[test]

@@ -139,6 +139,7 @@ impl<'h> Ctx<'h> {
                 Need::AtomicBulk => self.capabilities().atomic_bulk,
                 Need::Limits => self.capabilities().limits,
                 Need::ManualClock => matches!(self.clock, TestClock::Manual(_)),
+                Need::Conditional => self.capabilities().conditional,
                 Need::Watch => self.capabilities().watch,
                 Need::NoWatch => !self.capabilities().watch,
             };
@@ -428,6 +429,19 @@ pub(crate) fn parallel<T: Send, R: Send>(
         }
         results
     })
+}
+
+/// One contract per thread: clones for even threads, second opens for odd ones.
+pub(crate) fn handles(t: &Ctx, c: &Contract, n: usize) -> Vec<Contract> {
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                c.clone()
+            } else {
+                t.open_as(c.name())
+            }
+        })
+        .collect()
 }
 
 /// A value's description for messages: short values in full, long ones by length.

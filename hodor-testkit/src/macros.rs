@@ -181,6 +181,15 @@ macro_rules! __with_cases {
             list::list_prefix_no_key_can_have_is_empty []:
                 "A prefix longer than any key, or holding NUL, lists nothing and is no error.";
 
+            paging::list_page_pages_add_up_to_list []:
+                "Pages of every size, read cursor to cursor, are exactly the listing: sorted, each page within its limit, the cursor its last key, no key repeated or skipped at a boundary.";
+            paging::list_page_starts_strictly_after_any_cursor []:
+                "A page starts strictly after its cursor, whether the cursor is a key, no key, a deleted key, before the prefix or past it.";
+            paging::list_page_skips_expired_keys [Ttl]:
+                "Pages never hold an expired key, and hundreds of expired keys in a row do not end the listing early.";
+            paging::pages_see_every_stable_key_once_while_others_change []:
+                "While other keys are created and deleted, paging sees every key that stays exactly once, in order.";
+
             ttl::ttl_get_is_not_found_from_the_deadline [Ttl]:
                 "get returns the value strictly before set time + TTL and NotFound from then on.";
             ttl::ttl_exists_is_false_from_the_deadline [Ttl]:
@@ -223,7 +232,41 @@ macro_rules! __with_cases {
             stat::stat_without_ttl_has_no_expiry []:
                 "An entry set without a TTL reports expires_at None.";
             stat::reads_leave_metadata_unchanged []:
-                "get, get_many, exists, stat, list and get_json leave modified and expires_at as they were: no touch, no sliding TTL.";
+                "get, get_many, exists, stat, list, list_page, get_json and get_or_insert_with of a present key leave modified, expires_at and version as they were: no touch, no sliding TTL.";
+
+            versions::version_changes_on_every_write []:
+                "stat's version changes on every write of the key (set, set_many, conditional writes, through any contract of the store), with the clock standing still, and a deleted key written again never gets an old version back.";
+            versions::version_of_other_keys_is_unchanged_by_a_write []:
+                "Writes of other keys leave a key's version as it was.";
+
+            conditional::create_writes_only_over_no_live_entry [Conditional]:
+                "create writes a missing or deleted key and returns true; over a live key (through any contract) it returns false and changes nothing.";
+            conditional::create_writes_over_an_expired_entry [Conditional, Ttl]:
+                "create over an entry whose deadline has passed writes and returns true.";
+            conditional::create_sets_its_ttl [Conditional, Ttl]:
+                "A key created with a TTL expires at its deadline.";
+            conditional::set_if_version_writes_only_at_that_version [Conditional]:
+                "set_if_version writes only while the key has the version given (from any contract of the store); an older version, a missing key, or a deleted and recreated key is false and writes nothing.";
+            conditional::set_if_version_replaces_the_ttl [Conditional, Ttl]:
+                "set_if_version's TTL replaces the entry's, and None clears it, as set does.";
+            conditional::set_if_version_refuses_an_expired_entry [Conditional, Ttl]:
+                "set_if_version with the version of an entry that has expired is false and writes nothing.";
+            conditional::increment_counts_from_zero [Conditional]:
+                "increment adds to a decimal counter stored as text, a missing key counting as 0 and created without a TTL; it reaches i64::MAX and i64::MIN.";
+            conditional::increment_refuses_non_integers_and_overflow [Conditional]:
+                "increment of a value that is not a canonical decimal i64 (`01`, `+1`, ` 1`, `1.5`, `-0`, ...), or past i64, is InvalidInput and changes nothing: a counter never wraps.";
+            conditional::increment_keeps_the_ttl [Conditional, Ttl]:
+                "increment keeps the counter's TTL; an expired counter counts as 0 and the new one has no TTL.";
+            conditional::concurrent_creates_of_one_key_have_one_winner [Conditional]:
+                "Creates of one missing key started together, through clones and other contracts of the store, round after round: exactly one returns true, and its value is kept.";
+            conditional::concurrent_set_if_version_has_one_winner [Conditional]:
+                "Compare-and-sets started together with one version, round after round: exactly one writes.";
+            conditional::concurrent_increments_lose_no_update [Conditional]:
+                "Increments started together, round after round: each returns a different sum and none is lost.";
+            conditional::get_or_insert_with_loads_once_for_every_contract_of_the_store [Conditional]:
+                "get_or_insert_with of one missing key, started together through clones and other contracts of the store: one loader runs, every caller gets its value.";
+            conditional::get_or_insert_with_keeps_what_is_stored [Conditional]:
+                "get_or_insert_with returns a stored value without loading, stores a loaded one, and hands a loader's error to its caller, storing nothing.";
 
             close::close_is_idempotent []:
                 "close is idempotent: closing again, or through a clone, is Ok.";
@@ -340,6 +383,8 @@ macro_rules! __with_cases {
 
             watch::watch_reports_puts_and_deletes [Watch]:
                 "Every set, set_many, delete and delete_many that changes a key is one event of its kind; a delete that removes nothing is none.";
+            watch::watch_reports_conditional_writes [Watch, Conditional]:
+                "A create, set_if_version or increment that writes is one Put event; one refused, or failing, is none.";
             watch::watch_events_of_a_key_arrive_in_write_order [Watch]:
                 "Concurrent writers: each key's events arrive in the order its writes took effect, with increasing seqs, none repeated.";
             watch::watch_prefix_is_plain_bytes [Watch]:

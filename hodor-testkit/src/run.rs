@@ -59,6 +59,9 @@ pub enum Need {
     /// The harness's clock is [`TestClock::Manual`](crate::TestClock::Manual): the case
     /// moves time to exact instants.
     ManualClock,
+    /// The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional):
+    /// `create`, `set_if_version`, `increment` and `get_or_insert_with`.
+    Conditional,
     /// The driver claims [`Capabilities::watch`](hodor_core::Capabilities::watch).
     Watch,
     /// The driver does not claim `watch`: the case that checks a watch is refused.
@@ -76,6 +79,7 @@ impl Need {
             Need::ManualClock => {
                 "needs a manual clock (TestClock::Manual) to move time to exact instants"
             }
+            Need::Conditional => "needs Capabilities::conditional, which the driver does not claim",
             Need::Watch => "needs Capabilities::watch, which the driver does not claim",
             Need::NoWatch => {
                 "checks a driver without watch; this driver claims Capabilities::watch"

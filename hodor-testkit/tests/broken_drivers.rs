@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use hodor_core::clock::{Clock, ManualClock};
-use hodor_core::driver::{Driver, DriverError, DriverResult, Gauges};
+use hodor_core::driver::{Driver, DriverError, DriverResult, Gauges, page_of};
 use hodor_core::watch::{EventKind, Hub, HubConfig, Start, Watch, WatchRequest};
-use hodor_core::{Bytes, Capabilities, Contract, Metadata, Result};
+use hodor_core::{Bytes, Capabilities, Contract, Metadata, Page, Result, Version};
 use hodor_testkit::{Harness, Limits, Outcome, Report, TestClock, cases, run_cases, run_suite};
 
 /// One deliberate mistake (or none).
@@ -173,6 +173,38 @@ enum Flaw {
     /// its own, so it is never reclaimed.
     DeadlineDroppedOnRecreate,
 
+    // Versions.
+    /// An overwrite keeps the entry's version: only a new key gets a new one.
+    VersionUnchangedOnOverwrite,
+    /// The version is the write's time, so two writes at one clock reading share it.
+    VersionIsTheWriteTime,
+    /// Each key counts its own writes, from 1 again when it is created again.
+    VersionRestartsWhenRecreated,
+
+    // Conditional writes.
+    /// `create` checks that the key is absent, then writes it in a second step.
+    CreateChecksThenActs,
+    /// `create` refuses a key whose expired entry has not been reclaimed yet.
+    CreateRefusesExpiredEntries,
+    /// `set_if_version` writes whenever the key is live, whatever its version.
+    SetIfVersionIgnoresTheVersion,
+    /// `increment` reads the counter, then writes the sum in a second step.
+    IncrementLosesUpdates,
+    /// `increment` wraps around at the ends of `i64`.
+    IncrementWraps,
+    /// `increment` parses numbers loosely (`+1`, `01`, ` 1 `), as `str::parse` after a trim.
+    IncrementParsesLoosely,
+    /// `increment` writes the counter without the TTL it had.
+    IncrementDropsTheTtl,
+
+    // Paged listing.
+    /// A page starts at its cursor, inclusive: the boundary key comes twice.
+    ListPageRepeatsTheCursor,
+    /// A page starts one key after the first key past its cursor: boundary keys are lost.
+    ListPageSkipsPastTheCursor,
+    /// Pages include keys whose TTL has passed.
+    ListPageIncludesExpired,
+
     // Watch.
     /// The driver cannot watch and says so: watch cases must be skipped, not failed.
     NoWatchCapability,
@@ -197,6 +229,9 @@ enum Flaw {
     SnapshotWithDuplicates,
     /// Each watch also registers a forwarding subscription that outlives it.
     DroppedWatchKeepsReceiving,
+    /// `create`, `set_if_version` and `increment` write without publishing: the event
+    /// hook sits in `set`, not in the write path they share.
+    ConditionalWritesAreNotWatched,
 }
 
 use Flaw::*;
@@ -212,6 +247,8 @@ struct Entry {
     expires: Option<SystemTime>,
     /// Write order, for evicting the oldest.
     seq: u64,
+    /// What `stat` reports as the version (the write order, unless a version flaw).
+    version: u64,
 }
 
 impl Entry {
@@ -288,15 +325,22 @@ impl State {
         expires: Option<SystemTime>,
         flaw: Flaw,
     ) {
-        self.remove_data(key);
+        let old_version = self.remove_data(key).map(|e| e.version);
         self.note(key, EventKind::Put);
         self.seq += 1;
         self.bytes += charge(key, &value);
+        let version = match (flaw, old_version) {
+            (VersionUnchangedOnOverwrite, Some(old)) => old,
+            (VersionRestartsWhenRecreated, Some(old)) => old + 1,
+            (VersionRestartsWhenRecreated, None) => 1,
+            _ => self.seq,
+        };
         let entry = Entry {
             value,
             modified: now,
             expires,
             seq: self.seq,
+            version,
         };
         self.data.insert(key.to_owned(), entry);
         if let Some(at) = expires {
@@ -1044,6 +1088,152 @@ fn paged(keys: &[String], size: usize, next: impl Fn(usize, usize) -> usize) -> 
     out
 }
 
+impl Handle {
+    fn version_of(&self, e: &Entry) -> Version {
+        match self.flaw {
+            VersionIsTheWriteTime => {
+                let at = e.modified.duration_since(SystemTime::UNIX_EPOCH);
+                Version::from_raw(at.map_or(0, |d| d.as_nanos()))
+            }
+            _ => Version::from_raw(u128::from(e.version)),
+        }
+    }
+
+    /// Writes one entry the way a `set` does, once a conditional write decided to: the
+    /// limits, the reclaim and the gauge follow.
+    fn put_decided(
+        &self,
+        mut st: StateGuard<'_>,
+        key: &str,
+        value: Bytes,
+        expires: Option<SystemTime>,
+        now: SystemTime,
+    ) -> DriverResult<()> {
+        let existed = st.data.contains_key(key);
+        st.put(key, value, now, expires, self.flaw);
+        if self.flaw == ConditionalWritesAreNotWatched {
+            st.events.pop();
+        }
+        self.finish_set(st, key, existed, now)
+    }
+
+    fn create_one(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        self.forget_cached(key);
+        let now = self.now();
+        let expires = self.ttl(ttl).map(|d| now + d);
+        let mut st = self.state();
+        let taken = match self.flaw {
+            CreateRefusesExpiredEntries => st.data.contains_key(key),
+            _ => st.live(key, now).is_some(),
+        };
+        if taken {
+            return Ok(false);
+        }
+        if self.flaw == CreateChecksThenActs {
+            drop(st);
+            std::thread::yield_now();
+            st = self.state();
+        }
+        self.put_decided(st, key, value, expires, now)?;
+        Ok(true)
+    }
+
+    fn set_if_version_one(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        self.forget_cached(key);
+        let now = self.now();
+        let expires = self.ttl(ttl).map(|d| now + d);
+        let st = self.state();
+        let matches = match st.live(key, now) {
+            None => false,
+            Some(_) if self.flaw == SetIfVersionIgnoresTheVersion => true,
+            Some(e) => self.version_of(e) == expected,
+        };
+        if !matches {
+            return Ok(false);
+        }
+        self.put_decided(st, key, value, expires, now)?;
+        Ok(true)
+    }
+
+    fn increment_one(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        self.forget_cached(key);
+        let now = self.now();
+        let mut st = self.state();
+        let current = st.live(key, now).cloned();
+        let sum = match self.flaw {
+            IncrementWraps => {
+                let n = current.as_ref().map_or(Some(0), |e| {
+                    std::str::from_utf8(&e.value).ok()?.parse().ok()
+                });
+                let n: i64 = n.ok_or_else(|| DriverError::InvalidInput("not a number".into()))?;
+                n.wrapping_add(delta)
+            }
+            IncrementParsesLoosely => {
+                let n = current.as_ref().map_or(Some(0), |e| {
+                    std::str::from_utf8(&e.value)
+                        .ok()?
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                });
+                let n = n.ok_or_else(|| DriverError::InvalidInput("not a number".into()))?;
+                n.checked_add(delta)
+                    .ok_or_else(|| DriverError::InvalidInput("overflow".into()))?
+            }
+            _ => hodor_core::driver::increment_counter(
+                current.as_ref().map(|e| &e.value[..]),
+                delta,
+            )?,
+        };
+        if self.flaw == IncrementLosesUpdates {
+            drop(st);
+            std::thread::yield_now();
+            st = self.state();
+        }
+        let expires = match self.flaw {
+            IncrementDropsTheTtl => None,
+            _ => current.and_then(|e| e.expires),
+        };
+        self.put_decided(st, key, Bytes::from(sum.to_string()), expires, now)?;
+        Ok(sum)
+    }
+
+    fn list_page_keys(&self, prefix: &str, after: Option<&str>, limit: usize) -> Page {
+        let now = self.now();
+        let st = self.state();
+        let from = match after {
+            Some(after) if after >= prefix => {
+                if self.flaw == ListPageRepeatsTheCursor {
+                    Bound::Included(after)
+                } else {
+                    Bound::Excluded(after)
+                }
+            }
+            _ => Bound::Included(prefix),
+        };
+        let skip = usize::from(self.flaw == ListPageSkipsPastTheCursor && after.is_some());
+        let keys: Vec<String> = st
+            .index
+            .range::<str, _>((from, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| {
+                let expired = st.data.get(*k).is_some_and(|e| !e.live(now));
+                !expired || self.flaw == ListPageIncludesExpired
+            })
+            .skip(skip)
+            .map(|(k, _)| k.clone())
+            .collect();
+        drop(st);
+        page_of(keys, limit)
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         if self.flaw == ReleasesOnlyOnDrop {
@@ -1058,6 +1248,7 @@ impl Driver for Handle {
             .ttl(true)
             .atomic_bulk(true)
             .limits(true)
+            .conditional(true)
             .watch(true);
         match self.flaw {
             NoTtlCapability => caps.ttl(false),
@@ -1122,10 +1313,9 @@ impl Driver for Handle {
         let now = self.now();
         let st = self.state();
         let key = self.canonical(&st, key);
-        Ok(st.live(&key, now).map(|e| Metadata {
-            size: e.value.len() as u64,
-            modified: e.modified,
-            expires_at: e.expires,
+        Ok(st.live(&key, now).map(|e| {
+            let version = self.version_of(e);
+            Metadata::new(e.value.len() as u64, e.modified, e.expires, version)
         }))
     }
 
@@ -1323,6 +1513,33 @@ impl Driver for Handle {
             _ => self.release(),
         }
         Ok(())
+    }
+
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        self.create_one(key, self.value(value), ttl)
+    }
+
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        self.set_if_version_one(key, self.value(value), ttl, expected)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        self.increment_one(key, delta)
+    }
+
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> DriverResult<Page> {
+        Ok(self.list_page_keys(prefix, start_after, limit))
     }
 
     fn gauges(&self) -> Gauges {
@@ -1540,7 +1757,24 @@ mutations! {
     expirations_not_counted: ExpirationsNotCounted => "limits_reclaiming_expired_entries_counts_expirations";
     deadline_dropped_when_a_key_is_recreated: DeadlineDroppedOnRecreate => "limits_entries_gauge_counts_live_keys_after_a_sweep";
 
+    version_unchanged_on_overwrite: VersionUnchangedOnOverwrite => "version_changes_on_every_write";
+    version_is_the_write_time: VersionIsTheWriteTime => "version_changes_on_every_write";
+    version_restarting_when_recreated: VersionRestartsWhenRecreated => "version_changes_on_every_write";
+
+    create_checking_then_acting: CreateChecksThenActs => "concurrent_creates_of_one_key_have_one_winner";
+    create_refusing_expired_entries: CreateRefusesExpiredEntries => "create_writes_over_an_expired_entry";
+    set_if_version_ignoring_the_version: SetIfVersionIgnoresTheVersion => "set_if_version_writes_only_at_that_version";
+    increment_losing_updates: IncrementLosesUpdates => "concurrent_increments_lose_no_update";
+    increment_wrapping: IncrementWraps => "increment_refuses_non_integers_and_overflow";
+    increment_parsing_loosely: IncrementParsesLoosely => "increment_refuses_non_integers_and_overflow";
+    increment_dropping_the_ttl: IncrementDropsTheTtl => "increment_keeps_the_ttl";
+
+    list_page_repeating_the_cursor: ListPageRepeatsTheCursor => "list_page_pages_add_up_to_list";
+    list_page_skipping_past_the_cursor: ListPageSkipsPastTheCursor => "list_page_pages_add_up_to_list";
+    list_page_including_expired_keys: ListPageIncludesExpired => "list_page_skips_expired_keys";
+
     watch_out_of_order_per_key: WatchOutOfOrderPerKey => "watch_events_of_a_key_arrive_in_write_order";
+    conditional_writes_are_not_watched: ConditionalWritesAreNotWatched => "watch_reports_conditional_writes";
     watch_prefix_as_a_path: WatchPrefixAsPath => "watch_prefix_is_plain_bytes";
     watch_ignoring_its_buffer: WatchIgnoresBuffer => "watch_overflow_reports_lagged_and_never_blocks_writers";
     watch_dropping_events_silently: WatchDropsWhenFull => "watch_overflow_reports_lagged_and_never_blocks_writers";

@@ -17,8 +17,10 @@
 //! ```
 //!
 //! What it shows: the same name opens the same store (and the last close releases it), the
-//! clock is injectable so tests control time, the bulk calls are atomic (one lock) and say
-//! so in [`Capabilities`], config is typed JSON that rejects unknown fields.
+//! clock is injectable so tests control time, the bulk calls and the conditional writes are
+//! atomic (one lock) and say so in [`Capabilities`], every write gives the entry a new
+//! [`Version`], `list_page` seeks instead of listing everything, config is typed JSON that
+//! rejects unknown fields.
 //!
 //! Expired entries are never returned; their memory is reclaimed by writes, in one pass once
 //! the writes since the last pass reach the store's size (amortized O(1) per write). A
@@ -29,12 +31,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use hodor_core::clock::Clock;
-use hodor_core::driver::{Driver, DriverError, DriverResult, Gauges, parse_config};
-use hodor_core::{Bytes, Capabilities, Contract, Metadata};
+use hodor_core::driver::{
+    Driver, DriverError, DriverResult, Gauges, increment_counter, page_of, parse_config,
+};
+use hodor_core::{Bytes, Capabilities, Contract, Metadata, Page, Version};
 
 /// The name the driver registers under: `Contract::new("custom", name, config)`.
 pub const DRIVER_NAME: &str = "custom";
@@ -64,9 +69,26 @@ struct Entry {
     value: Bytes,
     modified: SystemTime,
     expires: Option<SystemTime>,
+    version: u64,
+}
+
+/// Every write in the process takes the next number as its entry's version: never reused,
+/// not even by a key deleted and written again, or by a store released and opened again.
+fn next_version() -> u64 {
+    static VERSIONS: AtomicU64 = AtomicU64::new(1);
+    VERSIONS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Entry {
+    fn new(value: Bytes, now: SystemTime, expires: Option<SystemTime>) -> Entry {
+        Entry {
+            value,
+            modified: now,
+            expires,
+            version: next_version(),
+        }
+    }
+
     /// Live strictly before the deadline, gone from it on.
     fn live(&self, now: SystemTime) -> bool {
         self.expires.is_none_or(|at| now < at)
@@ -78,6 +100,17 @@ struct Map {
     /// Ordered by key bytes (`String`'s order), so `list` is a sorted range scan.
     entries: BTreeMap<String, Entry>,
     writes_since_purge: usize,
+}
+
+impl Map {
+    /// Counts `n` writes, and once they reach the store's size, reclaims what has expired.
+    fn wrote(&mut self, n: usize, now: SystemTime) {
+        self.writes_since_purge += n;
+        if self.writes_since_purge >= self.entries.len() {
+            self.entries.retain(|_, entry| entry.live(now));
+            self.writes_since_purge = 0;
+        }
+    }
 }
 
 /// One named store.
@@ -154,8 +187,14 @@ impl CustomDriver {
 
 impl Driver for CustomDriver {
     fn capabilities(&self) -> Capabilities {
-        // Every bulk call runs under one lock, so it is atomic.
-        Capabilities::NONE.ttl(true).atomic_bulk(true)
+        // Every bulk call and every conditional write runs under one lock, so it is atomic.
+        // The lock is held only for map operations, never for I/O: async callers may run
+        // calls inline.
+        Capabilities::NONE
+            .ttl(true)
+            .atomic_bulk(true)
+            .conditional(true)
+            .non_blocking(true)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -185,15 +224,10 @@ impl Driver for CustomDriver {
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
         let now = self.now();
         let map = self.map();
-        Ok(map
-            .entries
-            .get(key)
-            .filter(|e| e.live(now))
-            .map(|e| Metadata {
-                size: e.value.len() as u64,
-                modified: e.modified,
-                expires_at: e.expires,
-            }))
+        Ok(map.entries.get(key).filter(|e| e.live(now)).map(|e| {
+            let version = Version::from_raw(u128::from(e.version));
+            Metadata::new(e.value.len() as u64, e.modified, e.expires, version)
+        }))
     }
 
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
@@ -211,19 +245,77 @@ impl Driver for CustomDriver {
         let expires = ttl.map(|ttl| now + ttl);
         let mut map = self.map();
         for (key, value) in entries {
-            let entry = Entry {
-                value: value.clone(),
-                modified: now,
-                expires,
-            };
+            let entry = Entry::new(value.clone(), now, expires);
             map.entries.insert((*key).to_owned(), entry);
         }
-        map.writes_since_purge += entries.len();
-        if map.writes_since_purge >= map.entries.len() {
-            map.entries.retain(|_, entry| entry.live(now));
-            map.writes_since_purge = 0;
-        }
+        map.wrote(entries.len(), now);
         Ok(())
+    }
+
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        let now = self.now();
+        let mut map = self.map();
+        if map.entries.get(key).is_some_and(|e| e.live(now)) {
+            return Ok(false);
+        }
+        let entry = Entry::new(value, now, ttl.map(|ttl| now + ttl));
+        map.entries.insert(key.to_owned(), entry);
+        map.wrote(1, now);
+        Ok(true)
+    }
+
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expected: Version,
+    ) -> DriverResult<bool> {
+        let now = self.now();
+        let mut map = self.map();
+        let current = map.entries.get(key).filter(|e| e.live(now));
+        if current.is_none_or(|e| u128::from(e.version) != expected.to_raw()) {
+            return Ok(false);
+        }
+        let entry = Entry::new(value, now, ttl.map(|ttl| now + ttl));
+        map.entries.insert(key.to_owned(), entry);
+        map.wrote(1, now);
+        Ok(true)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        let now = self.now();
+        let mut map = self.map();
+        let current = map.entries.get(key).filter(|e| e.live(now));
+        let sum = increment_counter(current.map(|e| &e.value[..]), delta)?;
+        // A counter keeps its TTL; a new one has none.
+        let expires = current.and_then(|e| e.expires);
+        let entry = Entry::new(Bytes::from(sum.to_string()), now, expires);
+        map.entries.insert(key.to_owned(), entry);
+        map.wrote(1, now);
+        Ok(sum)
+    }
+
+    fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> DriverResult<Page> {
+        let now = self.now();
+        let map = self.map();
+        // Seek to the later of the prefix and the cursor: the page costs what it returns.
+        let from = match start_after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let keys = map
+            .entries
+            .range::<str, _>((from, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter(|(_, entry)| entry.live(now))
+            .map(|(key, _)| key.clone());
+        Ok(page_of(keys, limit))
     }
 
     fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {

@@ -31,12 +31,10 @@ type Change<T> = (String, Option<Arc<T>>, Option<Arc<T>>);
 ///
 /// ```
 /// use hodor_core::sync::SyncedMap;
-/// use hodor_memory as _;
 ///
-/// # fn main() -> hodor_core::Result<()> {
-/// let store = hodor_core::Contract::new("memory", "flags-doc", None)?;
+/// # fn flags(store: &hodor_core::Contract) -> hodor_core::Result<()> {
 /// store.set("flag/dark-mode", "true", None)?;
-/// let flags = SyncedMap::<bool>::builder(&store, "flag/")
+/// let flags = SyncedMap::<bool>::builder(store, "flag/")
 ///     .debounce(std::time::Duration::ZERO)
 ///     .start()?;
 /// assert_eq!(flags.get("flag/dark-mode").as_deref(), Some(&true));

@@ -1,9 +1,9 @@
 //! Typed configuration that follows the store: [`Synced<T>`] for one key, [`SyncedMap<T>`]
 //! for every key under a prefix.
 //!
-//! ```
+//! ```no_run
 //! use hodor_core::sync::Synced;
-//! use hodor_memory as _;
+//! // use hodor_memory as _; // link the driver
 //! use std::time::Duration;
 //!
 //! #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -33,6 +33,9 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! (Compiled but not run here, as this crate links no driver; it runs in `hodor-memory`'s
+//! documentation.)
 //!
 //! # How it follows the store
 //! - **Start.** `start` subscribes first and reads second, so a change between the two is

@@ -5,9 +5,9 @@
 //! changes to every key that starts with a prefix (a plain byte prefix, as `list` matches),
 //! or to one key ([`Contract::watch_key`](crate::Contract::watch_key)).
 //!
-//! ```
+//! ```no_run
 //! use hodor_core::watch::{EventKind, Item};
-//! use hodor_memory as _;
+//! // use hodor_memory as _; // link the driver
 //! use std::time::Duration;
 //!
 //! # fn main() -> hodor_core::Result<()> {
@@ -27,6 +27,9 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! (This crate depends on no driver, so the example is compiled but not run here; it runs
+//! in `hodor-memory`'s documentation.)
 //!
 //! # The rules
 //!

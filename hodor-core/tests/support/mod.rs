@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hodor_core::driver::{Driver, DriverError, DriverResult};
-use hodor_core::{Bytes, Capabilities, Metadata};
+use hodor_core::{Bytes, Capabilities, Metadata, Version};
 
 #[derive(Debug, Default)]
 pub struct Log {
@@ -85,14 +85,74 @@ impl Driver for Recording {
     }
     fn stat(&self, key: &str) -> DriverResult<Option<Metadata>> {
         self.record(format!("stat {key}"))?;
-        Ok(self.data.lock().unwrap().get(key).map(|v| Metadata {
-            size: v.len() as u64,
-            modified: std::time::SystemTime::UNIX_EPOCH,
-            expires_at: None,
+        Ok(self.data.lock().unwrap().get(key).map(|v| {
+            let modified = std::time::SystemTime::UNIX_EPOCH;
+            Metadata::new(v.len() as u64, modified, None, Version::from_raw(0))
         }))
     }
     fn close(&self) -> DriverResult<()> {
         self.log.closes.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+    fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
+        self.record(format!("create {key}"))?;
+        *self.log.last_ttl.lock().unwrap() = ttl;
+        let mut data = self.data.lock().unwrap();
+        if data.contains_key(key) {
+            return Ok(false);
+        }
+        data.insert(key.to_owned(), value);
+        Ok(true)
+    }
+    fn set_if_version(
+        &self,
+        key: &str,
+        value: Bytes,
+        _ttl: Option<Duration>,
+        _expected: Version,
+    ) -> DriverResult<bool> {
+        self.record(format!("set_if_version {key}"))?;
+        let mut data = self.data.lock().unwrap();
+        if !data.contains_key(key) {
+            return Ok(false);
+        }
+        data.insert(key.to_owned(), value);
+        Ok(true)
+    }
+    fn increment(&self, key: &str, delta: i64) -> DriverResult<i64> {
+        self.record(format!("increment {key}"))?;
+        let mut data = self.data.lock().unwrap();
+        let sum = hodor_core::driver::increment_counter(data.get(key).map(|v| &v[..]), delta)?;
+        data.insert(key.to_owned(), Bytes::from(sum.to_string()));
+        Ok(sum)
+    }
+}
+
+/// A driver whose `list_page` returns what it was built with, whatever it is asked: for
+/// showing what the `Contract` makes of a driver's bad page.
+#[derive(Debug)]
+pub struct FixedPage(pub hodor_core::Page);
+
+impl Driver for FixedPage {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+    fn set(&self, _: &str, _: Bytes, _: Option<Duration>) -> DriverResult<()> {
+        Ok(())
+    }
+    fn get(&self, _: &str) -> DriverResult<Option<Bytes>> {
+        Ok(None)
+    }
+    fn delete(&self, _: &str) -> DriverResult<bool> {
+        Ok(false)
+    }
+    fn list(&self, _: &str) -> DriverResult<Vec<String>> {
+        Ok(self.0.keys.clone())
+    }
+    fn stat(&self, _: &str) -> DriverResult<Option<Metadata>> {
+        Ok(None)
+    }
+    fn list_page(&self, _: &str, _: Option<&str>, _: usize) -> DriverResult<hodor_core::Page> {
+        Ok(self.0.clone())
     }
 }

@@ -12,23 +12,10 @@ use std::time::{Duration, Instant};
 use hodor_core::{Contract, Error};
 
 use crate::TestClock;
-use crate::ctx::{Ctx, Must, parallel, show};
+use crate::ctx::{Ctx, Must, handles, parallel, show};
 use crate::race::{MIN_READS, MIN_ROUNDS, MIN_WRITES, SetOnDrop, rounds, writers_and_readers};
 
 const THREADS: usize = 4;
-
-/// One contract per thread: clones for even threads, second opens for odd ones.
-fn handles(t: &Ctx, c: &Contract, n: usize) -> Vec<Contract> {
-    (0..n)
-        .map(|i| {
-            if i % 2 == 0 {
-                c.clone()
-            } else {
-                t.open_as(c.name())
-            }
-        })
-        .collect()
-}
 
 pub(crate) fn concurrent_writers_lose_no_write(t: &Ctx) {
     let c = t.open();

@@ -10,16 +10,19 @@
 mod bulk;
 mod close;
 mod concurrency;
+mod conditional;
 mod keys;
 mod limits;
 mod list;
 mod metrics;
 mod missing;
 mod model;
+mod paging;
 mod round_trip;
 mod sharing;
 mod stat;
 mod ttl;
+mod versions;
 mod watch;
 
 crate::__with_cases!(__case_functions!());
@@ -48,16 +51,19 @@ mod tests {
             include_str!("bulk.rs"),
             include_str!("close.rs"),
             include_str!("concurrency.rs"),
+            include_str!("conditional.rs"),
             include_str!("keys.rs"),
             include_str!("limits.rs"),
             include_str!("list.rs"),
             include_str!("metrics.rs"),
             include_str!("missing.rs"),
             include_str!("model.rs"),
+            include_str!("paging.rs"),
             include_str!("round_trip.rs"),
             include_str!("sharing.rs"),
             include_str!("stat.rs"),
             include_str!("ttl.rs"),
+            include_str!("versions.rs"),
             include_str!("watch.rs"),
         ];
         let defined: Vec<&str> = sources

@@ -92,13 +92,19 @@ pub(crate) fn reads_leave_metadata_unchanged(t: &Ctx) {
         // Enough for a backend keeping times to the millisecond to show a change.
         TestClock::Real { .. } => Duration::from_millis(10),
     };
-    let reads: [(&str, &dyn Fn()); 8] = [
+    let reads: [(&str, &dyn Fn()); 10] = [
         ("get", &|| drop(c.get("k"))),
         ("get_many", &|| drop(c.get_many(&["k", "k/child"]))),
         ("exists", &|| drop(c.exists("k"))),
         ("stat", &|| drop(c.stat("k"))),
         ("list(\"\")", &|| drop(c.list(""))),
         ("list with the key as prefix", &|| drop(c.list("k"))),
+        ("list_page", &|| drop(c.list_page("k", None, 1))),
+        ("get_or_insert_with of a present key", &|| {
+            if c.capabilities().conditional {
+                drop(c.get_or_insert_with("k", None, || Ok::<_, hodor_core::Error>("other")));
+            }
+        }),
         ("get_json", &|| drop(c.get_json::<u32>("k"))),
         ("a read through another contract", &|| {
             let other = t.open_as(c.name());
@@ -111,10 +117,10 @@ pub(crate) fn reads_leave_metadata_unchanged(t: &Ctx) {
         read();
         let after = c.stat("k").must("stat k");
         assert_eq!(
-            (after.modified, after.expires_at),
-            (before.modified, before.expires_at),
-            "{what} changed k's metadata (modified, expires_at): reads change nothing, and \
-             a TTL is never extended by reading"
+            (after.modified, after.expires_at, after.version),
+            (before.modified, before.expires_at, before.version),
+            "{what} changed k's metadata (modified, expires_at, version): reads change \
+             nothing, and a TTL is never extended by reading"
         );
         assert_eq!(after.size, before.size, "{what} changed k's size");
     }

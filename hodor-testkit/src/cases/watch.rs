@@ -150,6 +150,50 @@ pub(crate) fn watch_reports_puts_and_deletes(t: &Ctx) {
     );
 }
 
+pub(crate) fn watch_reports_conditional_writes(t: &Ctx) {
+    let c = t.open();
+    let mut w = c.watch_with("", big()).must("watch");
+    assert!(c.create("lease", "w1", None).must("create"));
+    assert!(
+        !c.create("lease", "w2", None)
+            .must("create over a live entry")
+    );
+    let version = c.stat("lease").must("stat").version;
+    assert!(
+        c.set_if_version("lease", "w3", None, version)
+            .must("set_if_version")
+    );
+    assert!(
+        !c.set_if_version("lease", "w4", None, version)
+            .must("set_if_version with an old version")
+    );
+    assert!(
+        !c.set_if_version("missing", "v", None, version)
+            .must("set_if_version of a missing key")
+    );
+    assert_eq!(c.increment("hits", 2).must("increment"), 2);
+    assert_eq!(c.increment("hits", -2).must("increment"), 0);
+    assert_err!(
+        c.increment("lease", 1),
+        Error::InvalidInput { .. },
+        "increment of a value that is not a number"
+    );
+    let seen = events(&mut w, 4, "the conditional writes above");
+    assert_quiet(&mut w, "every conditional write was reported");
+    assert_seqs_increase(&seen);
+    let expected: BTreeMap<String, Vec<EventKind>> = [
+        ("hits".to_owned(), vec![EventKind::Put; 2]),
+        ("lease".to_owned(), vec![EventKind::Put; 2]),
+    ]
+    .into();
+    assert_eq!(
+        kinds_by_key(&seen),
+        expected,
+        "a create, set_if_version or increment that writes is a Put; one that writes \
+         nothing (refused, or an error) is no event"
+    );
+}
+
 pub(crate) fn watch_events_of_a_key_arrive_in_write_order(t: &Ctx) {
     const THREADS: usize = 4;
     const ROUNDS: usize = 100;

@@ -6,7 +6,7 @@
 //! ```sh
 //! apt-get install redis-server   # or: docker run -p 6379:6379 redis
 //! redis-server --save "" --appendonly no &
-//! cargo run --example redis_quickstart
+//! cargo run -p hodor-redis-examples --example redis_quickstart
 //! ```
 
 use hodor_core::{Contract, Error};

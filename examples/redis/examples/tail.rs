@@ -1,8 +1,8 @@
 //! Follows the logs that hodor-log sinks write into a contract, like `tail -f`.
 //!
 //! ```text
-//! cargo run --example tail                     # a demo: a writer thread logs into memory
-//! cargo run --example tail -- --redis redis://127.0.0.1:6379/0 --contract logs --prefix logs/web/
+//! cargo run -p hodor-redis-examples --example tail     # a demo: a writer thread logs into memory
+//! cargo run -p hodor-redis-examples --example tail -- --redis redis://127.0.0.1:6379/0 --contract logs --prefix logs/web/
 //! ```
 //!
 //! With `--redis` it follows that contract until interrupted (or for `--seconds N`).
