@@ -232,6 +232,22 @@ enum Flaw {
     /// `create`, `set_if_version` and `increment` write without publishing: the event
     /// hook sits in `set`, not in the write path they share.
     ConditionalWritesAreNotWatched,
+    /// A delete publishes `Delete` whether or not it removed anything (the hook runs on
+    /// the request, not on the change).
+    DeletesOfNothingAreWatched,
+    /// A delete that finds only an expired entry reports it as `Delete`, not `Expired`.
+    ExpiredDeletesReportedAsDeletes,
+    /// CLOCK's victims are reported as `Delete`, as if a caller had removed them.
+    EvictionsReportedAsDeletes,
+    /// Resuming after `seq` replays from `seq` itself (an inclusive bound): the event the
+    /// consumer already had comes twice.
+    ResumeReplaysItsSeq,
+    /// Resuming from before the history quietly starts from now instead of saying
+    /// `Compacted`: everything in between is lost without a word.
+    ResumeBeforeTheHistoryStartsNow,
+    /// Each contract publishes into a hub of its own: a watch sees only the writes made
+    /// through its own contract.
+    HubPerHandle,
 }
 
 use Flaw::*;
@@ -428,10 +444,10 @@ impl State {
             self.remove(&victim);
             self.note(
                 &victim,
-                if expired {
-                    EventKind::Expired
-                } else {
-                    EventKind::Evicted
+                match (expired, flaw) {
+                    (true, _) => EventKind::Expired,
+                    (false, EvictionsReportedAsDeletes) => EventKind::Delete,
+                    (false, _) => EventKind::Evicted,
                 },
             );
             if expired {
@@ -488,6 +504,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct StateGuard<'s> {
     guard: MutexGuard<'s, State>,
     store: &'s Store,
+    /// Where the changes go: the store's hub, or a handle's own ([`HubPerHandle`]).
+    hub: &'s Hub,
 }
 
 impl std::ops::Deref for StateGuard<'_> {
@@ -509,7 +527,7 @@ impl Drop for StateGuard<'_> {
             return;
         }
         let events = std::mem::take(&mut self.guard.events);
-        let hub = &self.store.hub;
+        let hub = self.hub;
         for event in events {
             match self.store.flaw {
                 WatchOutOfOrderPerKey => match self.guard.held.take() {
@@ -546,6 +564,7 @@ impl Store {
         StateGuard {
             guard: lock(&self.state),
             store: self,
+            hub: &self.hub,
         }
     }
 
@@ -579,6 +598,8 @@ struct Handle {
     /// Per-handle caches of the cache flaws: key -> (answer, expiry of the answer).
     values: Mutex<HashMap<String, CachedRead>>,
     lists: Mutex<HashMap<String, (Vec<String>, SystemTime)>>,
+    /// [`HubPerHandle`]: the hub this handle's writes and watches use instead of the store's.
+    own_hub: Option<Hub>,
     released: AtomicBool,
 }
 
@@ -634,6 +655,8 @@ impl Handle {
             flaw,
             values: Mutex::default(),
             lists: Mutex::default(),
+            own_hub: (flaw == HubPerHandle)
+                .then(|| Hub::new("reference", store_name, HubConfig::new().history(history))),
             released: AtomicBool::new(false),
         })
     }
@@ -642,6 +665,9 @@ impl Handle {
     fn release(&self) {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Some(hub) = &self.own_hub {
+            hub.close();
         }
         let mut open = lock(registry());
         let last = match open.get_mut(&self.store_name) {
@@ -666,7 +692,16 @@ impl Handle {
     }
 
     fn state(&self) -> StateGuard<'_> {
-        self.store.state()
+        StateGuard {
+            guard: lock(&self.store.state),
+            store: &self.store,
+            hub: self.hub(),
+        }
+    }
+
+    /// The hub this handle publishes into and watches: the store's, shared by every handle.
+    fn hub(&self) -> &Hub {
+        self.own_hub.as_ref().unwrap_or(&self.store.hub)
     }
 
     /// The live keys `request` matches, sorted.
@@ -682,7 +717,7 @@ impl Handle {
     }
 
     fn start_watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
-        let hub = &self.store.hub;
+        let hub = self.hub();
         match request.start {
             Start::Snapshot => match self.flaw {
                 SnapshotWithGap => {
@@ -709,7 +744,13 @@ impl Handle {
                     Ok(watch.with_snapshot(keys))
                 }
             },
-            Start::After(seq) => hub.subscribe(request, seq),
+            Start::After(seq) => match self.flaw {
+                ResumeReplaysItsSeq => hub.subscribe(request, seq.saturating_sub(1)),
+                ResumeBeforeTheHistoryStartsNow => hub
+                    .subscribe(request, seq)
+                    .or_else(|_| hub.subscribe_now(request)),
+                _ => hub.subscribe(request, seq),
+            },
             _ => hub.subscribe_now(request),
         }
     }
@@ -956,8 +997,13 @@ impl Handle {
             }
             _ => {
                 let removed = st.remove(key);
-                if let Some(entry) = &removed {
-                    st.note_removal(key, entry, now, EventKind::Delete);
+                match (&removed, flaw) {
+                    (None, DeletesOfNothingAreWatched)
+                    | (Some(_), ExpiredDeletesReportedAsDeletes) => {
+                        st.note(key, EventKind::Delete);
+                    }
+                    (Some(entry), _) => st.note_removal(key, entry, now, EventKind::Delete),
+                    (None, _) => {}
                 }
                 removed
             }
@@ -1270,11 +1316,11 @@ impl Driver for Handle {
         if self.flaw == WatchIgnoresBuffer {
             request.buffer = None;
         }
-        let buffer = request.buffer.unwrap_or(self.store.hub.config().buffer);
+        let buffer = request.buffer.unwrap_or(self.hub().config().buffer);
         self.store.watch_buffer.store(buffer, Ordering::Release);
         let watch = self.start_watch(&request)?;
         if self.flaw == DroppedWatchKeepsReceiving {
-            let forwarder = self.store.hub.subscribe_now(&request)?;
+            let forwarder = self.hub().subscribe_now(&request)?;
             lock(&self.store.forwarders).push(forwarder);
         }
         Ok(watch)
@@ -1554,7 +1600,7 @@ impl Driver for Handle {
         g.expirations = Some(st.expirations);
         g.max_bytes = self.store.limits.max_bytes;
         g.max_entries = self.store.limits.max_entries;
-        g.watches = Some(self.store.hub.watch_count());
+        g.watches = Some(self.hub().watch_count());
         g
     }
 }
@@ -1782,6 +1828,12 @@ mutations! {
     snapshot_with_a_gap: SnapshotWithGap => "watch_snapshot_has_no_gap_and_no_duplicate";
     snapshot_with_duplicates: SnapshotWithDuplicates => "watch_snapshot_has_no_gap_and_no_duplicate";
     dropped_watch_keeps_receiving: DroppedWatchKeepsReceiving => "watch_dropped_is_unsubscribed";
+    deletes_of_nothing_watched: DeletesOfNothingAreWatched => "watch_reports_puts_and_deletes";
+    expired_deletes_reported_as_deletes: ExpiredDeletesReportedAsDeletes => "watch_reports_expiry";
+    evictions_reported_as_deletes: EvictionsReportedAsDeletes => "watch_reports_evictions";
+    resume_replaying_its_seq: ResumeReplaysItsSeq => "watch_resumes_after_a_seq";
+    resume_before_the_history_starting_now: ResumeBeforeTheHistoryStartsNow => "watch_from_before_the_history_is_compacted";
+    a_hub_per_contract: HubPerHandle => "watch_sees_changes_made_through_other_contracts";
 }
 
 fn print_report(flaw: Flaw, report: &Report) {

@@ -735,6 +735,9 @@ pub(crate) fn watch_dropped_is_unsubscribed(t: &Ctx) {
     assert_eq!(next_event(&mut again, "the put").0, "k");
 }
 
+// The contract ends its watches before its driver's `close` runs, so no driver can fail
+// this case on its own: it guards the contract layer on every driver (hodor-core's
+// `closing_a_contract_ends_its_watches_and_no_others` breaks with `end_watches` removed).
 pub(crate) fn watch_ends_when_its_contract_closes(t: &Ctx) {
     let c = t.open();
     let mut w = c.watch_with("", big()).must("watch");
