@@ -25,8 +25,9 @@
 //! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), [`miss`]
 //! (reads of absent keys, `get` against `get_opt`), [`counting`] (what counting operations
 //! costs, from two builds of one probe), [`logging`] (hodor-log against tracing-appender),
-//! [`redis_phase`] (hodor-redis against the plain redis crate) and [`watch`] (what watching
-//! costs a write, and event latency).
+//! [`redis_phase`] (hodor-redis against the plain redis crate), [`watch`] (what watching
+//! costs a write, and event latency) and [`persist`] (what persistence and compression cost
+//! hodor's own memory driver).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -41,6 +42,7 @@ pub mod logging;
 pub mod lru;
 pub mod memory;
 pub mod miss;
+pub mod persist;
 pub mod plan;
 pub mod profile;
 pub mod redis_phase;
@@ -121,6 +123,13 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         .iter()
         .map(|c| c.keys)
         .chain([plan.list.keys, plan.ttl.keys, 2 * plan.churn.keys])
+        .chain(
+            plan.phases
+                .persist
+                .then_some([plan.persist.keys, plan.persist.json_keys])
+                .into_iter()
+                .flatten(),
+        )
         .chain(plan.memory_entries.iter().copied())
         .max()
         .unwrap_or(0);
@@ -139,6 +148,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         redis: None,
         log: None,
         watch: None,
+        persist: None,
         ratios: Vec::new(),
         notes: Vec::new(),
         entry_overhead: overhead,
@@ -198,6 +208,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
     }
     if phases.watch {
         r.watch = Some(watch::run(plan, progress));
+    }
+    if phases.persist {
+        r.persist = Some(persist::run(&plan.persist, &keys, progress));
     }
     let mut kept = if phases.memory {
         memory_with_ttl(plan, &keys, counting, &mut r, progress)

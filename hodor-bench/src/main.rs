@@ -21,8 +21,8 @@ const USAGE: &str = "usage: hodor-bench [--quick] [--only PHASES] [--out DIR] [-
        hodor-bench --profile STORE WORKLOAD KEYS THREADS SECONDS
 
   --quick          the cells the targets need, in under a minute
-  --only PHASES    run only some of throughput,list,ttl,churn,memory,log,redis,counting,watch
-                   (comma-separated)
+  --only PHASES    run only some of throughput,list,ttl,churn,memory,log,redis,counting,
+                   watch,persist (comma-separated)
   --out DIR        where results.json, results.md and bench.png go (default target/hodor-bench)
   --update-readme  also rewrite the generated parts of hodor-bench/README.md and README.md,
                    and docs/bench.png

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::logging::LogPlan;
+use crate::persist::PersistPlan;
 use crate::results::Workload;
 use crate::stores::Kind;
 use crate::watch::WatchPlan;
@@ -110,6 +111,8 @@ pub struct Phases {
     pub counting: bool,
     /// What watching costs a write, and event latency.
     pub watch: bool,
+    /// Persistence and compression.
+    pub persist: bool,
 }
 
 impl Phases {
@@ -124,10 +127,12 @@ impl Phases {
         redis: true,
         counting: true,
         watch: true,
+        persist: true,
     };
 
     /// The names `--only` accepts, in run order.
-    pub const NAMES: &'static str = "throughput,list,ttl,churn,memory,log,redis,counting,watch";
+    pub const NAMES: &'static str =
+        "throughput,list,ttl,churn,memory,log,redis,counting,watch,persist";
 
     /// Parses a comma-separated list of phase names.
     pub fn parse(list: &str) -> Result<Phases, String> {
@@ -141,6 +146,7 @@ impl Phases {
             redis: false,
             counting: false,
             watch: false,
+            persist: false,
         };
         for name in list.split(',') {
             match name.trim() {
@@ -150,6 +156,7 @@ impl Phases {
                 "churn" => p.churn = true,
                 "memory" => p.memory = true,
                 "log" => p.log = true,
+                "persist" => p.persist = true,
                 "redis" => p.redis = true,
                 "counting" => p.counting = true,
                 "watch" => p.watch = true,
@@ -212,6 +219,8 @@ pub struct Plan {
     pub counting: CountingPlan,
     /// The watch phase.
     pub watch: WatchPlan,
+    /// Persistence and compression.
+    pub persist: PersistPlan,
     /// Which parts run.
     pub phases: Phases,
 }
@@ -300,6 +309,17 @@ impl Plan {
                 latency_events: 20_000,
                 redis_threads: 8,
             },
+            persist: PersistPlan {
+                keys: M1,
+                threads: 2,
+                reps: 5,
+                always_threads: 8,
+                always_duration: Duration::from_millis(500),
+                always_reps: 7,
+                json_keys: 50_000,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(300),
+            },
             phases: Phases::ALL,
         }
     }
@@ -359,6 +379,14 @@ impl Plan {
                 probe_rounds: 4,
                 latency_events: 5_000,
                 ..Plan::full().watch
+            },
+            persist: PersistPlan {
+                reps: 3,
+                always_duration: Duration::from_millis(200),
+                always_reps: 5,
+                json_keys: 20_000,
+                get_duration: Duration::from_millis(100),
+                ..Plan::full().persist
             },
             ..Plan::full()
         }
@@ -430,6 +458,17 @@ impl Plan {
                 probe_profile: "dev",
                 latency_events: 200,
                 redis_threads: 2,
+            },
+            persist: PersistPlan {
+                keys: 2000,
+                threads: 2,
+                reps: 1,
+                always_threads: 8,
+                always_duration: Duration::from_millis(20),
+                always_reps: 1,
+                json_keys: 200,
+                json_bytes: 4096,
+                get_duration: Duration::from_millis(5),
             },
             phases: Phases::ALL,
         }

@@ -528,6 +528,84 @@ fn body(r: &Results, level: usize) -> String {
     if let Some(w) = &r.watch {
         out.push_str(&crate::watch::markdown(&r.plan, w, &h));
     }
+    if let Some(p) = &r.persist {
+        let plan = &r.plan.persist;
+        let _ = writeln!(
+            out,
+            "\n{h} Persistence and compression (hodor's memory driver with and without)\n"
+        );
+        let _ = writeln!(out, "| measurement | without | with | |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| `set` of {} new keys, 64 B, {} threads, M/s | {} | fsync = interval: {} | |",
+            count(plan.keys),
+            plan.threads,
+            cell(&p.sets_memory),
+            cell(&p.sets_interval)
+        );
+        let _ = writeln!(
+            out,
+            "| fsync = always, thousand acknowledged `set`s/s | 1 writer: {} | {} writers: {} | {:.1} writes per fsync |",
+            cell(&p.always_one),
+            plan.always_threads,
+            cell(&p.always_many),
+            p.writes_per_fsync
+        );
+        let _ = writeln!(
+            out,
+            "| open {} entries of 64 B, seconds | `set` into a fresh store, 1 thread: {} | from the log ({} MiB): {}; from a snapshot: {} | |",
+            count(plan.keys),
+            cell(&p.set_seconds),
+            p.log_bytes >> 20,
+            cell(&p.recover_log_seconds),
+            cell(&p.recover_snapshot_seconds)
+        );
+        let _ = writeln!(
+            out,
+            "| {} JSON documents of {}, `metrics().bytes` | {} | LZ4: {} | |",
+            count(plan.json_keys),
+            bytes(plan.json_bytes),
+            p.json_bytes_raw,
+            p.json_bytes_compressed
+        );
+        let _ = writeln!(
+            out,
+            "| `get` of those, 1 thread, M/s | {} | LZ4: {} | |",
+            cell(&p.get_raw),
+            cell(&p.get_compressed)
+        );
+        let _ = writeln!(
+            out,
+            "| `get` and read each value through, M/s | {} | LZ4: {} | |",
+            cell(&p.get_read_raw),
+            cell(&p.get_read_compressed)
+        );
+        let _ = writeln!(
+            out,
+            "| a new buffer holding a copy of one of them, from the cache (the least a `get` that cannot hand out the stored buffer adds), M/s | | {} | |",
+            cell(&p.copies)
+        );
+        if let Some(g) = p.get_costs(crate::targets::COMPRESSED_GET_TARGET) {
+            let _ = writeln!(
+                out,
+                "\nWhy a compressed `get` is slow next to one that hands out the stored buffer: \
+                 {:.0} ns against {:.0} ns. A `get` that must build a new {} buffer costs at \
+                 least an allocation and a copy, {:.0} ns here, which alone would cap \
+                 `compression_get_vs_raw` at {:.2}; decoding these documents (LZ4, into a new \
+                 buffer) added the rest, at {:.1} GB/s of output. Reaching {} would take \
+                 decoding at {:.0} GB/s.",
+                g.compressed,
+                g.raw,
+                bytes(plan.json_bytes),
+                g.copy,
+                g.ceiling,
+                g.decode_gbps,
+                crate::targets::COMPRESSED_GET_TARGET,
+                g.needed_gbps
+            );
+        }
+    }
 
     if !r.notes.is_empty() {
         let _ = writeln!(out, "\n{h} Notes\n");

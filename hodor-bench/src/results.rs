@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::logging::LogResults;
 use crate::memory::MemoryRow;
+use crate::persist::PersistResults;
 use crate::plan::Plan;
 use crate::stores::{Kind, Limit};
 
@@ -382,6 +383,8 @@ pub struct Results {
     pub log: Option<LogResults>,
     /// The watch phase.
     pub watch: Option<crate::watch::WatchResults>,
+    /// Persistence and compression.
+    pub persist: Option<PersistResults>,
     /// Targets, computed from the rows above.
     pub ratios: Vec<Ratio>,
     /// Anything the reader should know: stores that could not run, sanity failures.

@@ -1,5 +1,6 @@
 //! The targets hodor's memory driver is held to, each computed from one run's rows.
 
+use crate::persist::PersistResults;
 use crate::results::{Goal, MissStore, Ratio, RedisOp, Results, Workload};
 use crate::stores::{Kind, Limit};
 
@@ -146,6 +147,7 @@ pub fn compute(r: &Results) -> Vec<Ratio> {
         ),
     ));
     out.extend(crate::watch::ratios(&r.plan, r.watch.as_ref()));
+    persist_targets(r, &mut out);
     out.extend(issue_15(r));
     out
 }
@@ -329,4 +331,101 @@ fn issue_15(r: &Results) -> Vec<Ratio> {
         ));
     }
     out
+}
+
+/// `compression_get_vs_raw`'s target: a compressed `get` at least this fraction as fast as
+/// one that hands out the stored buffer.
+pub const COMPRESSED_GET_TARGET: f64 = 0.3;
+
+/// The persistence and compression targets.
+fn persist_targets(r: &Results, out: &mut Vec<Ratio>) {
+    let plan = &r.plan.persist;
+    let p = r.persist.as_ref();
+    let of = |f: fn(&PersistResults) -> (f64, f64)| {
+        p.map(f).and_then(|(a, b)| (b > 0.0).then_some(a / b))
+    };
+    let not_run = |detail: String| {
+        if p.is_some() {
+            detail
+        } else {
+            format!("{detail} (the persist phase did not run)")
+        }
+    };
+    out.push(ratio(
+        "persist_sets_interval_vs_memory",
+        of(|p| (p.sets_interval.median, p.sets_memory.median)),
+        Goal::AtLeast,
+        0.5,
+        not_run(format!(
+            "set of {} new keys (64 B values) from {} threads into a fresh store: fsync = interval / without persistence",
+            plan.keys, plan.threads
+        )),
+    ));
+    out.push(ratio(
+        "persist_always_group_commit_vs_one_fsync_per_write",
+        of(|p| (p.always_many.median, p.always_one.median)),
+        Goal::AtLeast,
+        4.0,
+        not_run(format!(
+            "acknowledged sets per second with fsync = always: {} writer threads (group commit, {:.1} writes per fsync) / one writer (one fsync per write)",
+            plan.always_threads,
+            p.map_or(0.0, |p| p.writes_per_fsync)
+        )),
+    ));
+    out.push(ratio(
+        "persist_recovery_from_log_vs_set_time",
+        of(|p| (p.recover_log_seconds.median, p.set_seconds.median)),
+        Goal::AtMost,
+        2.0,
+        not_run(format!(
+            "time to open a store of {} entries of 64 B from its log alone / time to set them into a fresh store from one thread",
+            plan.keys
+        )),
+    ));
+    out.push(ratio(
+        "persist_recovery_from_snapshot_vs_set_time",
+        of(|p| (p.recover_snapshot_seconds.median, p.set_seconds.median)),
+        Goal::AtMost,
+        2.0,
+        not_run(
+            "time to open the same store from a snapshot / time to set the entries into a fresh store from one thread"
+                .to_owned(),
+        ),
+    ));
+    out.push(ratio(
+        "compression_stored_bytes_vs_raw",
+        of(|p| (p.json_bytes_compressed as f64, p.json_bytes_raw as f64)),
+        Goal::AtMost,
+        0.4,
+        not_run(format!(
+            "metrics().bytes with LZ4 / without, {} JSON documents of {} B",
+            plan.json_keys, plan.json_bytes
+        )),
+    ));
+    out.push(ratio(
+        "compression_get_vs_raw",
+        of(|p| (p.get_compressed.median, p.get_raw.median)),
+        Goal::AtLeast,
+        COMPRESSED_GET_TARGET,
+        not_run(format!(
+            "get throughput, one thread, random order over {} JSON documents of {} B: compressed / as given{}",
+            plan.json_keys,
+            plan.json_bytes,
+            p.and_then(|p| p.get_costs(COMPRESSED_GET_TARGET))
+                .map_or(String::new(), |g| format!(
+                    " ({:.0} ns / {:.0} ns; a get that builds a new buffer costs at least an allocation and a copy, {:.0} ns, which alone caps the ratio at {:.2}; decoding (LZ4, into a new buffer) ran at {:.1} GB/s of output, and the target needs {:.0} GB/s)",
+                    g.compressed, g.raw, g.copy, g.ceiling, g.decode_gbps, g.needed_gbps
+                ))
+        )),
+    ));
+    out.push(ratio(
+        "compression_get_and_read_vs_raw",
+        of(|p| (p.get_read_compressed.median, p.get_read_raw.median)),
+        Goal::AtLeast,
+        0.3,
+        not_run(
+            "the same, each value then read through once (what a caller that parses or sends it pays at least): compressed / as given"
+                .to_owned(),
+        ),
+    ));
 }

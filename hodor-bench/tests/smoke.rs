@@ -165,7 +165,7 @@ fn every_workload_runs_and_reports() {
     let md = report::markdown(&r);
     let lines: Vec<&str> = md.lines().collect();
     let ratios = &lines[lines.len() - r.ratios.len()..];
-    assert_eq!(r.ratios.len(), 26);
+    assert_eq!(r.ratios.len(), 33);
     let names: Vec<&str> = r.ratios.iter().map(|x| x.name).collect();
     for name in [
         "get_opt_miss_vs_get_miss",
@@ -185,6 +185,24 @@ fn every_workload_runs_and_reports() {
             r.ratios
         );
     }
+    let p = r.persist.as_ref().expect("the persist phase ran");
+    for s in [
+        &p.sets_memory,
+        &p.sets_interval,
+        &p.always_one,
+        &p.always_many,
+        &p.set_seconds,
+        &p.recover_log_seconds,
+        &p.recover_snapshot_seconds,
+        &p.get_raw,
+        &p.get_compressed,
+        &p.get_read_raw,
+        &p.get_read_compressed,
+        &p.copies,
+    ] {
+        assert!(s.min > 0.0, "{p:?}");
+    }
+    assert!(p.json_bytes_compressed < p.json_bytes_raw, "{p:?}");
     assert!(ratios.iter().all(|l| l.starts_with("ratio ")), "{ratios:?}");
     assert!(
         ratios

@@ -342,6 +342,20 @@ pub struct Gauges {
     pub max_entries: Option<u64>,
     /// Watches open on the store in this process ([`Hub::watch_count`](crate::watch::Hub::watch_count)).
     pub watches: Option<u64>,
+    /// Persistent stores that keep a log: bytes of log on disk since the latest snapshot
+    /// (what recovery would replay).
+    pub log_bytes: Option<u64>,
+    /// Persistent stores that take snapshots: milliseconds since the latest snapshot was
+    /// begun, `None` while there is none.
+    pub snapshot_age_ms: Option<u64>,
+    /// Persistent stores: `fsync` calls on the log since the store was opened.
+    pub fsyncs: Option<u64>,
+    /// Persistent stores: how long recovery took when the store was opened, in
+    /// microseconds.
+    pub recovery_micros: Option<u64>,
+    /// Persistent stores: snapshot entries and log records recovery replayed when the store
+    /// was opened.
+    pub recovery_records: Option<u64>,
 }
 
 /// A backend: one opened store behind a [`Contract`](crate::Contract).

@@ -74,6 +74,16 @@ pub struct Metrics {
     /// Watches open on the store in this process (every contract's), if the driver can
     /// watch.
     pub watches: Option<u64>,
+    /// Persistent stores: bytes of log on disk since the latest snapshot.
+    pub log_bytes: Option<u64>,
+    /// Persistent stores: milliseconds since the latest snapshot was begun.
+    pub snapshot_age_ms: Option<u64>,
+    /// Persistent stores: `fsync` calls on the log since the store was opened.
+    pub fsyncs: Option<u64>,
+    /// Persistent stores: how long recovery took at open, in microseconds.
+    pub recovery_micros: Option<u64>,
+    /// Persistent stores: snapshot entries and log records replayed at open.
+    pub recovery_records: Option<u64>,
 }
 
 #[derive(Default)]
@@ -305,6 +315,11 @@ impl Counters {
             max_bytes: gauges.max_bytes,
             max_entries: gauges.max_entries,
             watches: gauges.watches,
+            log_bytes: gauges.log_bytes,
+            snapshot_age_ms: gauges.snapshot_age_ms,
+            fsyncs: gauges.fsyncs,
+            recovery_micros: gauges.recovery_micros,
+            recovery_records: gauges.recovery_records,
         }
     }
 }

@@ -71,33 +71,36 @@ impl MemoryDriver {
             return Err(DriverError::invalid_config(Some(field), reason));
         }
         let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = stores.get_mut(name) {
-            if let Some(store) = open.store.upgrade() {
-                if store.config != config {
-                    return Err(DriverError::invalid_config(
-                        None,
-                        format!(
-                            "memory store {name:?} is already open with {:?}, not {config:?}; open \
-                             it with the same config, or close every contract on it first",
-                            store.config
-                        ),
-                    ));
-                }
-                if !store.clock.same_as(&clock) {
-                    return Err(DriverError::invalid_config(
-                        None,
-                        format!(
-                            "memory store {name:?} is already open with another clock ({:?}); \
-                             every contract on one store must use the same clock",
-                            store.clock
-                        ),
-                    ));
-                }
-                open.handles += 1;
-                return Ok(MemoryDriver::handle(store));
+        if let Some(open) = stores.get_mut(name)
+            && let Some(store) = open.store.upgrade()
+        {
+            if store.config != config {
+                return Err(DriverError::invalid_config(
+                    None,
+                    format!(
+                        "memory store {name:?} is already open with {:?}, not {config:?}; open \
+                         it with the same config, or close every contract on it first",
+                        store.config
+                    ),
+                ));
             }
+            if !store.clock.same_as(&clock) {
+                return Err(DriverError::invalid_config(
+                    None,
+                    format!(
+                        "memory store {name:?} is already open with another clock ({:?}); \
+                         every contract on one store must use the same clock",
+                        store.clock
+                    ),
+                ));
+            }
+            open.handles += 1;
+            return Ok(MemoryDriver::handle(store));
         }
-        let store = Arc::new(Store::new(name, config, clock));
+        // A persistent store is recovered under the table's lock, so a second open of the
+        // name waits for it and joins it instead of finding its directory locked.
+        let store = Arc::new(Store::open(name, config, clock)?);
+        store.start();
         stores.insert(
             name.to_owned(),
             Open {
@@ -135,11 +138,21 @@ impl MemoryDriver {
         Ok(&self.store)
     }
 
+    /// Writes a snapshot of a persistent store now, on this thread, instead of waiting for
+    /// the log to grow past `snapshot_log_bytes`; afterwards recovery replays only what is
+    /// written from here on. `Ok(false)` for a store without persistence, or when the
+    /// snapshot was skipped (the store is closing, or the log could not start a new
+    /// segment).
+    pub fn snapshot(&self) -> DriverResult<bool> {
+        self.store()?.snapshot()
+    }
+
     /// Gives this handle back, once: the first `close` or the drop. The last handle of a
-    /// store removes it from the table and releases its data.
-    fn release(&self) {
+    /// store removes it from the table and releases its data (a persistent store first
+    /// writes and syncs its log and gives its directory back: its error is returned).
+    fn release(&self) -> DriverResult<()> {
         if self.released.swap(true, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
         let mut stores = open_stores().lock().unwrap_or_else(PoisonError::into_inner);
         let name = self.store.name.as_str();
@@ -153,18 +166,25 @@ impl MemoryDriver {
             // is the safe answer.
             _ => false,
         };
-        if last {
-            stores.remove(name);
-            // Clear outside the table's lock: values' drops may open stores.
-            drop(stores);
-            self.store.clear();
+        if !last {
+            return Ok(());
         }
+        // PERSIST HOOK: a persistent store gives its directory back before it leaves the
+        // table, so the next open of the name (which waits for the table) can take it. It
+        // runs no code of the caller's (see `Persist::close`).
+        let persisted = self.store.close_persist();
+        stores.remove(name);
+        // Clear outside the table's lock: values' drops may open stores.
+        drop(stores);
+        self.store.clear();
+        persisted
     }
 }
 
 impl Drop for MemoryDriver {
     fn drop(&mut self) {
-        self.release();
+        // Nobody to report a persistent store's last sync to: `close` does.
+        let _ = self.release();
     }
 }
 
@@ -221,9 +241,13 @@ impl Driver for MemoryDriver {
             .ttl(true)
             .atomic_bulk(true)
             .limits(true)
+            .persistent(self.store.persist_dir().is_some())
             .conditional(true)
-            .non_blocking(true)
             .watch(true)
+            // A persistent store's writes may write or sync its log on the caller's thread
+            // (always with `fsync = always`, past a buffer size otherwise), and its open and
+            // close do file I/O.
+            .non_blocking(self.store.persist_dir().is_none())
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -237,14 +261,22 @@ impl Driver for MemoryDriver {
     // was.
     #[inline]
     fn get(&self, key: &str) -> DriverResult<Option<Bytes>> {
-        match self.store()?.get(key) {
+        let store = self.store()?;
+        // COMPRESSION HOOK: a store that never held a compressed value hands out the
+        // stored buffer.
+        let found = if store.decodes() {
+            store.get_decoded(key)?
+        } else {
+            store.get(key)
+        };
+        match found {
             Some(value) => Ok(Some(value)),
             None => input::check_key(key).map(|()| None),
         }
     }
 
     fn delete(&self, key: &str) -> DriverResult<bool> {
-        if self.store()?.delete(key) {
+        if self.store()?.delete(key)? {
             return Ok(true);
         }
         input::check_key(key).map(|()| false)
@@ -276,7 +308,7 @@ impl Driver for MemoryDriver {
     fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
         let store = self.store()?;
         keys.iter().try_for_each(|k| input::check_key(k))?;
-        Ok(store.get_many(keys))
+        store.get_many(keys)
     }
 
     fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> DriverResult<()> {
@@ -288,7 +320,7 @@ impl Driver for MemoryDriver {
     fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
         let store = self.store()?;
         keys.iter().try_for_each(|k| input::check_key(k))?;
-        Ok(store.delete_many(keys))
+        store.delete_many(keys)
     }
 
     fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<bool> {
@@ -336,8 +368,7 @@ impl Driver for MemoryDriver {
     }
 
     fn close(&self) -> DriverResult<()> {
-        self.release();
-        Ok(())
+        self.release()
     }
 
     fn gauges(&self) -> Gauges {
@@ -435,6 +466,68 @@ mod tests {
         assert!(
             !keep.exists("k").unwrap(),
             "the closed handle wrote nothing"
+        );
+    }
+
+    /// A value whose drop opens (and closes) another memory store: it needs the table of
+    /// open stores.
+    struct OpensAStore(Vec<u8>);
+
+    impl AsRef<[u8]> for OpensAStore {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for OpensAStore {
+        fn drop(&mut self) {
+            let other = crate::open("driver-unit-opened-by-a-drop", MemoryConfig::default());
+            let _ = other.and_then(|c| c.close());
+        }
+    }
+
+    #[test]
+    fn a_value_a_snapshot_held_last_is_dropped_without_blocking_the_last_close() {
+        use crate::config::{Fsync, PersistConfig};
+        let dir = std::env::temp_dir().join(format!(
+            "hodor-driver-unit-snapshot-drop-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let name = "driver-unit-snapshot-drop";
+        let config = MemoryConfig::default().shards(1).persist(
+            PersistConfig::new(&dir)
+                .fsync(Fsync::Never)
+                .snapshot_log_bytes(1 << 30),
+        );
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let d = Arc::new(MemoryDriver::open(name, config, Clock::system()).unwrap());
+            // Large enough that a snapshot copies it after the shard's lock, from a handle.
+            let big = Bytes::from_owner(OpensAStore(vec![7; 200 << 10]));
+            d.set("big", big, None).unwrap();
+            let closer = d.clone();
+            crate::pause::at("snapshot: a shard copied", move || {
+                // The store lets go of the value: the snapshot's handle is the last one.
+                closer.delete("big").unwrap();
+                // The last close begins on another thread, and waits for the snapshot
+                // while it holds the table of open stores.
+                let last = closer.clone();
+                std::thread::spawn(move || last.close());
+                while open_stores().try_lock().is_ok() {
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            // The snapshot goes on and drops its handle: the value's drop opens a store.
+            let _ = d.snapshot();
+            let _ = done.send(());
+        });
+        let outcome = finished.recv_timeout(Duration::from_secs(20));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            outcome.is_ok(),
+            "deadlocked: a snapshot dropped a value while the last close waited for it"
         );
     }
 

@@ -16,7 +16,8 @@
 //! Two contracts opened with the same name in one process share one store. Opening an open
 //! store with a different [`MemoryConfig`] (or clock) is `InvalidConfig`. When the last
 //! contract on a store is closed or dropped, its data is released and the next open of that
-//! name starts empty. [`MemoryDriver`] can also be used directly, through the
+//! name starts empty, unless the store persists to disk (see Persistence): then the next
+//! open recovers it. [`MemoryDriver`] can also be used directly, through the
 //! [`Driver`](hodor_core::driver::Driver) trait: it then checks keys, TTLs and its name
 //! itself, closes idempotently per handle, and closes when dropped.
 //!
@@ -28,8 +29,9 @@
 //! or removed, so `list(prefix)` costs O(log n + k) for k matches and returns keys already
 //! sorted (it copies key handles under the index lock and builds the strings after).
 //! Values are [`Bytes`](hodor_core::Bytes): `get` returns the stored buffer without copying
-//! it. A value may be `Bytes::from_owner` with any `Drop`, even one that calls the store:
-//! removed values are dropped only after the store's locks are released.
+//! it (a compressed value is decompressed; see Compression). A value may be
+//! `Bytes::from_owner` with any `Drop`, even one that calls the store: removed values are
+//! dropped only after the store's locks are released.
 //!
 //! ## Expiry
 //! An expired entry is never returned: every read checks the deadline. Memory is reclaimed
@@ -54,13 +56,34 @@
 //!   `SystemTime::now()` by the step while the TTL itself runs on unchanged.
 //! - The cost: the monotonic clock of most systems (Linux `CLOCK_MONOTONIC`, macOS) stops
 //!   while the machine is suspended, so a suspend pauses every TTL for its length.
-//! - Persisted expiry is absolute wall-clock time (the contract). This store keeps nothing
-//!   across a restart; a persistent one would write `expires_at`, and on loading start the
-//!   remaining time (`expires_at` minus the wall-clock time then, nothing if past) on its
-//!   monotonic clock, so a restart never extends a TTL.
-//! - Time is kept in nanoseconds since the store was opened. A store's clock stops about
-//!   192 years after that (only a [`ManualClock`](hodor_core::clock::ManualClock) gets
-//!   there): from then on entries already due expire and no entry expires early.
+//! - Time is kept in nanoseconds on the store's timeline, which starts when the store is
+//!   opened (a persistent one's about 73 years before, see below). A store's clock stops
+//!   about 146 years after the timeline's start (only a [`ManualClock`](
+//!   hodor_core::clock::ManualClock) gets there): from then on entries already due expire
+//!   and no entry expires early.
+//!
+//! ### Time across restarts (persistent stores)
+//! Persisted expiry is absolute wall-clock time (the contract): a restart never extends a
+//! TTL. While the store is open, TTLs run on the monotonic clock as above; only on the way
+//! to disk and back is time read from the wall clock:
+//! - A log record or snapshot entry carries `modified` and the deadline as wall-clock
+//!   instants: the entry's remaining time counted from the wall clock at the moment it is
+//!   written. So a wall-clock step before a write does not move that write's deadline: a
+//!   10 s TTL of which 3 s ran before a restart has 7 s left after it, whatever the wall
+//!   clock did before the write. (Counted from the wall clock of the store's opening, a
+//!   step back while it is open would add its length to every TTL logged after it.)
+//! - At open, recovery reads the wall clock once: an entry whose deadline it has reached
+//!   is not loaded, and every other one gets its deadline minus that reading as its
+//!   remaining time, on the monotonic clock again.
+//! - So what moves a persisted deadline is a wall-clock step between its writing (the
+//!   write, or a later snapshot, which writes it again) and the next open; while the store
+//!   is closed only the wall clock can tell how much time passed. A step forward expires
+//!   what it passes; a step back keeps an entry until the wall clock reads its deadline
+//!   again, the length of the step longer. Either way `stat` reports the `expires_at` the
+//!   entry was written with.
+//! - A persistent store's timeline starts about 73 years before its opening, so recovered
+//!   instants keep their place on it; a `modified` older than that is reported as that old
+//!   (never later than it was), and the store's clock stops about 73 years after the open.
 //!
 //! ## Limits and eviction
 //! [`MemoryConfig::max_bytes`] and [`MemoryConfig::max_entries`] bound the store (both
@@ -116,6 +139,13 @@
 //! keeps none, and a write costs one atomic load more than it would without watching. A
 //! snapshot ([`Contract::watch_snapshot`](hodor_core::Contract::watch_snapshot)) read-locks
 //! every shard for as long as it takes to copy the matching keys' handles.
+//!
+//! A persistent store ([`MemoryConfig::persist`]) publishes every change it logs, under
+//! the same shard lock as its log record. Recovery replays the log into a store nobody can
+//! watch yet and publishes nothing: the data it recovers is the state, not news. Each
+//! opening numbers its events past every earlier opening's (from the log's last sequence
+//! number plus the opening's epoch), so a `seq` kept across a restart is `Compacted`:
+//! resync.
 //!
 //! ```
 //! use hodor_core::watch::{EventKind, Item};
@@ -177,9 +207,40 @@
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no
 //! reader sees part of a `set_many` or `delete_many`, and `get_many` reads one moment.
 //!
+//! ## Persistence
+//! With [`MemoryConfig::persist`] (`{"persist": {"dir": "data", "fsync": "always"}}`) the
+//! store keeps every write in an append-only log in `dir`, takes snapshots as the log
+//! grows, and at open loads the latest snapshot and replays the log after it. Its data
+//! outlives the last close and the process ([`Capabilities::persistent`](
+//! hodor_core::Capabilities::persistent)) and it no longer claims
+//! [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking); everything
+//! else stays the same. [`Fsync`] says what a crash can lose; in every mode it is a suffix of the writes,
+//! never part of a batch. See [`PersistConfig`] for the files, [`PersistError`] for what
+//! can go wrong, and `Metrics::log_bytes` onwards for the gauges.
+//!
+//! - A write is visible to readers as soon as it is applied; with `fsync = always` the
+//!   writer's call returns only once the log is synced past it (concurrent writers share
+//!   syncs).
+//! - If writing or syncing the log fails, the store refuses every later write (reads go
+//!   on) until it is closed and reopened: a failed `fsync` is never retried.
+//! - One store per directory: a second opener, in this process or another, gets
+//!   [`PersistError::Locked`] naming the directory.
+//! - The first open of a persistent store recovers it before it returns, and the last
+//!   close writes and syncs its log, both holding the process's table of open memory
+//!   stores: meanwhile opens and last closes of other memory stores wait. A second open of
+//!   the same name waits too, and then joins the store instead of finding its directory
+//!   locked.
+//!
+//! ## Compression
+//! With [`MemoryConfig::compression`] values of at least `min_size` bytes are stored LZ4
+//! compressed when that saves at least an eighth. `max_bytes` and `metrics().bytes` count
+//! the compressed size, `stat().size` the value's own; a compressed value is decompressed
+//! into a new buffer on every `get` (see [`CompressionConfig`]).
+//!
 //! ## Versions, conditional writes, paging
-//! The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional)
-//! and [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking).
+//! The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional),
+//! and [`Capabilities::non_blocking`](hodor_core::Capabilities::non_blocking) unless the
+//! store is persistent (its writes may write or sync the log on the caller's thread).
 //!
 //! ```
 //! use hodor_core::Contract;
@@ -209,6 +270,13 @@
 //!   reclaim). Nothing of the caller's runs under it.
 //! - **`list_page`** seeks in the ordered index to the later of the prefix and the cursor
 //!   and walks at most `limit + 1` live keys: O(log n + limit).
+//! - **A persistent store** logs a conditional write exactly as it logs a `set`, and
+//!   compresses its value the same way. Versions do not survive a restart: the clock of the
+//!   store starts over at each open, so a persistent store's versions carry the
+//!   directory's epoch (the file `EPOCH`, advanced and synced at every open) instead of a
+//!   number of this process. After a reopen every entry has a new version, and a
+//!   `set_if_version` with a version read before it fails: re-read, then write. A version
+//!   is never issued again for another value, across restarts and crashes.
 //!
 //! ## Testing
 //! Besides the conformance suite and per-behaviour tests, `tests/torture.rs` runs random
@@ -219,13 +287,15 @@
 //! threads, the issue-sized heap checks).
 //!
 //! ## Limitations
-//! Process-local: data is not shared between processes and does not survive a restart (use
-//! a server-backed driver such as Redis for that).
+//! Process-local: a store is shared by name within one process only (use a server-backed
+//! driver such as Redis to share between processes). For a persistent store the
+//! `evictions` and `expirations` gauges count since it was opened in this process.
 
 #![deny(missing_docs)]
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod codec;
 mod conditional;
 mod config;
 mod driver;
@@ -235,11 +305,13 @@ mod input;
 mod key;
 #[cfg(test)]
 mod pause;
+mod persist;
 mod shard;
 mod store;
 mod sweeper;
 
-pub use config::MemoryConfig;
+pub use config::{Algorithm, CompressionConfig, Fsync, MemoryConfig, PersistConfig, Recovery};
 pub use driver::{DRIVER_NAME, MemoryDriver, open, open_with_clock};
+pub use persist::PersistError;
 
 hodor_core::register_driver!(DRIVER_NAME, driver::open_registered);

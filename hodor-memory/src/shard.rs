@@ -14,6 +14,7 @@ use std::collections::BinaryHeap;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::codec::Codec;
 use crate::key::KeyRef;
 
 /// Bytes an entry is charged beyond its key and value: what it costs the store. The slot
@@ -68,23 +69,39 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// One entry.
 pub(crate) struct Slot {
     pub(crate) key: KeyRef,
+    /// The value as stored: compressed when [`Slot::codec`] says so.
     pub(crate) value: Bytes,
-    /// Below the top bit: the time of the last set on the store's timeline (`stat` turns it
-    /// into wall-clock time; it never reaches 2^63). The top bit: the parity of the CLOCK
-    /// round in which the hand last dealt with the entry, or in which it was inserted (see
-    /// `Shard::clock_step`).
+    /// Three things in one word, because a slot is 48 bytes and a field more would pad it
+    /// to 56 for every entry of every store. The low 62 bits: the time of the last set on
+    /// the store's timeline (`stat` turns it into wall-clock time; the store's clock stops
+    /// below `MAX_TIME`). Bit 62 ([`LZ4`]): the value is stored compressed. The top bit:
+    /// the parity of the CLOCK round in which the hand last dealt with the entry, or in
+    /// which it was inserted (see `Shard::clock_step`).
     stamp: u64,
 }
 
 /// The round bit of `Slot::stamp`.
 const ROUND: u64 = 1 << 63;
+/// The codec bit of `Slot::stamp`: the stored value is `Codec::Lz4`.
+const LZ4: u64 = 1 << 62;
+/// The latest time a slot can carry; the store's clock stops at or before it.
+pub(crate) const MAX_TIME: u64 = LZ4 - 1;
+
+/// The codec bit for `codec`.
+#[inline]
+fn codec_bit(codec: Codec) -> u64 {
+    match codec {
+        Codec::Raw => 0,
+        Codec::Lz4 => LZ4,
+    }
+}
 
 impl Slot {
-    pub(crate) fn new(key: KeyRef, value: Bytes, modified: u64) -> Slot {
+    pub(crate) fn new(key: KeyRef, value: Bytes, modified: u64, codec: Codec) -> Slot {
         Slot {
             key,
             value,
-            stamp: modified & !ROUND,
+            stamp: modified.min(MAX_TIME) | codec_bit(codec),
         }
     }
 
@@ -97,12 +114,24 @@ impl Slot {
     }
 
     /// The time of the last set, on the store's timeline.
+    #[inline]
     pub(crate) fn modified(&self) -> u64 {
-        self.stamp & !ROUND
+        self.stamp & MAX_TIME
     }
 
-    fn set_modified(&mut self, at: u64) {
-        self.stamp = (self.stamp & ROUND) | (at & !ROUND);
+    /// How the value is stored.
+    #[inline]
+    pub(crate) fn codec(&self) -> Codec {
+        if self.stamp & LZ4 == 0 {
+            Codec::Raw
+        } else {
+            Codec::Lz4
+        }
+    }
+
+    /// Records a set at `at` of a value stored as `codec`, keeping the round bit.
+    fn set_written(&mut self, at: u64, codec: Codec) {
+        self.stamp = (self.stamp & ROUND) | at.min(MAX_TIME) | codec_bit(codec);
     }
 
     fn round(&self) -> bool {
@@ -110,7 +139,7 @@ impl Slot {
     }
 
     fn set_round(&mut self, round: bool) {
-        self.stamp = self.modified() | if round { ROUND } else { 0 };
+        self.stamp = (self.stamp & !ROUND) | if round { ROUND } else { 0 };
     }
 }
 
@@ -202,10 +231,28 @@ impl Shard {
         self.last_stamp
     }
 
+    /// Makes every later stamp of this shard come after `(time, 0)`: for a slot put in
+    /// the shard without `stamp` (see there), with tie-breaker 0.
+    pub(crate) fn raise_stamp(&mut self, time: u64) {
+        self.last_stamp = self.last_stamp.max((time, 0));
+    }
+
     /// Every entry, in slot order.
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
         self.slots.iter().flatten()
+    }
+
+    /// Makes room for `more` entries at once (recovery knows how many are coming), so the
+    /// table is not rehashed again and again as it fills.
+    pub(crate) fn reserve(&mut self, more: usize, hash_of: impl Fn(&[u8]) -> u64) {
+        let slots = &self.slots;
+        self.table.reserve(more, |&i| {
+            slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |s| hash_of(s.key.as_bytes()))
+        });
+        self.slots.reserve_exact(more);
     }
 
     #[inline]
@@ -226,12 +273,15 @@ impl Shard {
         self.slots.get(index)?.as_ref()
     }
 
-    /// Replaces the value and expiry of the slot at `index` (whose key hashes to `hash`).
+    /// Replaces the value (stored as `codec`) and expiry of the slot at `index` (whose key
+    /// hashes to `hash`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn overwrite(
         &mut self,
         hash: u64,
         index: usize,
         value: Bytes,
+        codec: Codec,
         modified: u64,
         expires: u64,
         hash_of: impl Fn(&[u8]) -> u64,
@@ -243,7 +293,7 @@ impl Shard {
             expires: slot.key.expires(),
             value: std::mem::replace(&mut slot.value, value),
         };
-        slot.set_modified(modified);
+        slot.set_written(modified, codec);
         slot.key.set_expires(expires);
         let new_charge = slot.charge();
         self.charged = self.charged.saturating_sub(old.charge) + new_charge;
@@ -557,6 +607,7 @@ mod tests {
             KeyRef::new(key, expires).unwrap(),
             Bytes::from(key.to_owned()),
             0,
+            Codec::Raw,
         )
     }
 
@@ -817,7 +868,9 @@ mod tests {
         }
         // Overwrite "a" with a later expiry: its first deadline becomes stale.
         let i = shard.find(h(b"a"), b"a").unwrap();
-        shard.overwrite(h(b"a"), i, Bytes::new(), 1, 40, h).unwrap();
+        shard
+            .overwrite(h(b"a"), i, Bytes::new(), Codec::Raw, 1, 40, h)
+            .unwrap();
 
         let mut removed = Vec::new();
         shard.expire(25, usize::MAX, h, &mut removed);
@@ -842,14 +895,14 @@ mod tests {
         let i = shard.find(h(b"k"), b"k").unwrap();
         for at in 2..10_000 {
             shard
-                .overwrite(h(b"k"), i, Bytes::new(), at, at, h)
+                .overwrite(h(b"k"), i, Bytes::new(), Codec::Raw, at, at, h)
                 .unwrap();
             assert!(shard.deadlines.len() <= shard.with_expiry + shard.with_expiry / 4 + 33);
         }
         // The same instant twice (a stopped clock): the duplicate record is dropped too.
         for _ in 0..1_000 {
             shard
-                .overwrite(h(b"k"), i, Bytes::new(), 5, 20_000, h)
+                .overwrite(h(b"k"), i, Bytes::new(), Codec::Raw, 5, 20_000, h)
                 .unwrap();
         }
         assert!(shard.deadlines.len() <= 34);
@@ -863,7 +916,7 @@ mod tests {
         let key = KeyRef::new("k", 1_000).unwrap();
         let probe = key.clone();
         shard
-            .insert(h(b"k"), Slot::new(key, Bytes::new(), 0), h)
+            .insert(h(b"k"), Slot::new(key, Bytes::new(), 0, Codec::Raw), h)
             .unwrap();
         let i = shard.find(h(b"k"), b"k").unwrap();
         shard.remove(h(b"k"), i, h).unwrap();
@@ -881,6 +934,40 @@ mod tests {
                 .unwrap();
         }
         assert!(shard.deadlines.len() <= 33, "{}", shard.deadlines.len());
+    }
+
+    #[test]
+    fn the_time_the_codec_and_the_round_share_one_word_without_mixing() {
+        let h = hasher();
+        let mut shard = Shard::default();
+        insert(&mut shard, "k", 0);
+        let i = shard.find(h(b"k"), b"k").unwrap();
+        for round in [false, true] {
+            for (at, codec) in [
+                (5, Codec::Lz4),
+                (7, Codec::Raw),
+                (MAX_TIME, Codec::Lz4),
+                (u64::MAX, Codec::Raw),
+                (u64::MAX, Codec::Lz4),
+            ] {
+                let slot = shard.slots[i].as_mut().unwrap();
+                slot.set_round(round);
+                shard
+                    .overwrite(h(b"k"), i, Bytes::new(), codec, at, 0, h)
+                    .unwrap();
+                let slot = shard.slot(i).unwrap();
+                assert_eq!(slot.codec(), codec);
+                assert_eq!(slot.modified(), at.min(MAX_TIME));
+                assert_eq!(slot.round(), round, "a write changed the round");
+                let mut slot = Slot::new(KeyRef::new("n", 0).unwrap(), Bytes::new(), at, codec);
+                slot.set_round(!round);
+                assert_eq!(
+                    (slot.codec(), slot.modified(), slot.round()),
+                    (codec, at.min(MAX_TIME), !round),
+                    "a round change moved the time or the codec"
+                );
+            }
+        }
     }
 
     #[test]
@@ -916,6 +1003,10 @@ mod tests {
         let kept = shard.clear();
         drop(kept);
         assert!(shard.stamp(10) > last, "clearing a shard keeps its stamps");
+        shard.raise_stamp(1_000);
+        assert_eq!(shard.stamp(10), (1_000, 1), "stamps pass a loaded one");
+        shard.raise_stamp(20);
+        assert_eq!(shard.stamp(10), (1_000, 2), "raising never lowers");
     }
 
     #[test]
@@ -926,7 +1017,15 @@ mod tests {
         assert_eq!(shard.charged, charge(3, 3, false));
         let i = shard.find(h(b"abc"), b"abc").unwrap();
         let old = shard
-            .overwrite(h(b"abc"), i, Bytes::from_static(b"0123456789"), 1, 0, h)
+            .overwrite(
+                h(b"abc"),
+                i,
+                Bytes::from_static(b"0123456789"),
+                Codec::Raw,
+                1,
+                0,
+                h,
+            )
             .unwrap();
         assert_eq!(old.charge, charge(3, 3, false));
         assert_eq!(shard.charged, charge(3, 10, false));

@@ -5,13 +5,34 @@
 //! of the same key allocations) is touched only when a key is created or removed, and lets
 //! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
 //!
-//! Lock order: the batch gate, then shards, then the index; several shards only in
-//! ascending order (bulk operations, `clear`, refreshing the deadline hint). Eviction and
-//! sweeping hold one shard at a time. `Limits::evicting` is taken before any of them, and
-//! only by writers making room. Every index change happens while the shard that owns the
-//! key is locked, so the index never disagrees with the shards about a key that is not
-//! being written at that moment. Nothing a caller owns runs under any of these locks (see
-//! `Dead`).
+//! Lock order: the batch gate, then shards, then the index, then the persistence log's
+//! buffer; several shards only in ascending order (bulk operations, `clear`, refreshing the
+//! deadline hint). Eviction and sweeping hold one shard at a time. `Limits::evicting` is
+//! taken before any of them, and only by writers making room. Every index change happens
+//! while the shard that owns the key is locked, so the index never disagrees with the
+//! shards about a key that is not being written at that moment. Nothing a caller owns runs
+//! under any of these locks (see `Dead`).
+//!
+//! ## Persistence and compression hooks
+//! Both are optional, and a store with neither (`plain`) takes the same steps it would
+//! without them: the hooks are marked `PERSIST HOOK` and `COMPRESSION HOOK` below, and the
+//! write paths are generic over [`WriteLog`], whose no-op `NotLogged` compiles away.
+//! 1. Before a write changes anything: `hook()` refuses it if the store's log failed, and
+//!    `fits` checks the record's size. Compression (`encode`) also happens here, before
+//!    any lock.
+//! 2. Under the shard lock, right after the change: the key's new state goes to the log
+//!    (`WriteLog::put`, `WriteLog::delete`; one `log_batch` for `set_many` and
+//!    `delete_many`, under all their shard locks), as do the expiries and evictions the
+//!    store makes on its own (in `forget`). The one invariant the log needs: each key's
+//!    records reach it in the order that key's writes took effect, which holding the shard
+//!    lock gives. Records of different keys may arrive out of sequence order.
+//! 3. After releasing every lock: `WriteLog::commit` (waits for the sync with
+//!    `fsync = always`).
+//!
+//! Plus recovery (`Store::open_with` feeds `persist::Replay` to `restore`), snapshots
+//! (`persist::Source`, read shard by shard), close (`close_persist`), gauges, and the
+//! conversion between the store's monotonic timeline and the wall-clock instants records
+//! carry (`WallMap`, `on_timeline`).
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
@@ -21,15 +42,17 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
-use hodor_core::clock::Clock;
+use hodor_core::clock::{Clock, to_nanos};
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
 use hodor_core::watch::{EventKind, Hub, HubConfig, Watch, WatchRequest};
-use hodor_core::{MAX_TTL, Metadata, Version};
-use parking_lot::{RwLock, RwLockWriteGuard};
+use hodor_core::{Applied, BackendKind, MAX_TTL, Metadata, Version};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::codec::{self, Codec, Compressor};
 use crate::config::MemoryConfig;
 use crate::key::{KeyRef, MAX_EXPIRY};
-use crate::shard::{Shard, Slot, Step, charge};
+use crate::persist::{self, Persist, PersistError, Record, Removal, Replay, Ticket};
+use crate::shard::{MAX_TIME, Shard, Slot, Step, charge};
 
 /// How many expired entries one lock hold may reclaim, so a sweep never stalls readers long.
 const SWEEP_BATCH: usize = 1024;
@@ -38,6 +61,9 @@ const WRITE_RECLAIM: usize = 4;
 /// How long a writer waiting for room sleeps before it looks again if no wake-up came
 /// (a wake-up can be missed in a narrow window; this bounds what that costs).
 const ROOM_RECHECK: Duration = Duration::from_millis(1);
+/// COMPRESSION HOOK: compressed values up to this size are decompressed under the shard's
+/// read lock (see `read_value`).
+const DECODE_UNDER_LOCK: u64 = 64 << 10;
 
 /// Byte and entry limits, with the space reserved against them.
 ///
@@ -131,11 +157,14 @@ pub(crate) struct Store {
     pub(crate) name: String,
     pub(crate) config: MemoryConfig,
     pub(crate) clock: Clock,
-    /// The clock's wall-clock and monotonic time when the store was opened. The store's
-    /// timeline starts there: its time is the monotonic time since `opened_at`, and `stat`
-    /// reports an instant `t` on it as `opened_wall + t`.
+    /// The clock's wall-clock and monotonic time when the store was opened, and the store's
+    /// time then (`origin`). The store's time is `origin` plus the monotonic time since
+    /// `opened_at`, and `stat` reports an instant `t` on it as `opened_wall + (t - origin)`.
     opened_wall: SystemTime,
     opened_at: u64,
+    /// 0, or for a persistent store `PERSIST_ORIGIN`, so that instants recovered from
+    /// before the open have a place on the timeline.
+    origin: u64,
     hasher: DefaultHashBuilder,
     shards: Box<[RwLock<Shard>]>,
     index: RwLock<BTreeSet<KeyRef>>,
@@ -149,7 +178,19 @@ pub(crate) struct Store {
     /// The store's CLOCK hand: the shard of its next step, modulo the shard count (a power
     /// of two, so wrapping around `usize` keeps the rotation). See `evict_one`.
     hand: AtomicUsize,
-    /// Which store of this process this is, for versions (see `Store::version`).
+    /// COMPRESSION HOOK: compresses values on the way in, when configured.
+    compressor: Option<Compressor>,
+    /// COMPRESSION HOOK: some entry may hold a compressed value, so reads check each
+    /// entry's codec. True with a compressor, or after recovery loaded compressed values
+    /// into a store configured without one.
+    decode_values: bool,
+    /// PERSIST HOOK: the log and snapshots, when the store is persistent. Set once, at
+    /// open, after recovery.
+    persist: Option<Persist>,
+    /// Neither persistent nor compressing: `set` takes the plain path.
+    plain: bool,
+    /// Which store of this process this is, or for a persistent store which opening of
+    /// its directory, for versions (see `Store::version`).
     incarnation: u64,
     /// Where changes are published for watches, under the lock of the shard that owns the
     /// key, so each key's events are in the order its writes took effect and the hub's
@@ -158,25 +199,26 @@ pub(crate) struct Store {
     hub: Hub,
 }
 
-/// Why entries left a shard, for their watch events.
-#[derive(Clone, Copy)]
-enum Removal {
-    /// Reclaimed after their deadline.
-    Expired,
-    /// Evicted by CLOCK to make room.
-    Evicted,
-    /// Deleted on request: `Expired` for an entry already past its deadline.
-    Deleted,
-}
-
 /// Stores opened so far in this process: each gets the next number as its incarnation.
+/// A persistent store first raises it past every incarnation its directory has had (see
+/// `Store::open_with`).
 static INCARNATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL` still
-/// ends at a representable deadline (about 192 years after the store was opened). Past it
-/// time stands still, so an entry is never expired early: those already due expire, those
-/// set then never do.
-const NOW_CEILING: u64 = MAX_EXPIRY - MAX_TTL.as_secs() * 1_000_000_000;
+/// Where the store's clock stops: the latest `now` from which every TTL up to `MAX_TTL`
+/// still ends at a representable deadline, and that a slot can carry as its `modified`
+/// time (`MAX_TIME`): about 146 years after the store's time 0. Past it time stands
+/// still, so an entry is never expired early: those already due expire, those set then
+/// never do.
+const NOW_CEILING: u64 = {
+    let by_ttl = MAX_EXPIRY - MAX_TTL.as_secs() * 1_000_000_000;
+    if by_ttl < MAX_TIME { by_ttl } else { MAX_TIME }
+};
+
+/// PERSIST HOOK: a persistent store's time when it opens, about 73 years. Recovered
+/// instants up to that long before the open keep their place on its timeline (an older
+/// `modified` is reported as that old; a deadline that old is long past and not loaded),
+/// and its clock stops about 73 years after the open instead of 146.
+const PERSIST_ORIGIN: u64 = 1 << 61;
 
 /// The deadline of an entry set at `now` with `ttl` (0: none). With `now` at most
 /// `NOW_CEILING` and a TTL the driver accepted, it is exactly `now + ttl`.
@@ -218,14 +260,45 @@ impl Dead {
     }
 }
 
+/// When a write takes effect: now, with an optional TTL, or at given instants on the
+/// store's timeline.
+#[derive(Clone, Copy)]
+enum When {
+    Now(Option<Duration>),
+    /// A batch's one moment, or a conditional write's decision: stamped from `modified`
+    /// like a write made then (see `Shard::stamp`).
+    At {
+        modified: u64,
+        expires: u64,
+    },
+    /// A recovered record's instants, kept as they are: the entry keeps its `modified`
+    /// (tie-breaker 0), and the shard's stamps are raised past it.
+    Recovered {
+        modified: u64,
+        expires: u64,
+    },
+}
+
+impl When {
+    #[inline]
+    fn with_ttl(self) -> bool {
+        match self {
+            When::Now(ttl) => ttl.is_some(),
+            When::At { expires, .. } | When::Recovered { expires, .. } => expires != 0,
+        }
+    }
+}
+
 /// What a conditional write does with a key, shown its live entry (see
 /// [`Store::write_if`]).
 pub(crate) enum Decision<T> {
     /// Leave the key as it is; the call returns `T`.
     Keep(T),
-    /// Write `value` with `ttl`; the call returns `answer`.
+    /// Write `value`, stored as `codec` says (see `Store::encode`), with `ttl`; the call
+    /// returns `answer`.
     Write {
         value: Bytes,
+        codec: Codec,
         ttl: NewTtl,
         answer: T,
     },
@@ -250,8 +323,187 @@ impl NewTtl {
     }
 }
 
+/// COMPRESSION HOOK: a value read under a shard lock, ready, or still to decompress once
+/// the lock is released.
+enum Read {
+    Value(Bytes),
+    Compressed(Bytes),
+}
+
+impl Read {
+    fn finish(self) -> DriverResult<Bytes> {
+        match self {
+            Read::Value(v) => Ok(v),
+            Read::Compressed(stored) => codec::decode(stored, Codec::Lz4).map_err(corrupt_value),
+        }
+    }
+}
+
+/// PERSIST HOOK: what logging a write gave: nothing to wait for (no persistence), a ticket
+/// to commit once the locks are released, or the log's failure (the write took effect in
+/// memory all the same, see `unsure`).
+type Logged = DriverResult<Option<Ticket>>;
+
+/// PERSIST HOOK: what a write does with the new state of a key: nothing (`NotLogged`, every
+/// call compiles away), or log it (`Logging`). Writes are generic over it, so a store
+/// without persistence checks for it once per call, not at each step.
+trait WriteLog: Copy {
+    /// Whether this logs anything (a persistent store).
+    fn logs(self) -> bool;
+    /// Under the shard lock, right after the slot at `index` was written at store time
+    /// `now`: logs its new state.
+    fn put(self, shard: &Shard, index: usize, now: u64) -> Logged;
+    /// Under the shard lock, right after `key` was removed: logs that it is gone.
+    fn delete(self, key: &str) -> Logged;
+    /// After every lock is released: returns once the write is as durable as the fsync
+    /// mode promises.
+    fn commit(self, logged: Logged) -> DriverResult<()>;
+}
+
+#[derive(Clone, Copy)]
+struct NotLogged;
+
+impl WriteLog for NotLogged {
+    #[inline(always)]
+    fn logs(self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn put(self, _: &Shard, _: usize, _: u64) -> Logged {
+        Ok(None)
+    }
+    #[inline(always)]
+    fn delete(self, _: &str) -> Logged {
+        Ok(None)
+    }
+    #[inline(always)]
+    fn commit(self, _: Logged) -> DriverResult<()> {
+        Ok(())
+    }
+}
+
+/// PERSIST HOOK: a persistent store's log, and the clock its records' instants are read on.
+#[derive(Clone, Copy)]
+struct Logging<'a> {
+    persist: &'a Persist,
+    clock: &'a Clock,
+}
+
+impl WriteLog for Logging<'_> {
+    fn logs(self) -> bool {
+        true
+    }
+
+    fn put(self, shard: &Shard, index: usize, now: u64) -> Logged {
+        let slot = shard.slot(index).ok_or_else(inconsistent)?;
+        let wall = WallMap::read(self.clock, now);
+        let record = Record::Put {
+            key: slot.key.as_bytes(),
+            value: &slot.value,
+            codec: slot.codec(),
+            modified: wall.modified(slot.modified()),
+            expires: wall.expires(slot.key.expires()),
+        };
+        let p = self.persist;
+        p.log(p.next_seq(), record).map(Some).map_err(unsure)
+    }
+
+    fn delete(self, key: &str) -> Logged {
+        let record = Record::Remove {
+            key: key.as_bytes(),
+            why: Removal::Delete,
+        };
+        let p = self.persist;
+        p.log(p.next_seq(), record).map(Some).map_err(unsure)
+    }
+
+    fn commit(self, logged: Logged) -> DriverResult<()> {
+        match logged? {
+            Some(ticket) => self.persist.commit(ticket).map_err(unsure),
+            None => Ok(()),
+        }
+    }
+}
+
+/// PERSIST HOOK: the map from the store's monotonic timeline to the wall clock for what is
+/// logged now: store time `now` is wall-clock time `wall` (ns since the epoch).
+///
+/// Records carry absolute wall-clock instants (a restart never extends a TTL), taken as
+/// the entry's remaining time counted from the wall clock at the moment it is logged. So a
+/// wall-clock step while the store is open moves nothing already logged, and one before a
+/// write does not move that write's deadline either: only a step between the logging and
+/// the next open does (see "Time across restarts" in the crate docs).
+#[derive(Clone, Copy)]
+struct WallMap {
+    now: u64,
+    wall: u64,
+}
+
+impl WallMap {
+    fn read(clock: &Clock, now: u64) -> WallMap {
+        WallMap {
+            now,
+            wall: clock.now_nanos(),
+        }
+    }
+
+    /// The wall-clock instant of store time `t`.
+    fn wall_of(self, t: u64) -> u64 {
+        if t >= self.now {
+            self.wall.saturating_add(t - self.now)
+        } else {
+            self.wall.saturating_sub(self.now - t)
+        }
+    }
+
+    fn modified(self, t: u64) -> u64 {
+        self.wall_of(t)
+    }
+
+    /// A deadline (0: none) as a wall-clock deadline (0: none; never 0 for one).
+    fn expires(self, t: u64) -> u64 {
+        if t == 0 { 0 } else { self.wall_of(t).max(1) }
+    }
+}
+
+/// PERSIST HOOK: a persistent store refused a write before changing anything: its log
+/// failed earlier, so it is read-only.
+fn refused(e: PersistError) -> DriverError {
+    DriverError::backend_failure(BackendKind::Other, Applied::No, e)
+}
+
+/// PERSIST HOOK: logging or syncing failed after the write took effect in memory: readers
+/// see it, but it may not be on disk, so it may be gone after a restart.
+fn unsure(e: PersistError) -> DriverError {
+    DriverError::backend_failure(BackendKind::Other, Applied::Unknown, e)
+}
+
+/// COMPRESSION HOOK: a stored value that does not decompress (only damage on disk that its
+/// checksum missed, or a bug, can make one).
+fn corrupt_value(e: codec::CorruptValue) -> DriverError {
+    DriverError::backend_failure(BackendKind::Other, Applied::No, e)
+}
+
+/// PERSIST HOOK: `CapacityExceeded` for a value larger than a persistent store can log:
+/// the record's length field is a `u32`.
+fn fits(key: &str, value: &[u8]) -> DriverResult<()> {
+    let len = (key.len() + value.len()) as u64 + 64;
+    if len > persist::MAX_RECORD {
+        return Err(DriverError::CapacityExceeded(format!(
+            "a value of {} bytes is over the 4 GiB a persistent memory store can log",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
     pub(crate) fn new(name: &str, config: MemoryConfig, clock: Clock) -> Store {
+        Store::starting_at(name, config, clock, 0)
+    }
+
+    /// A new, empty store whose time at open is `origin`.
+    fn starting_at(name: &str, config: MemoryConfig, clock: Clock, origin: u64) -> Store {
         let limits = (config.max_bytes.is_some() || config.max_entries.is_some()).then(|| Limits {
             max_bytes: config.max_bytes.unwrap_or(u64::MAX),
             max_entries: config.max_entries.unwrap_or(u64::MAX),
@@ -271,6 +523,7 @@ impl Store {
             clock,
             opened_wall,
             opened_at,
+            origin,
             hasher: DefaultHashBuilder::default(),
             shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             index: RwLock::new(BTreeSet::new()),
@@ -278,6 +531,10 @@ impl Store {
             limits,
             earliest_deadline: AtomicU64::new(u64::MAX),
             hand: AtomicUsize::new(0),
+            compressor: config.compression.as_ref().map(Compressor::new),
+            decode_values: config.compression.is_some(),
+            persist: None,
+            plain: config.compression.is_none(),
             incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
             hub: Hub::new(
                 crate::DRIVER_NAME,
@@ -321,6 +578,218 @@ impl Store {
         }
     }
 
+    /// A new store; a persistent one is recovered from its directory first.
+    pub(crate) fn open(name: &str, config: MemoryConfig, clock: Clock) -> DriverResult<Store> {
+        Store::open_with(name, config, clock, persist::Fs::default())
+    }
+
+    /// PERSIST HOOK: [`Store::open`] with the file operations given (tests inject faults).
+    pub(crate) fn open_with(
+        name: &str,
+        config: MemoryConfig,
+        clock: Clock,
+        fs: persist::Fs,
+    ) -> DriverResult<Store> {
+        let Some(persist_config) = config.persist.clone() else {
+            return Ok(Store::new(name, config, clock));
+        };
+        let mut store = Store::starting_at(name, config, clock, PERSIST_ORIGIN);
+        let saw_compressed = std::sync::atomic::AtomicBool::new(false);
+        let evictions = store.gauges().evictions;
+        // Recovery drops what was due by the wall clock of the store's opening, the instant
+        // `on_timeline` counts recovered deadlines from: the two agree on what is live.
+        let opened = to_nanos(store.opened_wall);
+        let floor = store.incarnation;
+        let persist = Persist::open(name, &persist_config, fs, opened, floor, &mut |r| {
+            if let Replay::Put(p) | Replay::Load(p) = &r
+                && p.codec != Codec::Raw
+            {
+                saw_compressed.store(true, Ordering::Relaxed);
+            }
+            store.restore(r);
+        })
+        .map_err(DriverError::backend)?;
+        store.decode_values |= saw_compressed.into_inner();
+        // Versions across restarts: the clock starts over at every open, so the versions
+        // of this opening must differ from every earlier one's by their incarnation: the
+        // directory's epoch, past every earlier opening's (durably, before any version is
+        // handed out) and past this process's other stores, which later ones stay past.
+        store.incarnation = persist.epoch();
+        INCARNATIONS.fetch_max(persist.epoch().saturating_add(1), Ordering::Relaxed);
+        // Watch numbering starts at the log's last sequence number plus this opening's
+        // epoch. An opening numbers at most one event per change it logs, so its events
+        // stay at or below its log's last number plus its epoch, and every later opening
+        // starts past that (a larger epoch, a log number at least as large). A `seq` kept
+        // from before a restart is therefore older than the history, `Compacted`: its
+        // holder resyncs (recovery drops expired entries without events) and never takes
+        // an event of this opening for one it missed.
+        store
+            .hub
+            .restart_at(persist.last_seq().saturating_add(persist.epoch()));
+        store.persist = Some(persist);
+        store.plain = false;
+        if store.gauges().evictions != evictions {
+            // The limits evicted entries the log still holds: a snapshot records that they
+            // are gone, so a crash cannot bring them back. If it fails they may come back
+            // at the next open, and be evicted again.
+            let _ = store.snapshot();
+        }
+        Ok(store)
+    }
+
+    /// PERSIST HOOK: a recovered wall-clock instant (ns since the epoch) on this store's
+    /// timeline: as far from the store's time at open as it was from the wall clock then.
+    fn on_timeline(&self, wall: u64) -> u64 {
+        let opened = to_nanos(self.opened_wall);
+        if wall >= opened {
+            self.origin.saturating_add(wall - opened)
+        } else {
+            self.origin.saturating_sub(opened - wall)
+        }
+    }
+
+    /// PERSIST HOOK: applies one recovered state change. The store is not shared yet and
+    /// logs nothing; its values are copies of the log's bytes, so dropping them runs no
+    /// caller's code.
+    fn restore(&self, r: Replay<'_>) {
+        match r {
+            Replay::Load(p) if self.limits.is_none() => self.load(p),
+            Replay::Put(p) | Replay::Load(p) => {
+                let value = Bytes::copy_from_slice(p.value);
+                let when = self.recovered_when(&p);
+                if self.put(NotLogged, p.key, value, p.codec, when).is_err() {
+                    // Only a value larger than a (since lowered) max_bytes fails: the put
+                    // replaced the key's old state, and cannot be held, so the key is gone.
+                    let _ = self.delete(p.key);
+                }
+            }
+            Replay::Remove(key) => {
+                let _ = self.delete(key);
+            }
+            Replay::Clear => self.clear(),
+            Replay::Reserve(entries) => {
+                let entries = entries.min(self.config.max_entries.unwrap_or(u64::MAX));
+                let per_shard = entries.div_ceil(self.shards.len() as u64);
+                let hash_of = |k: &[u8]| self.hash(k);
+                for shard in self.shards.iter() {
+                    shard
+                        .write()
+                        .reserve(usize::try_from(per_shard).unwrap_or(0), hash_of);
+                }
+            }
+        }
+    }
+
+    /// A recovered record's instants on this store's timeline.
+    fn recovered_when(&self, p: &persist::PutRef<'_>) -> When {
+        When::Recovered {
+            modified: self.on_timeline(p.modified).min(NOW_CEILING),
+            expires: if p.expires == 0 {
+                0
+            } else {
+                self.on_timeline(p.expires).clamp(1, MAX_EXPIRY)
+            },
+        }
+    }
+
+    /// PERSIST HOOK: inserts a snapshot's entry without looking its key up first: it is new
+    /// to the store (a snapshot holds each key once and is loaded first). The index says if
+    /// it was there after all (a damaged snapshot); then the insert is undone and the entry
+    /// stored the usual way. Only for stores without limits, which never need to make room.
+    fn load(&self, p: persist::PutRef<'_>) {
+        let When::Recovered { modified, expires } = self.recovered_when(&p) else {
+            return;
+        };
+        let hash = self.hash(p.key.as_bytes());
+        let hash_of = |k: &[u8]| self.hash(k);
+        let Some(key) = KeyRef::new(p.key, expires) else {
+            return; // Longer than any key a write accepts: the record is not ours.
+        };
+        let value = Bytes::copy_from_slice(p.value);
+        let slot = Slot::new(key.clone(), value, modified, p.codec);
+        let mut shard = self.shard(self.shard_of(hash)).write();
+        // Relied on by `Shard::stamp`: the slot did not get its stamp there.
+        shard.raise_stamp(modified);
+        let Some(index) = shard.insert(hash, slot, hash_of) else {
+            return; // A full shard (2^32 - 1 entries): the entry cannot be held.
+        };
+        if self.index.write().insert(key) {
+            if expires != 0 {
+                self.note_deadline(expires);
+            }
+            return;
+        }
+        let again = shard.remove(hash, index, hash_of);
+        drop(shard);
+        if let Some(slot) = again {
+            let when = When::Recovered { modified, expires };
+            let _ = self.put(NotLogged, p.key, slot.value, p.codec, when);
+        }
+    }
+
+    /// PERSIST HOOK: starts the background work of a store that is now shared.
+    pub(crate) fn start(self: &std::sync::Arc<Self>) {
+        if let Some(p) = &self.persist {
+            let weak = std::sync::Arc::downgrade(self);
+            let source: std::sync::Weak<dyn persist::Source> = weak;
+            p.start(source);
+        }
+    }
+
+    /// PERSIST HOOK: the persistent store's directory, if it is one.
+    pub(crate) fn persist_dir(&self) -> Option<&std::path::Path> {
+        self.persist.as_ref().map(Persist::dir)
+    }
+
+    /// PERSIST HOOK: writes and syncs the log and releases the directory (the last close of
+    /// a persistent store); the data stays on disk.
+    pub(crate) fn close_persist(&self) -> DriverResult<()> {
+        match &self.persist {
+            Some(p) => p.close().map_err(DriverError::backend),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the persistence log has failed (tests).
+    #[cfg(test)]
+    pub(crate) fn persist_failed(&self) -> bool {
+        self.persist.as_ref().is_some_and(Persist::failed)
+    }
+
+    /// PERSIST HOOK: takes a snapshot now, on this thread; `Ok(false)` if none was taken.
+    pub(crate) fn snapshot(&self) -> DriverResult<bool> {
+        match &self.persist {
+            Some(p) => p.snapshot_now(self).map_err(DriverError::backend),
+            None => Ok(false),
+        }
+    }
+
+    /// PERSIST HOOK 1, for `set`, `delete` and their batches: the one branch a store
+    /// without persistence takes; a persistent store whose log failed refuses the write
+    /// before anything changes.
+    #[inline]
+    fn hook(&self) -> DriverResult<Option<Logging<'_>>> {
+        match &self.persist {
+            None => Ok(None),
+            Some(persist) => persist.writable().map_err(refused).map(|()| {
+                Some(Logging {
+                    persist,
+                    clock: &self.clock,
+                })
+            }),
+        }
+    }
+
+    /// COMPRESSION HOOK: the stored form of a value: compressed when the store compresses
+    /// and it pays.
+    #[inline]
+    pub(crate) fn encode(&self, value: Bytes) -> (Bytes, Codec) {
+        match &self.compressor {
+            None => (value, Codec::Raw),
+            Some(c) => c.encode(value),
+        }
+    }
+
     /// The version of an entry, from what the entry already keeps: its stamp (the time it
     /// was written, in its slot, and the tie-breaker, in its key's header; see
     /// `Shard::stamp`), and the store's incarnation. It costs no byte per entry.
@@ -358,22 +827,28 @@ impl Store {
         self.limits.is_some()
     }
 
-    /// The store's time: monotonic nanoseconds since it was opened, stopped at
-    /// `NOW_CEILING`. Every deadline and `modified` stamp is on this timeline, so a
-    /// wall-clock step moves none of them.
+    /// The store's time: `origin` plus the monotonic nanoseconds since it was opened,
+    /// stopped at `NOW_CEILING`. Every deadline and `modified` stamp is on this timeline,
+    /// so a wall-clock step moves none of them.
     #[inline]
     fn now(&self) -> u64 {
         self.clock
             .monotonic_nanos()
             .saturating_sub(self.opened_at)
+            .saturating_add(self.origin)
             .min(NOW_CEILING)
     }
 
     /// The wall-clock instant of `at` on the store's timeline.
     fn wall_time(&self, at: u64) -> SystemTime {
-        self.opened_wall
-            .checked_add(Duration::from_nanos(at))
-            .unwrap_or(self.opened_wall)
+        let wall = if at >= self.origin {
+            self.opened_wall
+                .checked_add(Duration::from_nanos(at - self.origin))
+        } else {
+            self.opened_wall
+                .checked_sub(Duration::from_nanos(self.origin - at))
+        };
+        wall.unwrap_or(self.opened_wall)
     }
 
     #[inline]
@@ -388,11 +863,48 @@ impl Store {
         Some(slot)
     }
 
+    /// COMPRESSION HOOK: whether reads must check each entry's codec (`get_decoded`), or
+    /// may hand out the stored buffer (`get`).
+    #[inline]
+    pub(crate) fn decodes(&self) -> bool {
+        self.decode_values
+    }
+
+    /// The stored buffer of `key`'s live entry: the value itself, unless `decodes()`.
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
         let hash = self.hash(key.as_bytes());
         let shard = self.shard(self.shard_of(hash)).read();
         self.live_slot(&shard, hash, key).map(|s| s.value.clone())
+    }
+
+    /// COMPRESSION HOOK: `key`'s value when some entry may hold a compressed one.
+    pub(crate) fn get_decoded(&self, key: &str) -> DriverResult<Option<Bytes>> {
+        let hash = self.hash(key.as_bytes());
+        let shard = self.shard(self.shard_of(hash)).read();
+        let Some(slot) = self.live_slot(&shard, hash, key) else {
+            return Ok(None);
+        };
+        let read = Store::read_value(slot);
+        drop(shard);
+        read.and_then(Read::finish).map(Some)
+    }
+
+    /// COMPRESSION HOOK: the value of a slot in a read-locked shard. A small compressed
+    /// value is decompressed under the read lock, which only makes a writer of this shard
+    /// wait a moment, and saves cloning and dropping the stored buffer's handle (two atomic
+    /// operations on a line nothing else touches); a large one is decompressed after the
+    /// lock is released.
+    fn read_value(slot: &Slot) -> DriverResult<Read> {
+        match slot.codec() {
+            Codec::Raw => Ok(Read::Value(slot.value.clone())),
+            Codec::Lz4 if codec::logical_len(&slot.value, Codec::Lz4) <= DECODE_UNDER_LOCK => {
+                codec::decompress(&slot.value)
+                    .map(|v| Read::Value(Bytes::from(v)))
+                    .map_err(corrupt_value)
+            }
+            Codec::Lz4 => Ok(Read::Compressed(slot.value.clone())),
+        }
     }
 
     pub(crate) fn exists(&self, key: &str) -> bool {
@@ -407,7 +919,7 @@ impl Store {
         let slot = self.live_slot(&shard, hash, key)?;
         let expires = slot.key.expires();
         Some(Metadata::new(
-            slot.value.len() as u64,
+            codec::logical_len(&slot.value, slot.codec()),
             self.wall_time(slot.modified()),
             (expires != 0).then(|| self.wall_time(expires)),
             self.version(slot),
@@ -473,17 +985,45 @@ impl Store {
     }
 
     pub(crate) fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
+        if self.plain {
+            // PERSIST HOOK 1: the one check a store without persistence or compression
+            // makes.
+            return self.put(NotLogged, key, value, Codec::Raw, When::Now(ttl));
+        }
+        // COMPRESSION HOOK: CPU work, done before any lock is taken.
+        let (value, codec) = self.encode(value);
+        match self.hook()? {
+            None => self.put(NotLogged, key, value, codec, When::Now(ttl)),
+            Some(log) => {
+                fits(key, &value)?;
+                self.put(log, key, value, codec, When::Now(ttl))
+            }
+        }
+    }
+
+    /// Stores one value, already in its stored form (`codec`).
+    #[inline(always)]
+    fn put(
+        &self,
+        log: impl WriteLog,
+        key: &str,
+        value: Bytes,
+        codec: Codec,
+        when: When,
+    ) -> DriverResult<()> {
         let hash = self.hash(key.as_bytes());
         let number = self.shard_of(hash);
         let mut dead = Dead::default();
         let Some(limits) = &self.limits else {
             let mut shard = self.shard(number).write();
-            self.write(&mut shard, hash, key, value, ttl, &mut dead)?;
+            let logged = self.write(&mut shard, hash, key, value, codec, when, &mut dead, log)?;
             self.reclaim_some(&mut shard, &mut dead);
-            return Ok(());
+            drop(shard);
+            return log.commit(logged);
         };
-        let new_charge = charge(key.len(), value.len(), ttl.is_some());
-        self.check_entry_fits(key, value.len(), ttl.is_some())?;
+        let with_ttl = when.with_ttl();
+        let new_charge = charge(key.len(), value.len(), with_ttl);
+        self.check_entry_fits(key, value.len(), with_ttl)?;
         loop {
             // Reserve only the growth: an overwrite of a bigger value needs nothing.
             let existing = {
@@ -509,7 +1049,16 @@ impl Store {
                 limits.release(bytes, entries);
                 continue;
             }
-            self.write(&mut shard, hash, key, value, ttl, &mut dead)?;
+            let logged = match self.write(&mut shard, hash, key, value, codec, when, &mut dead, log)
+            {
+                Ok(logged) => logged,
+                Err(e) => {
+                    // Nothing was written: give the reservation back.
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Err(e);
+                }
+            };
             self.reclaim_some(&mut shard, &mut dead);
             drop(shard);
             match existing {
@@ -518,7 +1067,7 @@ impl Store {
                 // The new entry can be evicted now: a waiting writer may take it.
                 None => limits.wake(),
             }
-            return Ok(());
+            return log.commit(logged);
         }
     }
 
@@ -526,10 +1075,12 @@ impl Store {
     /// the shard's write lock, says so: the one primitive of the conditional writes
     /// (`crate::conditional`). The decision and the write happen in one hold of the lock,
     /// so they are one step for every other writer and reader of the key, in every handle
-    /// on the store. It writes as [`Store::set`] does, through [`Store::write_at`]: same
-    /// stamp, same index and deadline bookkeeping, same reclaim on the way. Whatever `set`
-    /// does around its write under the shard lock (a persistent store logging the key's new
-    /// state, then waiting for the log after the lock is released) this must do too.
+    /// on the store. It writes as [`Store::set`] does, through [`Store::write`]: same
+    /// stamp, same index and deadline bookkeeping, same reclaim on the way, and for a
+    /// persistent store the same log record under the lock (PERSIST HOOK 2) and the same
+    /// wait for the log after it (PERSIST HOOK 3). A persistent store whose log failed
+    /// refuses it before deciding anything (PERSIST HOOK 1). `decide` gives the value in
+    /// its stored form (`Store::encode`).
     ///
     /// With limits, room is reserved before the write lock, as `set` does: for the write
     /// `decide` asks for when shown the entry under the read lock. Under the write lock it
@@ -542,6 +1093,18 @@ impl Store {
         key: &str,
         decide: impl Fn(Option<&Slot>) -> DriverResult<Decision<T>>,
     ) -> DriverResult<T> {
+        match self.hook()? {
+            None => self.write_if_logged(NotLogged, key, decide),
+            Some(log) => self.write_if_logged(log, key, decide),
+        }
+    }
+
+    fn write_if_logged<T>(
+        &self,
+        log: impl WriteLog,
+        key: &str,
+        decide: impl Fn(Option<&Slot>) -> DriverResult<Decision<T>>,
+    ) -> DriverResult<T> {
         let hash = self.hash(key.as_bytes());
         let number = self.shard_of(hash);
         let Some(limits) = &self.limits else {
@@ -549,13 +1112,27 @@ impl Store {
             let mut shard = self.shard(number).write();
             let now = self.now();
             let (_, live) = Store::present(&shard, hash, key, now);
-            let (value, ttl, answer) = match decide(live)? {
+            let (value, codec, ttl, answer) = match decide(live)? {
                 Decision::Keep(answer) => return Ok(answer),
-                Decision::Write { value, ttl, answer } => (value, ttl, answer),
+                Decision::Write {
+                    value,
+                    codec,
+                    ttl,
+                    answer,
+                } => (value, codec, ttl, answer),
             };
             let expires = ttl.deadline(live, now);
-            self.write_at(&mut shard, hash, key, value, now, expires, &mut dead)?;
+            if log.logs() {
+                fits(key, &value)?;
+            }
+            let when = When::At {
+                modified: now,
+                expires,
+            };
+            let logged = self.write(&mut shard, hash, key, value, codec, when, &mut dead, log)?;
             self.reclaim_some(&mut shard, &mut dead);
+            drop(shard);
+            log.commit(logged)?;
             return Ok(answer);
         };
         loop {
@@ -583,11 +1160,19 @@ impl Store {
             let mut shard = self.shard(number).write();
             let now = self.now();
             let (now_existing, live) = Store::present(&shard, hash, key, now);
-            let decided = decide(live);
-            let (value, expires, answer) = match decided {
-                Ok(Decision::Write { value, ttl, answer }) => {
+            let decided = decide(live).and_then(|d| match d {
+                Decision::Write { ref value, .. } if log.logs() => fits(key, value).map(|()| d),
+                d => Ok(d),
+            });
+            let (value, codec, expires, answer) = match decided {
+                Ok(Decision::Write {
+                    value,
+                    codec,
+                    ttl,
+                    answer,
+                }) => {
                     let expires = ttl.deadline(live, now);
-                    (value, expires, answer)
+                    (value, codec, expires, answer)
                 }
                 Ok(Decision::Keep(answer)) => {
                     drop(shard);
@@ -606,11 +1191,19 @@ impl Store {
                 limits.release(bytes, entries);
                 continue;
             }
-            if let Err(e) = self.write_at(&mut shard, hash, key, value, now, expires, &mut dead) {
-                drop(shard);
-                limits.release(bytes, entries);
-                return Err(e);
-            }
+            let when = When::At {
+                modified: now,
+                expires,
+            };
+            let logged = match self.write(&mut shard, hash, key, value, codec, when, &mut dead, log)
+            {
+                Ok(logged) => logged,
+                Err(e) => {
+                    drop(shard);
+                    limits.release(bytes, entries);
+                    return Err(e);
+                }
+            };
             self.reclaim_some(&mut shard, &mut dead);
             drop(shard);
             match existing {
@@ -619,6 +1212,7 @@ impl Store {
                 // The new entry can be evicted now: a waiting writer may take it.
                 None => limits.wake(),
             }
+            log.commit(logged)?;
             return Ok(answer);
         }
     }
@@ -636,39 +1230,37 @@ impl Store {
         (slot.map(Slot::charge), live)
     }
 
-    /// Stores one entry in a locked shard; returns the charge of the entry it replaced,
-    /// whose value goes to `dead`.
+    /// Stores one entry in a locked shard, handing the value it replaced to `dead` and its
+    /// new state to `log`. An `Err` means nothing was written; what logging gave (which may
+    /// be a failure of the log after the write took effect) is the `Ok` value.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn write(
         &self,
         shard: &mut Shard,
         hash: u64,
         key: &str,
         value: Bytes,
-        ttl: Option<Duration>,
+        codec: Codec,
+        when: When,
         dead: &mut Dead,
-    ) -> DriverResult<Option<u64>> {
+        log: impl WriteLog,
+    ) -> DriverResult<Logged> {
         let now = self.now();
-        self.write_at(shard, hash, key, value, now, expiry_for(now, ttl), dead)
-    }
-
-    /// [`Store::write`] with the deadline given (0: none), `now` being the store's time.
-    #[allow(clippy::too_many_arguments)]
-    fn write_at(
-        &self,
-        shard: &mut Shard,
-        hash: u64,
-        key: &str,
-        value: Bytes,
-        now: u64,
-        expires: u64,
-        dead: &mut Dead,
-    ) -> DriverResult<Option<u64>> {
+        let ((modified, seq), expires) = match when {
+            When::Now(ttl) => (shard.stamp(now), expiry_for(now, ttl)),
+            When::At { modified, expires } => (shard.stamp(modified), expires),
+            When::Recovered { modified, expires } => {
+                // Relied on by `Shard::stamp`: this slot does not get its stamp there.
+                shard.raise_stamp(modified);
+                ((modified, 0), expires)
+            }
+        };
         let hash_of = |k: &[u8]| self.hash(k);
-        let (modified, seq) = shard.stamp(now);
-        let replaced = match shard.find(hash, key.as_bytes()) {
+        let index = match shard.find(hash, key.as_bytes()) {
             Some(index) => {
                 let old = shard
-                    .overwrite(hash, index, value, modified, expires, hash_of)
+                    .overwrite(hash, index, value, codec, modified, expires, hash_of)
                     .ok_or_else(inconsistent)?;
                 if let Some(slot) = shard.slot(index) {
                     slot.key.set_seq(seq);
@@ -678,7 +1270,7 @@ impl Store {
                     shard.expirations += 1;
                 }
                 dead.push(old.value);
-                Some(old.charge)
+                index
             }
             None => {
                 // The driver checked the key; KeyRef refuses a too-long one on its own too.
@@ -691,48 +1283,71 @@ impl Store {
                 })?;
                 stored.set_seq(seq);
                 let key_ref = stored.clone();
-                let slot = Slot::new(stored, value, modified);
-                shard.insert(hash, slot, hash_of).ok_or_else(|| {
+                let slot = Slot::new(stored, value, modified, codec);
+                let index = shard.insert(hash, slot, hash_of).ok_or_else(|| {
                     DriverError::CapacityExceeded(
                         "a memory shard holds at most 2^32 - 1 entries".to_owned(),
                     )
                 })?;
                 self.index.write().insert(key_ref);
-                None
+                index
             }
         };
         if expires != 0 {
             self.note_deadline(expires);
         }
-        if self.watched() {
+        // PERSIST HOOK 2: the key's new state, under its shard's lock, once it took effect.
+        let logged = log.put(shard, index, now);
+        // Published under the same lock, so a key's events are in the order of its log
+        // records. A recovered record is history, not a change: recovery runs before the
+        // store is shared, so no watch exists yet, and it is not published even if one did.
+        if self.watched() && !matches!(when, When::Recovered { .. }) {
             self.hub.publish(key, EventKind::Put);
         }
-        Ok(replaced)
+        Ok(logged)
     }
 
     /// Reclaims a few expired entries of a locked shard, as writes do on their way.
     ///
-    /// Only after the caller's writes to the shard: an entry a write was about to replace
-    /// must not be reclaimed under the writer's reservation, or the writer would insert a
-    /// key it reserved as an overwrite (its entry uncounted). The entries just written have
-    /// deadlines in the future.
+    /// Only after the caller's writes to the shard (and their log records): an entry a
+    /// write was about to replace must not be reclaimed under the writer's reservation, or
+    /// the writer would insert a key it reserved as an overwrite (its entry uncounted). The
+    /// entries just written have deadlines in the future.
+    #[inline]
     fn reclaim_some(&self, shard: &mut Shard, dead: &mut Dead) {
-        let now = self.now();
-        if shard.next_deadline().is_some_and(|at| at <= now) {
-            let mut reclaimed = Vec::new();
-            shard.expire(now, WRITE_RECLAIM, |k| self.hash(k), &mut reclaimed);
-            self.forget(&mut reclaimed, dead, Removal::Expired);
+        if shard.next_deadline().is_some_and(|at| at <= self.now()) {
+            self.reclaim_due(shard, dead);
         }
+    }
+
+    #[cold]
+    fn reclaim_due(&self, shard: &mut Shard, dead: &mut Dead) {
+        let mut reclaimed = Vec::new();
+        shard.expire(self.now(), WRITE_RECLAIM, |k| self.hash(k), &mut reclaimed);
+        self.forget(&mut reclaimed, Removal::Expire, dead);
     }
 
     /// Removes slots that left a shard (still locked by the caller) from the index, releases
     /// their charges, publishes their events and hands their values to `dead`.
-    fn forget(&self, removed: &mut Vec<Slot>, dead: &mut Dead, why: Removal) {
+    fn forget(&self, removed: &mut Vec<Slot>, why: Removal, dead: &mut Dead) {
         if removed.is_empty() {
             return;
         }
+        // Every removal persistence logs (expiries and evictions here, deletes by the
+        // callers) is published here, under the same shard lock.
         if self.watched() {
             self.publish_removals(removed, why);
+        }
+        // PERSIST HOOK 2: expiries and evictions, under the shard's lock; deletes are logged
+        // by their callers (as one batch for `delete_many`). Nobody waits for these: a
+        // failure leaves the log failed, and the next write reports it.
+        if let Some(p) = &self.persist
+            && why != Removal::Delete
+        {
+            for slot in removed.iter() {
+                let key = slot.key.as_bytes();
+                let _ = p.log(p.next_seq(), Record::Remove { key, why });
+            }
         }
         let mut index = self.index.write();
         for slot in removed.iter() {
@@ -766,10 +1381,10 @@ impl Store {
         for slot in removed {
             let expired = slot.key.expires() != 0 && !slot.key.is_live(now);
             let kind = match why {
-                Removal::Expired => EventKind::Expired,
-                Removal::Evicted => EventKind::Evicted,
-                Removal::Deleted if expired => EventKind::Expired,
-                Removal::Deleted => EventKind::Delete,
+                Removal::Expire => EventKind::Expired,
+                Removal::Evict => EventKind::Evicted,
+                Removal::Delete if expired => EventKind::Expired,
+                Removal::Delete => EventKind::Delete,
             };
             // Stored keys are the `&str`s they were written with.
             if let Ok(key) = std::str::from_utf8(slot.key.as_bytes()) {
@@ -891,7 +1506,7 @@ impl Store {
             let mut shard = self.shard(number).write();
             match shard.clock_step(force, hash_of) {
                 Step::Evicted(victim) => {
-                    self.forget(&mut vec![victim], &mut dead, Removal::Evicted);
+                    self.forget(&mut vec![victim], Removal::Evict, &mut dead);
                     return true;
                 }
                 Step::Passed => empty_in_a_row = 0,
@@ -916,7 +1531,7 @@ impl Store {
                 let mut guard = shard.write();
                 guard.expire(now, SWEEP_BATCH, hash_of, &mut removed);
                 total += removed.len();
-                self.forget(&mut removed, &mut dead, Removal::Expired);
+                self.forget(&mut removed, Removal::Expire, &mut dead);
                 if guard.next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
@@ -955,15 +1570,35 @@ impl Store {
         self.expire_all(self.now());
     }
 
-    pub(crate) fn delete(&self, key: &str) -> bool {
+    pub(crate) fn delete(&self, key: &str) -> DriverResult<bool> {
+        // PERSIST HOOK 1.
+        match self.hook()? {
+            None => Ok(self.remove(NotLogged, key).is_some_and(|(live, _)| live)),
+            Some(log) => match self.remove(log, key) {
+                None => Ok(false),
+                Some((live, logged)) => {
+                    // PERSIST HOOK 3, once the shard is unlocked.
+                    log.commit(logged)?;
+                    Ok(live)
+                }
+            },
+        }
+    }
+
+    /// Removes `key`, handing the removal to `log` under its shard's lock; `Some(live)` if
+    /// it was there, with what logging gave.
+    #[inline(always)]
+    fn remove(&self, log: impl WriteLog, key: &str) -> Option<(bool, Logged)> {
         let hash = self.hash(key.as_bytes());
         let mut dead = Dead::default();
         let mut shard = self.shard(self.shard_of(hash)).write();
-        self.remove_locked(&mut shard, hash, key, &mut dead)
-            .unwrap_or(false)
+        let live = self.remove_locked(&mut shard, hash, key, &mut dead)?;
+        // PERSIST HOOK 2.
+        Some((live, log.delete(key)))
     }
 
-    /// Removes `key` from its locked shard; `Some(live)` if it was there.
+    /// Removes `key` from its locked shard; `Some(live)` if it was there. The caller logs
+    /// the removal.
     fn remove_locked(
         &self,
         shard: &mut Shard,
@@ -977,7 +1612,7 @@ impl Store {
         if !live {
             shard.expirations += 1;
         }
-        self.forget(&mut vec![slot], dead, Removal::Deleted);
+        self.forget(&mut vec![slot], Removal::Delete, dead);
         Some(live)
     }
 
@@ -1000,21 +1635,40 @@ impl Store {
         guards.get_mut(at).map(|(_, g)| &mut **g)
     }
 
-    /// All values read at one moment: every involved shard is read-locked at once.
-    pub(crate) fn get_many(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
-        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
+    /// Locks the shards of `hashes` for reading, each once, in ascending order.
+    fn read_all(&self, hashes: &[u64]) -> Vec<(usize, RwLockReadGuard<'_, Shard>)> {
         let mut numbers: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
         numbers.sort_unstable();
         numbers.dedup();
-        let guards: Vec<_> = numbers.iter().map(|&n| (n, self.shard(n).read())).collect();
-        keys.iter()
+        numbers
+            .into_iter()
+            .map(|n| (n, self.shard(n).read()))
+            .collect()
+    }
+
+    /// All values read at one moment: every involved shard is read-locked at once.
+    pub(crate) fn get_many(&self, keys: &[&str]) -> DriverResult<Vec<Option<Bytes>>> {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
+        let guards = self.read_all(&hashes);
+        let read: Vec<Option<DriverResult<Read>>> = keys
+            .iter()
             .zip(&hashes)
             .map(|(key, &hash)| {
                 let number = self.shard_of(hash);
                 let at = guards.binary_search_by_key(&number, |(n, _)| *n).ok()?;
                 let (_, shard) = guards.get(at)?;
-                self.live_slot(shard, hash, key).map(|s| s.value.clone())
+                let slot = self.live_slot(shard, hash, key)?;
+                Some(if self.decode_values {
+                    // COMPRESSION HOOK.
+                    Store::read_value(slot)
+                } else {
+                    Ok(Read::Value(slot.value.clone()))
+                })
             })
+            .collect();
+        drop(guards);
+        read.into_iter()
+            .map(|r| r.map(|r| r.and_then(Read::finish)).transpose())
             .collect()
     }
 
@@ -1032,35 +1686,56 @@ impl Store {
             .filter(|(k, _)| seen.insert(*k))
             .collect();
         last.reverse();
-        let hashes: Vec<u64> = last.iter().map(|(k, _)| self.hash(k.as_bytes())).collect();
+        // COMPRESSION HOOK: CPU work, done before any lock is taken.
+        let stored: Vec<(&str, Bytes, Codec)> = last
+            .iter()
+            .map(|(k, v)| {
+                let (v, codec) = self.encode(v.clone());
+                (*k, v, codec)
+            })
+            .collect();
+        // PERSIST HOOK 1.
+        let log = self.hook()?;
+        if log.is_some() {
+            for (key, value, _) in &stored {
+                fits(key, value)?;
+            }
+        }
+        let hashes: Vec<u64> = stored
+            .iter()
+            .map(|(k, _, _)| self.hash(k.as_bytes()))
+            .collect();
         let Some(limits) = &self.limits else {
-            return self.write_batch(&last, &hashes, ttl, None).map(drop);
+            return match self.write_batch(&stored, &hashes, ttl, None, log)? {
+                Some(logged) => Store::commit_batch(log, logged),
+                None => Err(inconsistent()),
+            };
         };
-        for (key, value) in &last {
+        for (key, value, _) in &stored {
             self.check_entry_fits(key, value.len(), ttl.is_some())?;
         }
-        let new_bytes: u64 = last
+        let new_bytes: u64 = stored
             .iter()
-            .map(|(k, v)| charge(k.len(), v.len(), ttl.is_some()))
+            .map(|(k, v, _)| charge(k.len(), v.len(), ttl.is_some()))
             .sum();
-        self.check_batch_fits(new_bytes, last.len() as u64)?;
+        self.check_batch_fits(new_bytes, stored.len() as u64)?;
         loop {
             // Reserve only the growth, as `set` does: overwriting keys of a full store
             // must not evict other keys. What the keys hold now is read at one moment.
-            let existing = self.charges_of(&last, &hashes);
+            let existing = self.charges_of(&stored, &hashes);
             let old_bytes: u64 = existing.iter().flatten().sum();
             let new_entries = existing.iter().filter(|c| c.is_none()).count() as u64;
             let growth = new_bytes.saturating_sub(old_bytes);
             self.make_room(limits, growth, new_entries)?;
-            match self.write_batch(&last, &hashes, ttl, Some(&existing)) {
-                Ok(true) => {
+            match self.write_batch(&stored, &hashes, ttl, Some(&existing), log) {
+                Ok(Some(logged)) => {
                     // Give back what the batch shrank (and wake waiting writers: its new
                     // entries can be evicted now).
                     limits.release(old_bytes.saturating_sub(new_bytes), 0);
-                    return Ok(());
+                    return Store::commit_batch(log, logged);
                 }
                 // Another writer changed a key between the look and the locks.
-                Ok(false) => limits.release(growth, new_entries),
+                Ok(None) => limits.release(growth, new_entries),
                 Err(e) => {
                     limits.release(growth, new_entries);
                     return Err(e);
@@ -1069,17 +1744,22 @@ impl Store {
         }
     }
 
+    /// PERSIST HOOK 3 for batches.
+    fn commit_batch(log: Option<Logging<'_>>, logged: Logged) -> DriverResult<()> {
+        match log {
+            Some(log) => log.commit(logged),
+            None => NotLogged.commit(logged),
+        }
+    }
+
     /// The charge of each key's entry now (`None` if absent), read under the read locks of
     /// every involved shard at once.
-    fn charges_of(&self, entries: &[&(&str, Bytes)], hashes: &[u64]) -> Vec<Option<u64>> {
-        let mut numbers: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
-        numbers.sort_unstable();
-        numbers.dedup();
-        let guards: Vec<_> = numbers.iter().map(|&n| (n, self.shard(n).read())).collect();
+    fn charges_of(&self, entries: &[(&str, Bytes, Codec)], hashes: &[u64]) -> Vec<Option<u64>> {
+        let guards = self.read_all(hashes);
         entries
             .iter()
             .zip(hashes)
-            .map(|((key, _), &hash)| {
+            .map(|((key, _, _), &hash)| {
                 let at = guards
                     .binary_search_by_key(&self.shard_of(hash), |(n, _)| *n)
                     .ok()?;
@@ -1092,21 +1772,23 @@ impl Store {
             .collect()
     }
 
-    /// Writes a batch under the batch gate and every involved shard's write lock. With
-    /// `expected`, first checks that each key still holds what the caller reserved for, and
-    /// writes nothing (`Ok(false)`) if one does not.
+    /// Writes a batch (values in their stored form) under the batch gate and every involved
+    /// shard's write lock, all at one instant, and logs it as one record. With `expected`,
+    /// first checks that each key still holds what the caller reserved for, and writes
+    /// nothing (`Ok(None)`) if one does not.
     fn write_batch(
         &self,
-        entries: &[&(&str, Bytes)],
+        entries: &[(&str, Bytes, Codec)],
         hashes: &[u64],
         ttl: Option<Duration>,
         expected: Option<&[Option<u64>]>,
-    ) -> DriverResult<bool> {
+        log: Option<Logging<'_>>,
+    ) -> DriverResult<Option<Logged>> {
         let mut dead = Dead::default();
         let _batches = self.batches.write();
         let mut guards = self.lock_all(hashes);
         if let Some(expected) = expected {
-            for (((key, _), &hash), want) in entries.iter().zip(hashes).zip(expected) {
+            for (((key, _, _), &hash), want) in entries.iter().zip(hashes).zip(expected) {
                 let shard =
                     Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
                 let now = shard
@@ -1114,38 +1796,103 @@ impl Store {
                     .and_then(|i| shard.slot(i))
                     .map(Slot::charge);
                 if now != *want {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
-        for ((key, value), &hash) in entries.iter().zip(hashes) {
+        let now = self.now();
+        let expires = expiry_for(now, ttl);
+        let when = When::At {
+            modified: now,
+            expires,
+        };
+        for ((key, value, codec), &hash) in entries.iter().zip(hashes) {
             let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
-            self.write(shard, hash, key, value.clone(), ttl, &mut dead)?;
+            // Logged below, as one record for the whole batch.
+            let _ = self.write(
+                shard,
+                hash,
+                key,
+                value.clone(),
+                *codec,
+                when,
+                &mut dead,
+                NotLogged,
+            )?;
         }
-        // Only once every key of the batch is written (see `reclaim_some`).
+        // PERSIST HOOK 2: the whole batch as one record, under every shard lock.
+        let logged = match log {
+            Some(Logging { persist: p, clock }) if !entries.is_empty() => {
+                let wall = WallMap::read(clock, now);
+                let records: Vec<(u64, Record<'_>)> = entries
+                    .iter()
+                    .map(|(key, value, codec)| {
+                        let record = Record::Put {
+                            key: key.as_bytes(),
+                            value,
+                            codec: *codec,
+                            modified: wall.modified(now),
+                            expires: wall.expires(expires),
+                        };
+                        (p.next_seq(), record)
+                    })
+                    .collect();
+                p.log_batch(&records).map(Some).map_err(unsure)
+            }
+            _ => Ok(None),
+        };
+        // Only once every key of the batch is written and logged (see `reclaim_some`).
         for (_, shard) in &mut guards {
             self.reclaim_some(shard, &mut dead);
         }
-        Ok(true)
+        Ok(Some(logged))
     }
 
     /// Removes every key while holding every involved shard; returns how many live entries
     /// were removed (a key listed twice counts once).
-    pub(crate) fn delete_many(&self, keys: &[&str]) -> usize {
+    pub(crate) fn delete_many(&self, keys: &[&str]) -> DriverResult<usize> {
+        // PERSIST HOOK 1.
+        let log = self.hook()?;
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k.as_bytes())).collect();
         let mut dead = Dead::default();
-        let _batches = self.batches.write();
-        let mut guards = self.lock_all(&hashes);
-        let mut removed = 0;
-        for (key, &hash) in keys.iter().zip(&hashes) {
-            let Some(shard) = Store::locked(&mut guards, self.shard_of(hash)) else {
-                continue;
-            };
-            if self.remove_locked(shard, hash, key, &mut dead) == Some(true) {
-                removed += 1;
+        let (removed, logged) = {
+            let _batches = self.batches.write();
+            let mut guards = self.lock_all(&hashes);
+            let mut removed = 0;
+            let mut gone: Vec<&str> = Vec::new();
+            for (key, &hash) in keys.iter().zip(&hashes) {
+                let Some(shard) = Store::locked(&mut guards, self.shard_of(hash)) else {
+                    continue;
+                };
+                if let Some(live) = self.remove_locked(shard, hash, key, &mut dead) {
+                    removed += usize::from(live);
+                    if log.is_some() {
+                        gone.push(key);
+                    }
+                }
             }
-        }
-        removed
+            // PERSIST HOOK 2: the keys removed, as one record, under every shard lock.
+            let logged = match log {
+                Some(Logging { persist: p, .. }) if !gone.is_empty() => {
+                    let records: Vec<(u64, Record<'_>)> = gone
+                        .iter()
+                        .map(|key| {
+                            let record = Record::Remove {
+                                key: key.as_bytes(),
+                                why: Removal::Delete,
+                            };
+                            (p.next_seq(), record)
+                        })
+                        .collect();
+                    p.log_batch(&records).map(Some).map_err(unsure)
+                }
+                _ => Ok(None),
+            };
+            (removed, logged)
+        };
+        // PERSIST HOOK 3, once every lock is released.
+        Store::commit_batch(log, logged)?;
+        Ok(removed)
     }
 
     pub(crate) fn gauges(&self) -> Gauges {
@@ -1171,10 +1918,15 @@ impl Store {
         gauges.max_bytes = self.config.max_bytes;
         gauges.max_entries = self.config.max_entries;
         gauges.watches = Some(self.hub.watch_count());
+        // PERSIST HOOK.
+        if let Some(p) = &self.persist {
+            p.gauges(self.clock.now_nanos(), &mut gauges);
+        }
         gauges
     }
 
-    /// Releases all data; called when the last handle on this store is given back.
+    /// Releases all data; called when the last handle on this store is given back. A
+    /// persistent store's data stays on disk: nothing is logged.
     ///
     /// One atomic step under the batch gate, every shard's write lock and the index lock: a
     /// write racing it lands wholly before (and is cleared) or wholly after (and stays, in
@@ -1202,6 +1954,38 @@ impl Store {
         // The values go after the locks (see `Dead`).
         drop(old_index);
         drop(released);
+    }
+}
+
+/// PERSIST HOOK: a snapshot reads the store through this, shard by shard.
+impl persist::Source for Store {
+    fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn visit_shard(&self, shard: usize, f: &mut dyn FnMut(persist::EntryRef<'_>)) {
+        let Some(shard) = self.shards.get(shard) else {
+            return;
+        };
+        let shard = shard.read();
+        let now = self.now();
+        let wall = WallMap::read(&self.clock, now);
+        for slot in shard.iter() {
+            if !slot.key.is_live(now) {
+                continue;
+            }
+            f(persist::EntryRef {
+                key: &slot.key,
+                value: &slot.value,
+                codec: slot.codec(),
+                modified: wall.modified(slot.modified()),
+                expires: wall.expires(slot.key.expires()),
+            });
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_nanos()
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hodor_core::Bytes;
 use hodor_core::clock::ManualClock;
 use hodor_core::driver::Driver;
-use hodor_memory::{MemoryConfig, MemoryDriver};
+use hodor_memory::{CompressionConfig, MemoryConfig, MemoryDriver};
 
 mod common;
 use common::{Rng, heavy};
@@ -133,18 +133,27 @@ fn deleted_and_evicted_ttl_entries_free_their_keys_at_removal() {
 /// max_bytes plus a fixed overhead.
 #[test]
 fn ttl_churn_keeps_the_heap_within_a_tenth_over_max_bytes() {
+    churn("heap-churn", MemoryConfig::default());
+}
+
+/// The same with compression: `max_bytes` counts what is stored, compressed or not, so it
+/// still tracks the store's real memory (its values compress to a few dozen bytes).
+#[test]
+fn ttl_churn_of_compressed_values_keeps_the_heap_within_a_tenth_over_max_bytes() {
+    churn(
+        "heap-churn-compressed",
+        MemoryConfig::default().compression(CompressionConfig::lz4(256)),
+    );
+}
+
+fn churn(name: &str, config: MemoryConfig) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     const MAX_BYTES: u64 = 32 << 20;
     const FIXED: f64 = 2.0 * MIB;
     let ops: u64 = if heavy() { 6_000_000 } else { 600_000 };
     let clock = ManualClock::new();
     let before = live();
-    let d = MemoryDriver::open(
-        "heap-churn",
-        MemoryConfig::default().max_bytes(MAX_BYTES),
-        clock.clone().into(),
-    )
-    .unwrap();
+    let d = MemoryDriver::open(name, config.max_bytes(MAX_BYTES), clock.clone().into()).unwrap();
     let empty = live() - before;
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let mut worst = 0.0f64;
@@ -196,7 +205,7 @@ fn ttl_churn_keeps_the_heap_within_a_tenth_over_max_bytes() {
         }
     }
     println!(
-        "TTL churn through max_bytes = 32 MiB, {ops} operations: empty store {:.0} KiB, \
+        "{name}: TTL churn through max_bytes = 32 MiB, {ops} operations: empty store {:.0} KiB, \
          largest live heap {:.3} x max_bytes (bound: 1.1 x + {:.0} MiB)",
         empty as f64 / 1024.0,
         worst,

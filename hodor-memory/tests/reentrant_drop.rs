@@ -5,6 +5,10 @@
 //!
 //! Its own test binary: a regression would hang the sweeper thread, which every store of
 //! the process shares.
+//!
+//! Every scenario runs on a plain store, a compressing one (which drops the value it was
+//! given when it stores a compressed copy) and a persistent one (which logs each change
+//! under the shard's lock).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -13,7 +17,11 @@ use std::time::Duration;
 
 use hodor_core::clock::ManualClock;
 use hodor_core::{Bytes, Contract};
-use hodor_memory::{MemoryConfig, open_with_clock};
+use hodor_memory::{CompressionConfig, Fsync, MemoryConfig, PersistConfig, open_with_clock};
+
+/// What a `Reentrant` value holds: long and compressible, so a compressing store stores a
+/// compressed copy of it.
+static CONTENT: [u8; 2048] = [b'r'; 2048];
 
 /// A value whose drop reads and writes the store it was stored in, then reports.
 struct Reentrant {
@@ -24,7 +32,7 @@ struct Reentrant {
 
 impl AsRef<[u8]> for Reentrant {
     fn as_ref(&self) -> &[u8] {
-        b"reentrant"
+        &CONTENT
     }
 }
 
@@ -65,9 +73,29 @@ impl Scenario {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Runs `steps` on a plain, a compressing and a persistent store of `config`.
+fn run(
+    what: &str,
+    config: MemoryConfig,
+    expect: usize,
+    steps: impl Fn(&Scenario) + Send + Sync + Copy + 'static,
+) {
+    run_on(what, config.clone(), expect, steps);
+    let compressing = config.clone().compression(CompressionConfig::lz4(1));
+    run_on(&format!("{what}, compressing"), compressing, expect, steps);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "reentrant-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let persistent = config.persist(PersistConfig::new(&dir).fsync(Fsync::Always));
+    run_on(&format!("{what}, persistent"), persistent, expect, steps);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs `steps` on a store of its own on another thread and waits for `expect` values to be
 /// dropped. A deadlock shows as a timeout instead of a hung test.
-fn run(
+fn run_on(
     what: &str,
     config: MemoryConfig,
     expect: usize,

@@ -143,3 +143,63 @@ fn the_last_close_of_the_store_ends_a_drivers_own_watches() {
     let reopened: Contract = open(&name, MemoryConfig::default()).unwrap();
     assert_eq!(reopened.metrics().watches, Some(0));
 }
+
+/// A persistent store publishes what it logs, and its numbering survives a restart: the
+/// recovered history is not replayed as new events, and a `seq` from before the restart is
+/// `Compacted` (resync), never taken for an event of the new opening.
+#[test]
+fn a_persistent_store_numbers_its_events_past_every_earlier_opening() {
+    use hodor_memory::{Fsync, PersistConfig};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name("persist"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = MemoryConfig::default().persist(PersistConfig::new(&dir).fsync(Fsync::Always));
+    let store = name("persist");
+    let c = open(&store, config.clone()).unwrap();
+    let mut w = c
+        .watch_with("", WatchOptions::new().buffer(1 << 10))
+        .unwrap();
+    c.set("a", "1", None).unwrap();
+    c.set_many([("b", "1"), ("c", "1")], None).unwrap();
+    assert!(c.delete("a").unwrap());
+    assert_eq!(c.delete_many(&["b", "missing"]).unwrap(), 1);
+    assert!(c.create("d", "1", None).unwrap());
+    assert_eq!(c.increment("n", 2).unwrap(), 2);
+    let seen: Vec<_> = (0..7).map(|_| event(&mut w)).collect();
+    let kinds: Vec<(&str, EventKind)> = seen.iter().map(|(k, e, _)| (k.as_str(), *e)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("a", EventKind::Put),
+            ("b", EventKind::Put),
+            ("c", EventKind::Put),
+            ("a", EventKind::Delete),
+            ("b", EventKind::Delete),
+            ("d", EventKind::Put),
+            ("n", EventKind::Put),
+        ],
+        "every change the log records is an event, in order"
+    );
+    let last_before = seen.last().map(|e| e.2).unwrap();
+    drop(w);
+    c.close().unwrap();
+
+    let again = open(&store, config).unwrap();
+    assert_eq!(again.get("c").unwrap(), "1", "the data was recovered");
+    let mut fresh = again.watch("").unwrap();
+    assert!(
+        matches!(fresh.recv_timeout(Duration::from_millis(200)), Ok(None)),
+        "recovery publishes nothing"
+    );
+    let e = again.watch_from("", last_before).unwrap_err();
+    assert!(matches!(e, Error::Compacted { .. }), "{e:?}");
+    again.set("e", "1", None).unwrap();
+    let (key, _, seq) = event(&mut fresh);
+    assert_eq!(key, "e");
+    assert!(
+        seq > last_before,
+        "the new opening's seq {seq} is past the old one's {last_before}"
+    );
+    drop(fresh);
+    again.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

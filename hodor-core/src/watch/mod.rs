@@ -68,6 +68,21 @@
 //!   last clone) ends it: the events already buffered are still delivered, then `recv` is
 //!   [`Error::Closed`] and the iterator ends.
 //!
+//! # What each driver adds
+//!
+//! | | memory (`hodor-memory`) | Redis (`hodor-redis`) |
+//! |---|---|---|
+//! | order | `seq` order over the whole store | `seq` order over the contract's one change log, from every process |
+//! | `Expired` | by the sweeper or a write, within the sweep bound | by the pruner, a write or a `delete`, within about `prune_interval_ms` |
+//! | `Evicted` | CLOCK's victims (with limits) | none (`maxmemory` evicts on its own) |
+//! | history for `watch_from` | the last `watch_history` changes, kept only while watched | the last `watch_history` changes (about: `MAXLEN ~`), always |
+//! | loss | never silent: a full buffer is `Lagged` | never silent: a full buffer, a log trimmed past what was read, or a server that lost its data is `Lagged`; a reconnect loses nothing the log holds |
+//! | across a restart | a persistent store publishes every change it logs; recovery publishes nothing; a `seq` from before the restart is `Compacted` | the log is on the server: a new pool resumes from it |
+//! | not seen | — | writes that bypass hodor |
+//!
+//! An expired entry that a write replaces before it was reclaimed is reported as the
+//! write's `Put` alone, on both.
+//!
 //! # For drivers
 //! A driver keeps a [`Hub`] per store and publishes into it; the hub does the filtering,
 //! buffering, lag accounting, history and snapshot bookkeeping, so a driver only decides
