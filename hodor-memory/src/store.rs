@@ -44,6 +44,7 @@ use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use hodor_core::clock::{Clock, to_nanos};
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
+use hodor_core::watch::{EventKind, Hub, HubConfig, Watch, WatchRequest};
 use hodor_core::{Applied, BackendKind, MAX_TTL, Metadata, Version};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -191,6 +192,11 @@ pub(crate) struct Store {
     /// Which store of this process this is, or for a persistent store which opening of
     /// its directory, for versions (see `Store::version`).
     incarnation: u64,
+    /// Where changes are published for watches, under the lock of the shard that owns the
+    /// key, so each key's events are in the order its writes took effect and the hub's
+    /// `seq` order is the order of the whole store. While nobody watches, a change costs
+    /// one relaxed load (`Hub::is_watched`).
+    hub: Hub,
 }
 
 /// Stores opened so far in this process: each gets the next number as its incarnation.
@@ -529,8 +535,46 @@ impl Store {
             decode_values: config.compression.is_some(),
             persist: None,
             plain: config.compression.is_none(),
-            config,
             incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
+            hub: Hub::new(
+                crate::DRIVER_NAME,
+                name,
+                HubConfig::new().history(config.watch_history),
+            ),
+            config,
+        }
+    }
+
+    /// Starts a watch. A snapshot lists the keys and attaches the watch while every shard
+    /// is read-locked (and the batch gate held): every change publishes under its shard's
+    /// write lock, so none is in flight, and the keys are exactly the state at the watch's
+    /// start.
+    pub(crate) fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        match request.start {
+            hodor_core::watch::Start::Snapshot => {
+                let now = self.now();
+                let prefix = request.prefix.as_bytes();
+                let (keys, watch) = {
+                    let _batches = self.batches.read();
+                    let _shards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+                    let index = self.index.read();
+                    let keys: Vec<KeyRef> = index
+                        .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+                        .take_while(|k| k.as_bytes().starts_with(prefix))
+                        .filter(|k| k.is_live(now))
+                        .cloned()
+                        .collect();
+                    (keys, self.hub.subscribe_now(request)?)
+                };
+                let keys = keys
+                    .iter()
+                    .map(KeyRef::to_owned_string)
+                    .filter(|k| request.matches(k))
+                    .collect();
+                Ok(watch.with_snapshot(keys))
+            }
+            hodor_core::watch::Start::After(seq) => self.hub.subscribe(request, seq),
+            _ => self.hub.subscribe_now(request),
         }
     }
 
@@ -572,6 +616,16 @@ impl Store {
         // handed out) and past this process's other stores, which later ones stay past.
         store.incarnation = persist.epoch();
         INCARNATIONS.fetch_max(persist.epoch().saturating_add(1), Ordering::Relaxed);
+        // Watch numbering starts at the log's last sequence number plus this opening's
+        // epoch. An opening numbers at most one event per change it logs, so its events
+        // stay at or below its log's last number plus its epoch, and every later opening
+        // starts past that (a larger epoch, a log number at least as large). A `seq` kept
+        // from before a restart is therefore older than the history, `Compacted`: its
+        // holder resyncs (recovery drops expired entries without events) and never takes
+        // an event of this opening for one it missed.
+        store
+            .hub
+            .restart_at(persist.last_seq().saturating_add(persist.epoch()));
         store.persist = Some(persist);
         store.plain = false;
         if store.gauges().evictions != evictions {
@@ -1243,7 +1297,14 @@ impl Store {
             self.note_deadline(expires);
         }
         // PERSIST HOOK 2: the key's new state, under its shard's lock, once it took effect.
-        Ok(log.put(shard, index, now))
+        let logged = log.put(shard, index, now);
+        // Published under the same lock, so a key's events are in the order of its log
+        // records. A recovered record is history, not a change: recovery runs before the
+        // store is shared, so no watch exists yet, and it is not published even if one did.
+        if self.watched() && !matches!(when, When::Recovered { .. }) {
+            self.hub.publish(key, EventKind::Put);
+        }
+        Ok(logged)
     }
 
     /// Reclaims a few expired entries of a locked shard, as writes do on their way.
@@ -1267,10 +1328,15 @@ impl Store {
     }
 
     /// Removes slots that left a shard (still locked by the caller) from the index, releases
-    /// their charges and hands their values to `dead`.
+    /// their charges, publishes their events and hands their values to `dead`.
     fn forget(&self, removed: &mut Vec<Slot>, why: Removal, dead: &mut Dead) {
         if removed.is_empty() {
             return;
+        }
+        // Every removal persistence logs (expiries and evictions here, deletes by the
+        // callers) is published here, under the same shard lock.
+        if self.watched() {
+            self.publish_removals(removed, why);
         }
         // PERSIST HOOK 2: expiries and evictions, under the shard's lock; deletes are logged
         // by their callers (as one batch for `delete_many`). Nobody waits for these: a
@@ -1294,6 +1360,36 @@ impl Store {
         }
         for slot in removed.drain(..) {
             dead.push(slot.value);
+        }
+    }
+
+    /// Whether changes are published: one relaxed load. `--cfg hodor_no_watch` compiles the
+    /// hooks out, which is how hodor-bench measures what they cost a write while nobody
+    /// watches (watches then receive nothing).
+    #[inline(always)]
+    fn watched(&self) -> bool {
+        #[cfg(hodor_no_watch)]
+        return false;
+        #[cfg(not(hodor_no_watch))]
+        self.hub.is_watched()
+    }
+
+    /// The events of entries that left a locked shard.
+    #[cold]
+    fn publish_removals(&self, removed: &[Slot], why: Removal) {
+        let now = self.now();
+        for slot in removed {
+            let expired = slot.key.expires() != 0 && !slot.key.is_live(now);
+            let kind = match why {
+                Removal::Expire => EventKind::Expired,
+                Removal::Evict => EventKind::Evicted,
+                Removal::Delete if expired => EventKind::Expired,
+                Removal::Delete => EventKind::Delete,
+            };
+            // Stored keys are the `&str`s they were written with.
+            if let Ok(key) = std::str::from_utf8(slot.key.as_bytes()) {
+                self.hub.publish(key, kind);
+            }
         }
     }
 
@@ -1821,6 +1917,7 @@ impl Store {
         gauges.evictions = Some(evictions);
         gauges.max_bytes = self.config.max_bytes;
         gauges.max_entries = self.config.max_entries;
+        gauges.watches = Some(self.hub.watch_count());
         // PERSIST HOOK.
         if let Some(p) = &self.persist {
             p.gauges(self.clock.now_nanos(), &mut gauges);
@@ -1852,6 +1949,8 @@ impl Store {
         };
         #[cfg(test)]
         crate::pause::reach("clear: shards emptied");
+        // The store is gone for its watches too.
+        self.hub.close();
         // The values go after the locks (see `Dead`).
         drop(old_index);
         drop(released);
