@@ -53,26 +53,29 @@ fn profile_dir(profile: &str) -> &str {
 
 /// Builds the probe, with counting or without; returns its binary.
 fn build(root: &Path, profile: &str, counted: bool) -> Result<PathBuf, String> {
-    let variant = if counted {
-        "probe-counted"
-    } else {
-        "probe-uncounted"
-    };
-    let target = root.join("target").join("hodor-bench").join(variant);
+    let cfg = (!counted).then_some("hodor_no_counters");
+    build_probe(root, "hodor-bench-probe", profile, cfg)
+}
+
+/// Builds the binary of `package` in the cargo `profile` with `--cfg cfg` added to the flags
+/// the benchmark was given; returns the binary. Each cfg has a target directory of its own
+/// under `target/hodor-bench/` (`probe-default` without one), shared by every probe built
+/// with it: the watch phase's probe and this phase's have the same dependencies.
+pub(crate) fn build_probe(
+    root: &Path,
+    package: &str,
+    profile: &str,
+    cfg: Option<&str>,
+) -> Result<PathBuf, String> {
+    let variant = format!("probe-{}", cfg.unwrap_or("default"));
+    let target = root.join("target").join("hodor-bench").join(&variant);
     let mut flags = base_flags();
-    if !counted {
-        flags.extend(["--cfg".to_owned(), "hodor_no_counters".to_owned()]);
+    if let Some(cfg) = cfg {
+        flags.extend(["--cfg".to_owned(), cfg.to_owned()]);
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let output = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            profile,
-            "-p",
-            "hodor-bench-probe",
-        ])
+        .args(["build", "--quiet", "--profile", profile, "-p", package])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
@@ -87,13 +90,13 @@ fn build(root: &Path, profile: &str, counted: bool) -> Result<PathBuf, String> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         return Err(format!(
-            "building the {variant} probe failed: {}",
+            "building {package} ({variant}) failed: {}",
             tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
         ));
     }
     Ok(target
         .join(profile_dir(profile))
-        .join(format!("hodor-bench-probe{}", std::env::consts::EXE_SUFFIX)))
+        .join(format!("{package}{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// Runs one round of one probe binary.

@@ -25,8 +25,9 @@
 //! every set), [`churn`] (hit ratio under a size limit against an exact [`lru`]), [`miss`]
 //! (reads of absent keys, `get` against `get_opt`), [`counting`] (what counting operations
 //! costs, from two builds of one probe), [`logging`] (hodor-log against tracing-appender),
-//! [`redis_phase`] (hodor-redis against the plain redis crate) and [`persist`] (what
-//! persistence and compression cost hodor's own memory driver).
+//! [`redis_phase`] (hodor-redis against the plain redis crate), [`watch`] (what watching
+//! costs a write, and event latency) and [`persist`] (what persistence and compression cost
+//! hodor's own memory driver).
 //!
 //! This crate is a tool, not a library for users: it panics on broken internal invariants.
 
@@ -55,12 +56,13 @@ pub mod system;
 pub mod targets;
 pub mod throughput;
 pub mod ttl;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hodor_memory as _; // registers the "memory" driver for Contract::new
-use hodor_redis as _; // and "redis", for the Redis phase
+use hodor_redis as _; // and "redis", for the Redis and watch phases
 
 use crate::keys::Values;
 use crate::plan::Plan;
@@ -145,6 +147,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
         counting: None,
         redis: None,
         log: None,
+        watch: None,
         persist: None,
         ratios: Vec::new(),
         notes: Vec::new(),
@@ -202,6 +205,9 @@ pub fn run(plan: &Plan, progress: &Progress) -> Results {
             Ok(cost) => r.counting = Some(cost),
             Err(e) => r.notes.push(format!("counting cost not measured: {e}")),
         }
+    }
+    if phases.watch {
+        r.watch = Some(watch::run(plan, progress));
     }
     if phases.persist {
         r.persist = Some(persist::run(&plan.persist, &keys, progress));

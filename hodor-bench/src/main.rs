@@ -22,7 +22,7 @@ const USAGE: &str = "usage: hodor-bench [--quick] [--only PHASES] [--out DIR] [-
 
   --quick          the cells the targets need, in under a minute
   --only PHASES    run only some of throughput,list,ttl,churn,memory,log,redis,counting,
-                   persist (comma-separated)
+                   watch,persist (comma-separated)
   --out DIR        where results.json, results.md and bench.png go (default target/hodor-bench)
   --update-readme  also rewrite the generated parts of hodor-bench/README.md and README.md,
                    and docs/bench.png

@@ -8,6 +8,7 @@ use crate::logging::LogPlan;
 use crate::persist::PersistPlan;
 use crate::results::Workload;
 use crate::stores::Kind;
+use crate::watch::WatchPlan;
 
 /// One key-count × value-size combination of the throughput workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -108,6 +109,8 @@ pub struct Phases {
     pub redis: bool,
     /// What counting operations costs, from two builds of a probe.
     pub counting: bool,
+    /// What watching costs a write, and event latency.
+    pub watch: bool,
     /// Persistence and compression.
     pub persist: bool,
 }
@@ -123,11 +126,13 @@ impl Phases {
         log: true,
         redis: true,
         counting: true,
+        watch: true,
         persist: true,
     };
 
     /// The names `--only` accepts, in run order.
-    pub const NAMES: &'static str = "throughput,list,ttl,churn,memory,log,redis,counting,persist";
+    pub const NAMES: &'static str =
+        "throughput,list,ttl,churn,memory,log,redis,counting,watch,persist";
 
     /// Parses a comma-separated list of phase names.
     pub fn parse(list: &str) -> Result<Phases, String> {
@@ -140,6 +145,7 @@ impl Phases {
             log: false,
             redis: false,
             counting: false,
+            watch: false,
             persist: false,
         };
         for name in list.split(',') {
@@ -153,6 +159,7 @@ impl Phases {
                 "persist" => p.persist = true,
                 "redis" => p.redis = true,
                 "counting" => p.counting = true,
+                "watch" => p.watch = true,
                 other => {
                     return Err(format!(
                         "unknown phase {other:?}: use some of {}",
@@ -210,6 +217,8 @@ pub struct Plan {
     pub redis: RedisPlan,
     /// The cost of counting.
     pub counting: CountingPlan,
+    /// The watch phase.
+    pub watch: WatchPlan,
     /// Persistence and compression.
     pub persist: PersistPlan,
     /// Which parts run.
@@ -290,6 +299,16 @@ impl Plan {
                 rounds: 15,
                 duration: Duration::from_millis(300),
             },
+            watch: WatchPlan {
+                keys: M1,
+                threads: 2,
+                duration: Duration::from_millis(500),
+                reps: 5,
+                probe_rounds: 6,
+                probe_profile: "release",
+                latency_events: 20_000,
+                redis_threads: 8,
+            },
             persist: PersistPlan {
                 keys: M1,
                 threads: 2,
@@ -353,6 +372,13 @@ impl Plan {
                 rounds: 9,
                 duration: Duration::from_millis(100),
                 ..Plan::full().counting
+            },
+            watch: WatchPlan {
+                duration: Duration::from_millis(250),
+                reps: 3,
+                probe_rounds: 4,
+                latency_events: 5_000,
+                ..Plan::full().watch
             },
             persist: PersistPlan {
                 reps: 3,
@@ -422,6 +448,16 @@ impl Plan {
                 profile: "dev",
                 rounds: 2,
                 duration: Duration::from_millis(3),
+            },
+            watch: WatchPlan {
+                keys: 2000,
+                threads: 2,
+                duration: Duration::from_millis(5),
+                reps: 2,
+                probe_rounds: 1,
+                probe_profile: "dev",
+                latency_events: 200,
+                redis_threads: 2,
             },
             persist: PersistPlan {
                 keys: 2000,

@@ -52,16 +52,16 @@ kill -9 "$srv" 2>/dev/null
 wait "$srv" 2>/dev/null
 "#;
 
-/// A `redis-server` this phase started.
-struct Server {
-    port: u16,
+/// A `redis-server` this phase started (the watch phase starts one too).
+pub(crate) struct Server {
+    pub(crate) port: u16,
     wrapper: Child,
     stdin: Option<ChildStdin>,
 }
 
 impl Server {
     /// Starts a server on a free port, trying a few ports.
-    fn start() -> Result<Server, String> {
+    pub(crate) fn start() -> Result<Server, String> {
         if !Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())

@@ -525,6 +525,9 @@ fn body(r: &Results, level: usize) -> String {
         );
     }
 
+    if let Some(w) = &r.watch {
+        out.push_str(&crate::watch::markdown(&r.plan, w, &h));
+    }
     if let Some(p) = &r.persist {
         let plan = &r.plan.persist;
         let _ = writeln!(

@@ -381,6 +381,8 @@ pub struct Results {
     pub redis: Option<RedisResults>,
     /// hodor-log against tracing-appender.
     pub log: Option<LogResults>,
+    /// The watch phase.
+    pub watch: Option<crate::watch::WatchResults>,
     /// Persistence and compression.
     pub persist: Option<PersistResults>,
     /// Targets, computed from the rows above.

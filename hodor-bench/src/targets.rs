@@ -146,6 +146,7 @@ pub fn compute(r: &Results) -> Vec<Ratio> {
             r.plan.log.throughput_events
         ),
     ));
+    out.extend(crate::watch::ratios(&r.plan, r.watch.as_ref()));
     persist_targets(r, &mut out);
     out.extend(issue_15(r));
     out

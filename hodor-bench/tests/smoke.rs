@@ -148,6 +148,15 @@ fn every_workload_runs_and_reports() {
         "{log:?}"
     );
 
+    let watch = r.watch.as_ref().expect("the watch phase ran");
+    assert_eq!(watch.watched_ratio.samples.len(), plan.watch.reps);
+    assert!(
+        watch.set_unwatched.min > 0.0 && watch.set_watched.min > 0.0,
+        "{watch:?}"
+    );
+    assert!(watch.watcher_events > 0, "the watcher received the changes");
+    assert!(watch.latency_p99_us > 0.0, "{watch:?}");
+
     let summary = report::summary_section(&r, "docs/bench.png");
     assert!(summary.contains("get_opt") && summary.contains("hodor-bench/README.md"));
     let full = report::bench_readme_section(&r, "../docs/bench.png");
@@ -156,12 +165,15 @@ fn every_workload_runs_and_reports() {
     let md = report::markdown(&r);
     let lines: Vec<&str> = md.lines().collect();
     let ratios = &lines[lines.len() - r.ratios.len()..];
-    assert_eq!(r.ratios.len(), 29);
+    assert_eq!(r.ratios.len(), 33);
     let names: Vec<&str> = r.ratios.iter().map(|x| x.name).collect();
     for name in [
         "get_opt_miss_vs_get_miss",
         "counting_cost_of_get",
         "redis_set_vs_plain_px",
+        "watch_set_unwatched_vs_before",
+        "watch_set_one_watcher_vs_none",
+        "watch_event_latency_p99_us",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }

@@ -1,8 +1,8 @@
 //! [`Contract`]: the handle applications hold.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use crate::error::{Applied, Echo, Error, Result};
 use crate::key;
 use crate::metrics::{Counter, Counters, Metrics};
 use crate::registry;
+use crate::watch::{self, Snapshot, Start, Watch, WatchOptions, WatchRequest};
 
 mod conditional;
 mod paging;
@@ -52,10 +53,22 @@ struct Inner {
     capabilities: Capabilities,
     closed: AtomicBool,
     counters: Counters,
+    /// The watches started through this contract: ended when it closes.
+    watches: Mutex<Vec<watch::Ender>>,
+}
+
+impl Inner {
+    fn end_watches(&self) {
+        let watches = std::mem::take(&mut *watch::lock(&self.watches));
+        for w in watches {
+            w.end();
+        }
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.end_watches();
         if !*self.closed.get_mut() {
             // Nobody is left to see an error from a drop; close() reports it when called.
             let _ = self.driver.close();
@@ -127,6 +140,7 @@ impl Contract {
                 capabilities,
                 closed: AtomicBool::new(false),
                 counters: Counters::new(),
+                watches: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -304,6 +318,7 @@ impl Contract {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.inner.end_watches();
         self.inner
             .driver
             .close()
@@ -440,6 +455,113 @@ impl Contract {
             .map_err(|e| self.error("delete_many", None, e))?;
         self.count(Counter::Deletes, distinct(keys.iter().copied()));
         Ok(removed)
+    }
+
+    /// Watches every key that starts with `prefix` (a plain byte prefix, as [`Contract::list`]
+    /// matches; `""` watches the whole store), from now on.
+    ///
+    /// The [`Watch`] receives an [`Event`](watch::Event) per change (put, delete, expiry,
+    /// eviction) with the key and a `seq`, in the order the writes took effect per key, and
+    /// [`Item::Lagged`](watch::Item::Lagged) if it falls too far behind. See
+    /// [`crate::watch`] for the rules. A driver without [`Capabilities::watch`] returns
+    /// [`Error::Unsupported`]; [`crate::sync`] then polls.
+    pub fn watch(&self, prefix: &str) -> Result<Watch> {
+        self.watch_with(prefix, WatchOptions::new())
+    }
+
+    /// Watches one key: [`Contract::watch`] of the exact key, not the keys it is a prefix
+    /// of. An invalid key is [`Error::InvalidKey`].
+    pub fn watch_key(&self, key: &str) -> Result<Watch> {
+        self.watch_with(key, WatchOptions::new().exact(true))
+    }
+
+    /// Watches `prefix` starting with every change after `seq` (the `seq` of the last event
+    /// the caller handled), replayed from the history the store keeps.
+    ///
+    /// A `seq` older than that history is [`Error::Compacted`]: the events in between are
+    /// gone, so read the current state again ([`Contract::watch_snapshot`]).
+    pub fn watch_from(&self, prefix: &str, seq: u64) -> Result<Watch> {
+        self.watch_with(prefix, WatchOptions::new().start(Start::After(seq)))
+    }
+
+    /// Lists the live keys under `prefix` and starts a watch at the same moment: the
+    /// [`Snapshot`] says which `seq` the keys are current to, and the watch delivers exactly
+    /// the events after it, so nothing between the list and the watch is lost or repeated.
+    ///
+    /// ```
+    /// # fn flags(c: &hodor_core::Contract) -> hodor_core::Result<()> {
+    /// // `c` is a new, empty store.
+    /// c.set("flag/a", "on", None)?;
+    /// let (snapshot, mut watch) = c.watch_snapshot("flag/")?;
+    /// assert_eq!(snapshot.keys, ["flag/a"]);
+    /// c.set("flag/b", "off", None)?;
+    /// let Some(hodor_core::watch::Item::Event(e)) = watch.try_recv()? else { panic!() };
+    /// assert_eq!((&*e.key, e.seq > snapshot.seq), ("flag/b", true));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn watch_snapshot(&self, prefix: &str) -> Result<(Snapshot, Watch)> {
+        let mut watch = self.watch_with(prefix, WatchOptions::new().start(Start::Snapshot))?;
+        match watch.take_snapshot() {
+            Some(snapshot) => Ok((snapshot, watch)),
+            None => Err(self.error(
+                "watch",
+                None,
+                DriverError::backend(
+                    "the driver started a snapshot watch without a snapshot (a bug in the driver)",
+                ),
+            )),
+        }
+    }
+
+    /// Starts a watch with [`WatchOptions`]: exact or prefix, its buffer, where it starts.
+    /// With [`Start::Snapshot`] the snapshot is in [`Watch::snapshot`].
+    ///
+    /// A buffer of 0 or over [`WatchOptions::MAX_BUFFER`] is [`Error::InvalidInput`].
+    pub fn watch_with(&self, prefix: &str, options: WatchOptions) -> Result<Watch> {
+        self.check_open("watch")?;
+        if options.exact {
+            self.check_key(prefix)?;
+        }
+        if let Some(buffer) = options.buffer
+            && !(1..=WatchOptions::MAX_BUFFER).contains(&buffer)
+        {
+            return Err(Error::InvalidInput {
+                driver: self.inner.driver_name,
+                contract: self.inner.name.clone(),
+                key: None,
+                reason: format!(
+                    "a watch buffer of {buffer} events is outside 1..={}",
+                    WatchOptions::MAX_BUFFER
+                ),
+            });
+        }
+        if !self.inner.capabilities.watch {
+            return Err(Error::Unsupported {
+                driver: self.inner.driver_name,
+                contract: self.inner.name.clone(),
+                operation: "watch",
+                reason: Some(
+                    "this driver does not report changes; hodor_core::sync polls such drivers"
+                        .to_owned(),
+                ),
+            });
+        }
+        let key = options.exact.then_some(prefix);
+        let watch = self
+            .inner
+            .driver
+            .watch(&WatchRequest::new(prefix, options))
+            .map_err(|e| self.error("watch", key, e))?;
+        let mut watches = watch::lock(&self.inner.watches);
+        watches.retain(|w| !w.is_gone());
+        watches.push(watch.ender());
+        drop(watches);
+        // A close that took the list before this watch joined it: end the watch here.
+        if self.is_closed() {
+            watch.ender().end();
+        }
+        Ok(watch)
     }
 
     /// This handle's operation counters and the store's gauges.
@@ -637,6 +759,12 @@ pub(crate) fn map_error(
             contract,
             field,
             reason,
+        },
+        DriverError::Compacted { requested, floor } => Error::Compacted {
+            driver,
+            contract,
+            requested,
+            floor,
         },
     }
 }

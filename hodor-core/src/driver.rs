@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Applied, BackendKind, BoxError, Echo, SourceText};
 use crate::page::Page;
 use crate::version::Version;
+use crate::watch::{Watch, WatchRequest};
 
 /// Result of a driver call.
 pub type DriverResult<T> = std::result::Result<T, DriverError>;
@@ -76,6 +77,17 @@ pub enum DriverError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A watch asked to resume after a `seq` older than the history the store keeps.
+    /// Becomes [`crate::Error::Compacted`].
+    #[error(
+        "seq {requested} is older than the history kept, which holds the events after seq {floor}"
+    )]
+    Compacted {
+        /// The `seq` the watch asked to resume after.
+        requested: u64,
+        /// The history holds the events after this `seq`.
+        floor: u64,
+    },
 }
 
 impl fmt::Debug for DriverError {
@@ -109,6 +121,11 @@ impl fmt::Debug for DriverError {
                 .debug_struct("InvalidConfig")
                 .field("field", &field.as_deref().map(Echo))
                 .field("reason", &Echo::prose(reason))
+                .finish(),
+            DriverError::Compacted { requested, floor } => f
+                .debug_struct("Compacted")
+                .field("requested", requested)
+                .field("floor", floor)
                 .finish(),
         }
     }
@@ -247,6 +264,9 @@ pub struct Capabilities {
     /// calls inline on its executor's thread; calls of a driver without it run on the
     /// blocking pool (see `AsyncContract`, feature `tokio`).
     pub non_blocking: bool,
+    /// [`Driver::watch`] delivers the store's changes by the rules of [`crate::watch`].
+    /// Without it every watch call is `Unsupported` and [`crate::sync`] polls.
+    pub watch: bool,
 }
 
 impl Capabilities {
@@ -258,6 +278,7 @@ impl Capabilities {
         persistent: false,
         conditional: false,
         non_blocking: false,
+        watch: false,
     };
 
     /// Sets [`Capabilities::ttl`].
@@ -295,6 +316,12 @@ impl Capabilities {
         self.non_blocking = yes;
         self
     }
+
+    /// Sets [`Capabilities::watch`].
+    pub const fn watch(mut self, yes: bool) -> Self {
+        self.watch = yes;
+        self
+    }
 }
 
 /// The numbers only the driver knows; `None` where it cannot tell.
@@ -313,6 +340,8 @@ pub struct Gauges {
     pub max_bytes: Option<u64>,
     /// The configured entry limit.
     pub max_entries: Option<u64>,
+    /// Watches open on the store in this process ([`Hub::watch_count`](crate::watch::Hub::watch_count)).
+    pub watches: Option<u64>,
     /// Persistent stores that keep a log: bytes of log on disk since the latest snapshot
     /// (what recovery would replay).
     pub log_bytes: Option<u64>,
@@ -497,6 +526,27 @@ pub trait Driver: Send + Sync + fmt::Debug + 'static {
             None => 0,
         };
         Ok(page_of(keys.into_iter().skip(from), limit))
+    }
+
+    /// Starts a watch on the keys `request` matches, by the rules of [`crate::watch`]; only
+    /// for a driver that claims [`Capabilities::watch`] (the default is `Unsupported`).
+    ///
+    /// **Every write produces its events.** Each operation that changes an entry (`set`,
+    /// `delete`, their bulk forms, `create`, `set_if_version` and `increment` when they
+    /// write, and every write operation added later) publishes one event per key it
+    /// changed, as does the driver's own reclaiming (`Expired`) and eviction (`Evicted`), at
+    /// the point the change takes effect, so per key the events are in the order of the
+    /// writes. A driver publishes into a [`Hub`](crate::watch::Hub) per store, which does
+    /// the rest. A `delete` that finds only an expired entry publishes `Expired`.
+    ///
+    /// With [`Start::After`](crate::watch::Start::After), a `seq` older than the history
+    /// the driver keeps is [`DriverError::Compacted`]. With
+    /// [`Start::Snapshot`](crate::watch::Start::Snapshot) the driver lists the matching
+    /// keys and attaches the watch at one moment with no change in between, and returns the
+    /// watch [`with_snapshot`](Watch::with_snapshot).
+    fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        let _ = request;
+        Err(DriverError::unsupported("watch"))
     }
 }
 

@@ -214,6 +214,45 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+
+    /// A watch asked to resume after a `seq` older than the history the store keeps
+    /// (etcd's "compacted"): the events in between are gone. Resync: read the current
+    /// state, or start with `Contract::watch_snapshot`, and watch from there.
+    #[error(
+        "cannot resume watching {driver} contract {} after seq {requested}: the store keeps \
+         only the events after seq {floor}; resync: read the current state \
+         (Contract::watch_snapshot) and watch from there",
+        Echo(contract)
+    )]
+    Compacted {
+        /// Driver name.
+        driver: &'static str,
+        /// Contract name.
+        contract: Arc<str>,
+        /// The `seq` the watch asked to resume after.
+        requested: u64,
+        /// The store keeps the events after this `seq`.
+        floor: u64,
+    },
+
+    /// A callback the caller gave ([`crate::sync`]'s `on_change`) panicked. The panic was
+    /// caught; what called it goes on.
+    #[error(
+        "a callback for {driver} contract {}{} panicked: {}",
+        Echo(contract),
+        OnKey(key),
+        Echo::prose(message)
+    )]
+    Callback {
+        /// Driver name.
+        driver: &'static str,
+        /// Contract name.
+        contract: Arc<str>,
+        /// The key the callback was about, if any.
+        key: Option<String>,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// Why a backend call failed, as far as the driver can tell: see [`Error::Backend`].
@@ -613,6 +652,30 @@ impl fmt::Debug for Error {
                 // The source's Display, bounded: its Debug is the driver's and unbounded.
                 .field("source", &SourceText(source))
                 .finish(),
+            Error::Compacted {
+                driver,
+                contract,
+                requested,
+                floor,
+            } => f
+                .debug_struct("Compacted")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("requested", requested)
+                .field("floor", floor)
+                .finish(),
+            Error::Callback {
+                driver,
+                contract,
+                key: k,
+                message,
+            } => f
+                .debug_struct("Callback")
+                .field("driver", driver)
+                .field("contract", &Echo(contract))
+                .field("key", &key(k))
+                .field("message", &Echo::prose(message))
+                .finish(),
         }
     }
 }
@@ -628,7 +691,9 @@ impl Error {
             | Error::Closed { driver, .. }
             | Error::Unsupported { driver, .. }
             | Error::CapacityExceeded { driver, .. }
-            | Error::Backend { driver, .. } => Some(driver),
+            | Error::Backend { driver, .. }
+            | Error::Compacted { driver, .. }
+            | Error::Callback { driver, .. } => Some(driver),
             Error::UnknownDriver { driver, .. } | Error::DuplicateDriver { driver, .. } => {
                 Some(driver)
             }
@@ -641,7 +706,8 @@ impl Error {
             Error::NotFound { key, .. } | Error::InvalidKey { key, .. } => Some(key),
             Error::InvalidInput { key, .. }
             | Error::CapacityExceeded { key, .. }
-            | Error::Backend { key, .. } => key.as_deref(),
+            | Error::Backend { key, .. }
+            | Error::Callback { key, .. } => key.as_deref(),
             _ => None,
         }
     }
@@ -815,6 +881,18 @@ mod tests {
                 kind: BackendKind::Timeout,
                 applied: Applied::Unknown,
                 source: huge('s').into(),
+            },
+            Error::Compacted {
+                driver: "memory",
+                contract: contract.clone(),
+                requested: 1,
+                floor: u64::MAX,
+            },
+            Error::Callback {
+                driver: "memory",
+                contract: contract.clone(),
+                key: Some(huge('k')),
+                message: huge('p'),
             },
         ];
         for e in variants {

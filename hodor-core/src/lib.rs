@@ -152,6 +152,17 @@
 //! the others, moving values rather than copying them. Use it from async code; use
 //! `Contract` from threads.
 //!
+//! **Watch.** With [`Capabilities::watch`], [`Contract::watch`] delivers the store's changes
+//! as [`watch::Event`]s (put, delete, expired, evicted) carrying a per-store `seq`. Per key
+//! they arrive in the order the writes took effect; a consumer too slow for its bounded
+//! buffer gets one [`watch::Item::Lagged`] and never slows a writer; resuming from a `seq`
+//! older than the history the store keeps is [`Error::Compacted`], which says to resync;
+//! a snapshot and the events after it have no gap and no duplicate. The [`watch`] module
+//! states every rule. [`sync`] builds typed config on it: [`sync::Synced`] follows one key
+//! (lock-free reads, callbacks with old and new values, the last good value kept when a bad
+//! one is written), [`sync::SyncedMap`] every key under a prefix, and both poll drivers
+//! that cannot watch.
+//!
 //! ## Writing a driver
 //! Implement [`Driver`] (its docs list each obligation), register an [`driver::OpenFn`]
 //! with [`register_driver!`], and run `hodor_testkit::conformance_tests!` from the
@@ -174,7 +185,9 @@ mod key;
 mod metrics;
 mod page;
 mod registry;
+pub mod sync;
 mod version;
+pub mod watch;
 
 pub use bytes::Bytes;
 /// Re-exported so driver crates can use [`register_driver!`] without depending on it.
@@ -190,3 +203,4 @@ pub use metrics::Metrics;
 pub use page::{Page, Pages};
 pub use registry::{Registration, drivers};
 pub use version::{ParseVersionError, Version};
+pub use watch::Watch;

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub max_bytes: Option<u64>,
     /// The configured entry limit, if any.
     pub max_entries: Option<u64>,
+    /// Watches open on the store in this process (every contract's), if the driver can
+    /// watch.
+    pub watches: Option<u64>,
     /// Persistent stores: bytes of log on disk since the latest snapshot.
     pub log_bytes: Option<u64>,
     /// Persistent stores: milliseconds since the latest snapshot was begun.
@@ -311,6 +314,7 @@ impl Counters {
             expirations: gauges.expirations,
             max_bytes: gauges.max_bytes,
             max_entries: gauges.max_entries,
+            watches: gauges.watches,
             log_bytes: gauges.log_bytes,
             snapshot_age_ms: gauges.snapshot_age_ms,
             fsyncs: gauges.fsyncs,

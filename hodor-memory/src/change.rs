@@ -22,11 +22,13 @@ use crate::shard::Slot;
 #[cfg_attr(not(test), allow(dead_code))] // read by the consumers, which only tests have yet
 pub(crate) enum Change<'a> {
     /// The key holds the entry in `slot` now, written at store time `now`: created, or
-    /// replacing the one it had.
+    /// replacing the one it had. `recovered`: loaded from the log at open, which is
+    /// history, not a change (nothing watches yet, and nothing is logged again).
     Put {
         slot: &'a Slot,
         created: bool,
         now: u64,
+        recovered: bool,
     },
     /// The entry in `slot` left the store.
     Removed { slot: &'a Slot, why: Removal },
@@ -54,7 +56,7 @@ impl Changes {
         false
     }
 
-    /// Hands a change and its sequence number to every consumer.
+    /// Hands a change and its sequence number to every consumer here.
     #[inline]
     pub(crate) fn consume(&self, seq: u64, change: &Change<'_>) {
         #[cfg(test)]

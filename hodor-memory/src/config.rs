@@ -42,6 +42,11 @@ pub struct MemoryConfig {
     /// threads write at once; each costs a few hundred bytes and a lock to visit when
     /// sweeping. Eviction does not depend on it (see the crate docs).
     pub shards: Option<usize>,
+    /// How many of its latest changes the store keeps, while it is watched, for
+    /// `Contract::watch_from` to resume from (default 10,000; up to 10,000,000; 0 keeps
+    /// none). While nobody watches, nothing is kept, and resuming from before that is
+    /// `Compacted`.
+    pub watch_history: usize,
     /// Keep the store on disk: an append-only log plus periodic snapshots in a directory, so
     /// its data outlives the last close and the process (see [`PersistConfig`]). `None`
     /// (the default): the store lives in memory only.
@@ -52,6 +57,9 @@ pub struct MemoryConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<CompressionConfig>,
 }
+
+/// The largest [`MemoryConfig::watch_history`].
+pub(crate) const MAX_WATCH_HISTORY: usize = 10_000_000;
 
 /// Where and how durably a persistent memory store keeps its data:
 /// `{"persist": {"dir": "data/sessions", "fsync": "always"}}`.
@@ -275,6 +283,7 @@ impl Default for MemoryConfig {
             max_entries: None,
             sweep_interval_ms: 100,
             shards: None,
+            watch_history: 10_000,
             persist: None,
             compression: None,
         }
@@ -303,6 +312,12 @@ impl MemoryConfig {
     /// Sets [`MemoryConfig::shards`].
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
+        self
+    }
+
+    /// Sets [`MemoryConfig::watch_history`].
+    pub fn watch_history(mut self, changes: usize) -> Self {
+        self.watch_history = changes;
         self
     }
 
@@ -387,6 +402,12 @@ impl MemoryConfig {
                 ));
             }
         }
+        if self.watch_history > MAX_WATCH_HISTORY {
+            return Some((
+                "watch_history",
+                format!("must be at most {MAX_WATCH_HISTORY} changes"),
+            ));
+        }
         None
     }
 }
@@ -426,6 +447,14 @@ mod tests {
                 .unwrap()
                 .0,
             "sweep_interval_ms"
+        );
+        assert_eq!(
+            MemoryConfig::default()
+                .watch_history(MAX_WATCH_HISTORY + 1)
+                .problem()
+                .unwrap()
+                .0,
+            "watch_history"
         );
     }
 

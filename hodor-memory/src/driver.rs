@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hodor_core::clock::Clock;
 use hodor_core::driver::{Capabilities, Driver, DriverError, DriverResult, Gauges, parse_config};
+use hodor_core::watch::{Watch, WatchRequest};
 use hodor_core::{Contract, MAX_KEY_LEN, Metadata, Page, Version};
 
 use crate::config::MemoryConfig;
@@ -242,6 +243,7 @@ impl Driver for MemoryDriver {
             .limits(true)
             .persistent(self.store.persist_dir().is_some())
             .conditional(true)
+            .watch(true)
             // A persistent store's writes may write or sync its log on the caller's thread
             // (always with `fsync = always`, past a buffer size otherwise), and its open and
             // close do file I/O.
@@ -371,6 +373,10 @@ impl Driver for MemoryDriver {
 
     fn gauges(&self) -> Gauges {
         self.store.gauges()
+    }
+
+    fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        self.store()?.watch(request)
     }
 }
 

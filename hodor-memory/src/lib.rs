@@ -139,6 +139,81 @@
 //! `evictions` and `expirations` (reclaimed expired entries, read or not) since the store
 //! was created, and the configured limits.
 //!
+//! ## Watching
+//! [`Contract::watch`](hodor_core::Contract::watch) is native
+//! ([`Capabilities::watch`](hodor_core::Capabilities::watch)): every change is published
+//! under the lock of the shard that owns the key, so events arrive in `seq` order over the
+//! whole store (not only per key). Expired entries are `Expired` events when the sweeper or
+//! a write reclaims them, within the reclaim bound above; a `delete` of an expired entry is
+//! `Expired` too. With limits, CLOCK's victims are `Evicted` events. While the store is
+//! watched it keeps its last [`MemoryConfig::watch_history`] changes for
+//! [`Contract::watch_from`](hodor_core::Contract::watch_from); while nobody watches it
+//! keeps none, and a write costs one atomic load more than it would without watching. A
+//! snapshot ([`Contract::watch_snapshot`](hodor_core::Contract::watch_snapshot)) read-locks
+//! every shard for as long as it takes to copy the matching keys' handles.
+//!
+//! A persistent store ([`MemoryConfig::persist`]) publishes every change it logs, under
+//! the same shard lock as its log record. Recovery replays the log into a store nobody can
+//! watch yet and publishes nothing: the data it recovers is the state, not news. Each
+//! opening numbers its events past every earlier opening's (from the log's last sequence
+//! number plus the opening's epoch), so a `seq` kept across a restart is `Compacted`:
+//! resync.
+//!
+//! ```
+//! use hodor_core::watch::{EventKind, Item};
+//! use std::time::Duration;
+//!
+//! # fn main() -> hodor_core::Result<()> {
+//! let config = hodor_core::Contract::new("memory", "watch-doc", None)?;
+//! let mut changes = config.watch("app/")?;
+//! config.set("app/limits", "{\"rps\": 100}", None)?;
+//! config.set("other", "not watched", None)?;
+//! config.delete("app/limits")?;
+//!
+//! let first = changes.recv_timeout(Duration::from_secs(5))?.expect("an event");
+//! let Item::Event(put) = first else { panic!("{first:?}") };
+//! assert_eq!((&*put.key, put.kind), ("app/limits", EventKind::Put));
+//! let Some(Item::Event(delete)) = changes.try_recv()? else { panic!() };
+//! assert_eq!(delete.kind, EventKind::Delete);
+//! assert!(delete.seq > put.seq);
+//! assert_eq!(changes.try_recv()?, None, "`other` is not under the prefix");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`hodor_core::sync::Synced`] follows one key's typed value with these events:
+//!
+//! ```
+//! use hodor_core::sync::Synced;
+//! use std::time::Duration;
+//!
+//! #[derive(serde::Deserialize, Debug, PartialEq)]
+//! struct Limits { rps: u32 }
+//!
+//! # fn main() -> hodor_core::Result<()> {
+//! let store = hodor_core::Contract::new("memory", "sync-doc", None)?;
+//! store.set("limits.json", r#"{"rps": 100}"#, None)?;
+//!
+//! let (changes, seen) = std::sync::mpsc::channel();
+//! let limits = Synced::<Limits>::builder(&store, "limits.json")
+//!     .validate(|l| if l.rps > 0 { Ok(()) } else { Err("rps must be positive".into()) })
+//!     .on_change(move |old, new| { let _ = changes.send((old.map(|o| o.rps), new.rps)); })
+//!     .debounce(Duration::ZERO)
+//!     .start()?;
+//! assert_eq!(limits.get().rps, 100);
+//! assert_eq!(seen.recv().unwrap(), (None, 100), "the first call has no old value");
+//!
+//! store.set("limits.json", r#"{"rps": 250}"#, None)?;
+//! assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), (Some(100), 250));
+//!
+//! store.set("limits.json", "not json", None)?;
+//! limits.settle();
+//! assert_eq!(limits.get().rps, 250, "a bad value keeps the last good one");
+//! assert!(limits.status().is_stale());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Bulk operations
 //! `get_many`, `set_many` and `delete_many` are atomic ([`Capabilities::atomic_bulk`](
 //! hodor_core::Capabilities::atomic_bulk)): they lock every shard involved at once, so no

@@ -56,6 +56,7 @@ use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use hodor_core::clock::{Clock, to_nanos};
 use hodor_core::driver::{DriverError, DriverResult, Gauges};
+use hodor_core::watch::{EventKind, Hub, HubConfig, Watch, WatchRequest};
 use hodor_core::{Applied, BackendKind, MAX_TTL, Metadata, Version};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -208,6 +209,11 @@ pub(crate) struct Store {
     /// Which store of this process this is, or for a persistent store which opening of
     /// its directory, for versions (see `Store::version`).
     incarnation: u64,
+    /// Where changes are published for watches, under the lock of the shard that owns the
+    /// key, so each key's events are in the order its writes took effect and the hub's
+    /// `seq` order is the order of the whole store. While nobody watches, a change costs
+    /// one relaxed load (`Hub::is_watched`).
+    hub: Hub,
 }
 
 /// Stores opened so far in this process: each gets the next number as its incarnation.
@@ -571,8 +577,42 @@ impl Store {
             persist: None,
             plain: config.compression.is_none(),
             changes: Changes::default(),
-            config,
             incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
+            hub: Hub::new(
+                crate::DRIVER_NAME,
+                name,
+                HubConfig::new().history(config.watch_history),
+            ),
+            config,
+        }
+    }
+
+    /// Starts a watch. A snapshot lists the keys and attaches the watch while every shard
+    /// is read-locked (and the batch gate held): every change publishes under its shard's
+    /// write lock, so none is in flight, and the keys are exactly the state at the watch's
+    /// start.
+    pub(crate) fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        match request.start {
+            hodor_core::watch::Start::Snapshot => {
+                let now = self.now();
+                let prefix = request.prefix.as_bytes();
+                let (keys, watch) = {
+                    let _batches = self.batches.read();
+                    let _shards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+                    let keys = self
+                        .index
+                        .collect(Bound::Unbounded, prefix, now, usize::MAX);
+                    (keys, self.hub.subscribe_now(request)?)
+                };
+                let keys = keys
+                    .iter()
+                    .map(KeyRef::to_owned_string)
+                    .filter(|k| request.matches(k))
+                    .collect();
+                Ok(watch.with_snapshot(keys))
+            }
+            hodor_core::watch::Start::After(seq) => self.hub.subscribe(request, seq),
+            _ => self.hub.subscribe_now(request),
         }
     }
 
@@ -614,6 +654,16 @@ impl Store {
         // handed out) and past this process's other stores, which later ones stay past.
         store.incarnation = persist.epoch();
         INCARNATIONS.fetch_max(persist.epoch().saturating_add(1), Ordering::Relaxed);
+        // Watch numbering starts at the log's last sequence number plus this opening's
+        // epoch. An opening numbers at most one event per change it logs, so its events
+        // stay at or below its log's last number plus its epoch, and every later opening
+        // starts past that (a larger epoch, a log number at least as large). A `seq` kept
+        // from before a restart is therefore older than the history, `Compacted`: its
+        // holder resyncs (recovery drops expired entries without events) and never takes
+        // an event of this opening for one it missed.
+        store
+            .hub
+            .restart_at(persist.last_seq().saturating_add(persist.epoch()));
         store.persist = Some(persist);
         store.plain = false;
         if store.gauges().evictions != evictions {
@@ -1283,7 +1333,18 @@ impl Store {
         }
         // PERSIST HOOK 2: the key's new state, under its shard's lock, once it took effect.
         let slot = shard.slot(index).ok_or_else(inconsistent)?;
-        Ok(self.changed(log, Change::Put { slot, created, now }))
+        // A recovered record is history, not a change: recovery runs before the store is
+        // shared, so no watch exists yet, and it is not published even if one did.
+        let recovered = matches!(when, When::Recovered { .. });
+        Ok(self.changed(
+            log,
+            Change::Put {
+                slot,
+                created,
+                now,
+                recovered,
+            },
+        ))
     }
 
     /// Reclaims a few expired entries of a locked shard, as writes do on their way.
@@ -1369,13 +1430,18 @@ impl Store {
 
     /// The one place every change of the store is known: called under the write lock of
     /// the shard that owns the key (for `Cleared`, under every shard's), right after the
-    /// change, so each key's changes come in the order they took effect. When something
-    /// consumes changes, the change gets the store's next sequence number here (a
-    /// persistent store's is its log's), and goes to the persistence log through `log`
-    /// and to the store's other observers (`Changes`). A store that nothing observes and
-    /// that does not log pays two checks that are constant for its life.
+    /// change, so each key's changes come in the order they took effect. Here the change
+    /// is published to the store's watches (the hub numbers its events in this order), and
+    /// when something else consumes changes it gets the store's next sequence number (a
+    /// persistent store's is its log's) and goes to the persistence log through `log` and
+    /// to the store's other observers (`Changes`). A store that nobody watches or
+    /// observes, and that does not log, pays one relaxed load and two checks that are
+    /// constant for its life.
     #[inline(always)]
     fn changed(&self, log: impl WriteLog, change: Change<'_>) -> Logged {
+        if self.watched() {
+            self.publish(&change);
+        }
         let observed = self.changes.observed();
         if !log.logs() && !observed {
             return Ok(None);
@@ -1398,6 +1464,42 @@ impl Store {
         match &self.persist {
             Some(p) => p.next_seq(),
             None => self.changes.seq.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    /// Whether changes are published: one relaxed load. `--cfg hodor_no_watch` compiles the
+    /// hooks out, which is how hodor-bench measures what they cost a write while nobody
+    /// watches (watches then receive nothing).
+    #[inline(always)]
+    fn watched(&self) -> bool {
+        #[cfg(hodor_no_watch)]
+        return false;
+        #[cfg(not(hodor_no_watch))]
+        self.hub.is_watched()
+    }
+
+    /// A change's event for the store's watches.
+    #[cold]
+    fn publish(&self, change: &Change<'_>) {
+        let (slot, kind) = match *change {
+            Change::Put {
+                recovered: true, ..
+            } => return,
+            Change::Put { slot, .. } => (slot, EventKind::Put),
+            Change::Removed { slot, why } => {
+                let kind = match why {
+                    Removal::Expire => EventKind::Expired,
+                    Removal::Evict => EventKind::Evicted,
+                    Removal::Delete => EventKind::Delete,
+                };
+                (slot, kind)
+            }
+            // The hub is closed once the locks are released (see `Store::clear`).
+            Change::Cleared => return,
+        };
+        // Stored keys are the `&str`s they were written with.
+        if let Ok(key) = std::str::from_utf8(slot.key.as_bytes()) {
+            self.hub.publish(key, kind);
         }
     }
 
@@ -1951,6 +2053,7 @@ impl Store {
         gauges.evictions = Some(evictions);
         gauges.max_bytes = self.config.max_bytes;
         gauges.max_entries = self.config.max_entries;
+        gauges.watches = Some(self.hub.watch_count());
         // PERSIST HOOK.
         if let Some(p) = &self.persist {
             p.gauges(self.clock.now_nanos(), &mut gauges);
@@ -1982,6 +2085,8 @@ impl Store {
         };
         #[cfg(test)]
         crate::pause::reach("clear: shards emptied");
+        // The store is gone for its watches too.
+        self.hub.close();
         // The values go after the locks (see `Dead`).
         drop(old_index);
         drop(released);
@@ -2401,6 +2506,10 @@ mod tests {
             clock.clone().into(),
         );
         s.changes.record();
+        let options = hodor_core::watch::WatchOptions::new().buffer(1 << 20);
+        let mut watch = s
+            .watch(&hodor_core::watch::WatchRequest::new("", options))
+            .unwrap();
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let mut next = move |n: u64| {
             rng ^= rng << 13;
@@ -2447,6 +2556,33 @@ mod tests {
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
             "sequence numbers repeat or go back"
+        );
+        // The watch got one event per change, in the same order.
+        let mut events = Vec::new();
+        while let Ok(Some(hodor_core::watch::Item::Event(e))) = watch.recv_timeout(Duration::ZERO) {
+            events.push((e.key.to_string(), e.kind));
+        }
+        let expected: Vec<(String, EventKind)> = changes
+            .iter()
+            .map(|c| {
+                let kind = match c.what {
+                    What::Put { .. } => EventKind::Put,
+                    What::Removed(Removal::Delete) => EventKind::Delete,
+                    What::Removed(Removal::Expire) => EventKind::Expired,
+                    What::Removed(Removal::Evict) => EventKind::Evicted,
+                    What::Cleared => unreachable!("no clear yet"),
+                };
+                (c.key.clone(), kind)
+            })
+            .collect();
+        assert_eq!(
+            events.len(),
+            expected.len(),
+            "events and changes differ in number"
+        );
+        assert!(
+            events == expected,
+            "the watch saw other changes than the hook"
         );
         s.clear();
         let after = s.changes.recorded();

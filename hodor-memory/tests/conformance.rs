@@ -50,6 +50,10 @@ impl Harness for ManualMemory {
         Some(self.open_with(name, MemoryConfig::default().sweep_interval_ms(37)))
     }
 
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        Some(self.open_with(name, MemoryConfig::default().watch_history(events)))
+    }
+
     fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
         // A second handle on the open store (same config, same clock) sweeps it, then
         // closes without releasing it: the contract's handle still holds it.

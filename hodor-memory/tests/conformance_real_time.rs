@@ -40,6 +40,13 @@ impl Harness for RealTimeMemory {
             MemoryConfig::default().sweep_interval_ms(37),
         ))
     }
+
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        Some(hodor_memory::open(
+            name,
+            MemoryConfig::default().watch_history(events),
+        ))
+    }
 }
 
 hodor_testkit::conformance_tests!(RealTimeMemory);

@@ -47,6 +47,8 @@ impl Drop for Reentrant {
             let _ = c.metrics();
             let _ = c.set("written-from-drop", "x", None);
             let _ = c.delete("written-from-drop");
+            // A snapshot watch read-locks every shard; dropping a watch takes the hub.
+            let _ = c.watch_snapshot("").map(drop);
         }
         let _ = self.dropped.send(self.key.clone());
     }
@@ -112,6 +114,8 @@ fn run_on(
     };
     let (finished, done) = mpsc::channel();
     std::thread::spawn(move || {
+        // Watched, so every change is also published under the store's locks.
+        let _watch = scenario.contract.watch("").unwrap();
         steps(&scenario);
         let _ = finished.send(());
     });

@@ -64,6 +64,16 @@ pub struct RedisConfig {
     /// for the contracts it has open (default 1000, at least 10). Redis frees the expired
     /// values itself; this bounds how long their index entries stay.
     pub prune_interval_ms: u64,
+    /// How many changes the contract's change log keeps for watches to resume from
+    /// (default 10,000; up to 10,000,000). The log is a Redis stream trimmed approximately
+    /// (`MAXLEN ~`), so it may hold a little more. Every process writing a contract should
+    /// use the same value.
+    ///
+    /// 0 turns watching off for the contracts this process opens: their writes are counted
+    /// in the log's sequence but not logged (one `INCR` instead of an `INCR` and an
+    /// `XADD`), so they claim no `watch` capability, and watchers in other processes see
+    /// the gap and resync instead of missing the change.
+    pub watch_history: u64,
     /// With a `rediss://` URL: a PEM file of the certificate authorities to trust instead
     /// of the system's.
     pub tls_ca_file: Option<String>,
@@ -83,6 +93,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: 2000,
             timeout_ms: 2000,
             prune_interval_ms: 1000,
+            watch_history: 10_000,
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -99,6 +110,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("timeout_ms", &self.timeout_ms)
             .field("prune_interval_ms", &self.prune_interval_ms)
+            .field("watch_history", &self.watch_history)
             .field("tls_ca_file", &self.tls_ca_file.as_deref().map(Echo))
             .field("tls_cert_file", &self.tls_cert_file.as_deref().map(Echo))
             .field("tls_key_file", &self.tls_key_file.as_deref().map(Echo))
@@ -151,6 +163,12 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::watch_history`].
+    pub fn watch_history(mut self, changes: u64) -> Self {
+        self.watch_history = changes;
+        self
+    }
+
     pub(crate) fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
@@ -185,6 +203,7 @@ impl RedisConfig {
         range("connect_timeout_ms", self.connect_timeout_ms, 1, HOUR_MS)?;
         range("timeout_ms", self.timeout_ms, 1, HOUR_MS)?;
         range("prune_interval_ms", self.prune_interval_ms, 10, HOUR_MS)?;
+        range("watch_history", self.watch_history, 0, 10_000_000)?;
 
         let info =
             redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(|e| {
@@ -294,6 +313,7 @@ mod tests {
             ("timeout_ms", json!(0)),
             ("connect_timeout_ms", json!(0)),
             ("prune_interval_ms", json!(1)),
+            ("watch_history", json!(10_000_001)),
         ] {
             let c: RedisConfig = parse_config(Some(json!({ field: value }))).unwrap();
             assert_eq!(field_of(c.connection_info()).as_deref(), Some(field));

@@ -9,8 +9,10 @@ use hodor_core::driver::{
     Capabilities, Driver, DriverError, DriverResult, Gauges, check_name, increment_counter,
     parse_config,
 };
+use hodor_core::watch::{Event, Hub, Start, Watch, WatchRequest};
 use hodor_core::{Applied, BackendKind, Contract, Echo, Metadata, Page, Version};
 
+use crate::changelog::{Changelog, parse_entries};
 use crate::config::RedisConfig;
 use crate::error::BackendError;
 use crate::keys::{Namespace, lex_range, page_range};
@@ -29,6 +31,8 @@ pub struct RedisDriver {
     pool: Arc<Pool>,
     namespace: Namespace,
     name: String,
+    /// The contract's hub, shared with every handle on it in this process.
+    hub: Arc<Hub>,
     /// Set by the first `close` (or by `Drop`): the registration with the pruner is given
     /// back exactly once per handle.
     closed: AtomicBool,
@@ -94,14 +98,124 @@ impl RedisDriver {
             });
         }
         pool.register(&namespace)?;
+        let hub = pool.changelog.hub(&namespace, name, config.watch_history);
         Ok(RedisDriver {
             pool,
             namespace,
             name: name.to_owned(),
+            hub,
             closed: AtomicBool::new(false),
         })
     }
 
+    /// The change log's sequence now: the `seq` of the last change.
+    fn current_seq(&self) -> DriverResult<u64> {
+        self.pool.run(Op::Read, |conn| {
+            scripts::SEQ
+                .key(self.namespace.seq_key())
+                .key(self.namespace.log_key())
+                .invoke::<u64>(conn)
+        })
+    }
+
+    /// The live keys `request` matches and the `seq` they are current to, in one step.
+    fn snapshot(&self, request: &WatchRequest<'_>) -> DriverResult<(u64, Vec<String>)> {
+        let (min, max) = lex_range(request.prefix);
+        let mut reply = self.pool.run(Op::Read, |conn| {
+            scripts::SNAPSHOT
+                .key(self.namespace.index_key())
+                .key(self.namespace.expiry_key())
+                .key(self.namespace.seq_key())
+                .key(self.namespace.log_key())
+                .arg(&min)
+                .arg(&max)
+                .invoke::<Vec<Vec<u8>>>(conn)
+        })?;
+        if reply.is_empty() {
+            return Err(self.unexpected_watch("a snapshot without its sequence"));
+        }
+        let seq = std::str::from_utf8(&reply.remove(0))
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| self.unexpected_watch("a sequence that is not a number"))?;
+        let keys = self.keys_from(reply)?;
+        let keys = keys.into_iter().filter(|k| request.matches(k)).collect();
+        Ok((seq, keys))
+    }
+
+    /// Checks that the change log still holds every change after `after`.
+    fn check_resumable(&self, after: u64) -> DriverResult<()> {
+        let (seq, first): (u64, u64) = self.pool.run(Op::Read, |conn| {
+            scripts::LOG_AFTER
+                .key(self.namespace.seq_key())
+                .key(self.namespace.log_key())
+                .arg(after)
+                .invoke::<(u64, u64)>(conn)
+        })?;
+        if after > seq {
+            return Err(DriverError::InvalidInput(format!(
+                "seq {after} is ahead of the contract's last seq, {seq}: it is not a seq this \
+                 contract gave out"
+            )));
+        }
+        if seq > after && first != after + 1 {
+            // The log holds the changes after `first - 1` (or none at all).
+            let floor = if first == 0 { seq } else { first - 1 };
+            return Err(DriverError::Compacted {
+                requested: after,
+                floor,
+            });
+        }
+        Ok(())
+    }
+
+    /// The changes `(after, through]` from the log, every one of them, or `Compacted`.
+    fn read_log(&self, after: u64, through: u64) -> DriverResult<Vec<Event>> {
+        let reply: redis::Value = self.pool.run(Op::Read, |conn| {
+            redis::cmd("XRANGE")
+                .arg(self.namespace.log_key())
+                .arg(format!("({after}-0"))
+                .arg(format!("{through}-0"))
+                .query(conn)
+        })?;
+        let events = parse_entries(&reply);
+        let complete = events.len() as u64 == through - after
+            && events.iter().zip(after + 1..).all(|(e, seq)| e.seq == seq);
+        if !complete {
+            let floor = events.first().map_or(through, |e| e.seq.saturating_sub(1));
+            return Err(DriverError::Compacted {
+                requested: after,
+                floor,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Attaches a watch to the hub after `after`, reading from the log what the hub's
+    /// history no longer holds.
+    fn attach(&self, request: &WatchRequest<'_>, after: u64) -> DriverResult<Watch> {
+        let mut attempts = 0;
+        loop {
+            match self.hub.subscribe(request, after) {
+                Err(DriverError::Compacted { floor, .. }) if attempts < 5 => {
+                    attempts += 1;
+                    let events = self.read_log(after, floor)?;
+                    match self
+                        .hub
+                        .subscribe_with_backfill(request, after, floor, &events)
+                    {
+                        // The hub moved on meanwhile: read more.
+                        Err(DriverError::Compacted { .. }) => {}
+                        other => return other,
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl RedisDriver {
     /// The contract's entries as the pruner sees them: how many keys the index holds, expired
     /// ones not yet pruned included.
     fn index_len(&self) -> DriverResult<u64> {
@@ -142,9 +256,27 @@ impl RedisDriver {
             if let Some(extra) = extra {
                 invocation.arg(extra);
             }
+            scripts::log_args(&mut invocation, &self.namespace, self.keep());
             invocation.invoke::<u8>(conn)
         })?;
         Ok(wrote == 1)
+    }
+
+    /// A reply a watch did not expect.
+    fn unexpected_watch(&self, what: &str) -> DriverError {
+        unexpected(
+            Applied::No,
+            format!(
+                "{} answered a watch of contract {} with {what}",
+                self.pool.server(),
+                Echo(&self.name)
+            ),
+        )
+    }
+
+    /// The change log's history length (0: changes are counted, not logged).
+    fn keep(&self) -> u64 {
+        self.pool.config.watch_history
     }
 
     /// The keys of index members, which hodor wrote from `&str` keys.
@@ -254,6 +386,7 @@ impl Driver for RedisDriver {
             .atomic_bulk(true)
             .persistent(true)
             .conditional(true)
+            .watch(self.pool.config.watch_history > 0)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -290,7 +423,8 @@ impl Driver for RedisDriver {
         let modified = now_nanos();
         let value_key = self.namespace.value_key(key);
         let reply = self.pool.run(Op::WriteOnce, |conn| {
-            scripts::INCREMENT
+            let mut invocation = scripts::INCREMENT.prepare_invoke();
+            invocation
                 .key(&value_key)
                 .key(self.namespace.index_key())
                 .key(self.namespace.expiry_key())
@@ -298,8 +432,9 @@ impl Driver for RedisDriver {
                 .arg(key)
                 .arg(delta)
                 .arg(modified)
-                .arg(pruner::LIMIT)
-                .invoke::<Vec<Vec<u8>>>(conn)
+                .arg(pruner::LIMIT);
+            scripts::log_args(&mut invocation, &self.namespace, self.keep());
+            invocation.invoke::<Vec<Vec<u8>>>(conn)
         })?;
         let (outcome, value, why) = match reply.as_slice() {
             [outcome, value] => (outcome.as_slice(), value.as_slice(), &[][..]),
@@ -379,12 +514,14 @@ impl Driver for RedisDriver {
     fn delete(&self, key: &str) -> DriverResult<bool> {
         let value_key = self.namespace.value_key(key);
         let removed = self.pool.run(Op::WriteOnce, |conn| {
-            scripts::DELETE
+            let mut invocation = scripts::DELETE.prepare_invoke();
+            invocation
                 .key(&value_key)
                 .key(self.namespace.index_key())
                 .key(self.namespace.expiry_key())
-                .arg(key)
-                .invoke::<u64>(conn)
+                .arg(key);
+            scripts::log_args(&mut invocation, &self.namespace, self.keep());
+            invocation.invoke::<u64>(conn)
         })?;
         Ok(removed > 0)
     }
@@ -463,12 +600,21 @@ impl Driver for RedisDriver {
             .arg(modified)
             .arg(&ttl)
             .arg(pruner::LIMIT);
-        for (key, value) in entries {
+        // A key given twice is written once, with its last value: one change, one event.
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        let mut last: Vec<&(&str, Bytes)> = entries
+            .iter()
+            .rev()
+            .filter(|(k, _)| seen.insert(*k))
+            .collect();
+        last.reverse();
+        for (key, value) in last {
             invocation
                 .key(self.namespace.value_key(key))
                 .arg(*key)
                 .arg(&value[..]);
         }
+        scripts::log_args(&mut invocation, &self.namespace, self.keep());
         self.pool
             .run(Op::Write, |conn| invocation.invoke::<u64>(conn))
             .map(drop)
@@ -485,6 +631,7 @@ impl Driver for RedisDriver {
         for key in keys {
             invocation.key(self.namespace.value_key(key)).arg(*key);
         }
+        scripts::log_args(&mut invocation, &self.namespace, self.keep());
         let removed = self
             .pool
             .run(Op::WriteOnce, |conn| invocation.invoke::<u64>(conn))?;
@@ -494,7 +641,32 @@ impl Driver for RedisDriver {
     fn gauges(&self) -> Gauges {
         let mut gauges = Gauges::default();
         gauges.entries = self.index_len().ok();
+        gauges.watches = Some(self.hub.watch_count());
         gauges
+    }
+
+    fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        if self.keep() == 0 {
+            return Err(DriverError::Unsupported {
+                operation: "watch",
+                reason: Some("the config's watch_history is 0".to_owned()),
+            });
+        }
+        Changelog::start_reader(&self.pool)?;
+        match request.start {
+            Start::Snapshot => {
+                let (seq, keys) = self.snapshot(request)?;
+                Ok(self.attach(request, seq)?.with_snapshot(keys))
+            }
+            Start::After(after) => {
+                self.check_resumable(after)?;
+                self.attach(request, after)
+            }
+            _ => {
+                let seq = self.current_seq()?;
+                self.attach(request, seq)
+            }
+        }
     }
 }
 

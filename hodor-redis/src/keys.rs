@@ -8,6 +8,8 @@
 //! | `hodor:{E}:i` | sorted set | every key of the contract, score 0, so the set is ordered by bytes |
 //! | `hodor:{E}:x` | sorted set | the keys that have a TTL, scored by their deadline in ms |
 //! | `hodor:{E}:n` | string | the contract's write counter: every write script takes the next number as the version (`r`) of what it writes |
+//! | `hodor:{E}:s` | string | the change log's sequence: the `seq` of the last change |
+//! | `hodor:{E}:w` | stream | the change log: one entry per change, id `<seq>-0`, fields `k` (the key) and `t` (`p`ut, `d`elete, `e`xpired) |
 //!
 //! `E` is the contract name with `%`, `{` and `}` percent-encoded. Because `E` contains no
 //! `}`, the first `}` of a Redis key ends the name, so no two (name, key) pairs map to one
@@ -23,6 +25,8 @@ pub(crate) struct Namespace {
     index: Vec<u8>,
     expiry: Vec<u8>,
     versions: Vec<u8>,
+    seq: Vec<u8>,
+    log: Vec<u8>,
 }
 
 impl Namespace {
@@ -49,6 +53,8 @@ impl Namespace {
             index: with(":i"),
             expiry: with(":x"),
             versions: with(":n"),
+            seq: with(":s"),
+            log: with(":w"),
         }
     }
 
@@ -68,6 +74,16 @@ impl Namespace {
     /// The sorted set of keys with a TTL, scored by deadline.
     pub(crate) fn expiry_key(&self) -> &[u8] {
         &self.expiry
+    }
+
+    /// The change log's sequence counter.
+    pub(crate) fn seq_key(&self) -> &[u8] {
+        &self.seq
+    }
+
+    /// The change log, a stream.
+    pub(crate) fn log_key(&self) -> &[u8] {
+        &self.log
     }
 
     /// The counter that numbers the contract's writes: the versions of its entries. Never
@@ -129,6 +145,8 @@ mod tests {
         assert_eq!(ns.value_key("a/b"), b"hodor:{sessions}:v:a/b");
         assert_eq!(ns.index_key(), b"hodor:{sessions}:i");
         assert_eq!(ns.expiry_key(), b"hodor:{sessions}:x");
+        assert_eq!(ns.seq_key(), b"hodor:{sessions}:s");
+        assert_eq!(ns.log_key(), b"hodor:{sessions}:w");
         assert_eq!(ns.version_key(), b"hodor:{sessions}:n");
     }
 
@@ -160,6 +178,8 @@ mod tests {
         let tag_of_index = tag(ns.index_key()).to_vec();
         assert_eq!(tag(ns.expiry_key()), &tag_of_index[..]);
         assert_eq!(tag(ns.version_key()), &tag_of_index[..]);
+        assert_eq!(tag(ns.seq_key()), &tag_of_index[..]);
+        assert_eq!(tag(ns.log_key()), &tag_of_index[..]);
         for key in ["}", "{x}", "}}}{", "plain"] {
             assert_eq!(tag(&ns.value_key(key)), &tag_of_index[..]);
         }
@@ -184,6 +204,9 @@ mod tests {
             prop_assert_ne!(a.value_key(&k1), b.index_key().to_vec());
             prop_assert_ne!(a.value_key(&k1), b.expiry_key().to_vec());
             prop_assert_ne!(a.value_key(&k1), b.version_key().to_vec());
+            prop_assert_ne!(a.value_key(&k1), b.seq_key().to_vec());
+            prop_assert_ne!(a.value_key(&k1), b.log_key().to_vec());
+            prop_assert_eq!(a.log_key() == b.log_key(), n1 == n2);
             prop_assert_eq!(a.index_key() == b.index_key(), n1 == n2);
         }
 

@@ -84,7 +84,21 @@
 //!   server for as long as reading those keys takes, as `ZRANGE` would.
 //! - **Gauges**: `metrics().entries` is the size of the contract's index (`ZCARD`,
 //!   expired keys not yet pruned included), one round trip, or `None` when the server
-//!   cannot be reached; the other gauges are `None`.
+//!   cannot be reached; `watches` counts this process's watches on the contract; the other
+//!   gauges are `None`.
+//! - **Watching works across processes** ([`Capabilities::watch`](hodor_core::Capabilities)):
+//!   every write script also appends its changes to the contract's change log (a counter
+//!   and a Redis stream, in the same atomic step), and one thread per pool reads the logs
+//!   of the contracts watched in the process with `XREAD BLOCK`, so a watch sees every
+//!   process's writes through hodor, in `seq` order. No keyspace notifications, so no
+//!   `CONFIG` rights. Expiries are `Expired` events when the pruner (or a write, or a
+//!   `delete`) removes the expired key's index entry, within about `prune_interval_ms` of
+//!   the deadline while some process has the contract open; there are no `Evicted` events
+//!   (the server's `maxmemory` evicts on its own). A reconnect loses nothing the log still
+//!   holds; a gap (the log trimmed past what was read, after more than `watch_history`
+//!   changes) or a log that went backwards (the server lost its data) is `Lagged`. Changes
+//!   that bypass hodor are not in the log. `watch_history: 0` turns the log off for the
+//!   process (see [`RedisConfig::watch_history`]).
 //!
 //! ## Design
 //! Each entry is a Redis hash `hodor:{<name>}:v:<key>` holding the value, the modification
@@ -96,11 +110,13 @@
 //! in the size of the database. A second sorted set scores the keys that have a TTL by
 //! their deadline; `list` drops members whose deadline has passed, so it agrees with `get`
 //! to the millisecond. Every write is a Lua script that updates the hash and both sets
-//! together, so no reader sees one without the others.
+//! together, and logs each change (see `scripts.rs` for the rule every write script
+//! follows), so no reader sees one without the others.
 //!
 //! ## Layout
-//! A contract named `N` owns `hodor:{E}:v:<key>` (hashes), `hodor:{E}:i` (the index) and
-//! `hodor:{E}:x` (deadlines), where `E` is `N` with `%`, `{` and `}` percent-encoded. So no
+//! A contract named `N` owns `hodor:{E}:v:<key>` (hashes), `hodor:{E}:i` (the index),
+//! `hodor:{E}:x` (deadlines), `hodor:{E}:s` and `hodor:{E}:w` (the change log's counter and
+//! stream), where `E` is `N` with `%`, `{` and `}` percent-encoded. So no
 //! two (name, key) pairs share a Redis key and no key can reach into another namespace, and
 //! `{E}` is a Redis Cluster hash tag that keeps a contract in one slot.
 //!
@@ -123,6 +139,7 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod changelog;
 mod config;
 mod driver;
 mod error;

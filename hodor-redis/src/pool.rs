@@ -18,6 +18,7 @@ use hodor_core::{Applied, BackendKind, Echo};
 use parking_lot::{Condvar, Mutex};
 use redis::{Client, Connection, RedisConnectionInfo, RedisResult};
 
+use crate::changelog::Changelog;
 use crate::config::RedisConfig;
 use crate::error::{BackendError, Stage, refused_before_running};
 use crate::keys::Namespace;
@@ -73,6 +74,8 @@ pub(crate) struct Pool {
     /// The pruning thread, started by the first contract that opens on this pool; the
     /// thread ends when this is dropped with the pool.
     pruner: Mutex<Option<pruner::Stop>>,
+    /// The watched contracts' hubs and the thread that reads their change logs.
+    pub(crate) changelog: Changelog,
 }
 
 /// The time limits of one call.
@@ -250,6 +253,7 @@ impl Pool {
             freed: Condvar::new(),
             namespaces: Mutex::default(),
             pruner: Mutex::new(None),
+            changelog: Changelog::default(),
         });
         pools.retain(|_, weak| weak.strong_count() > 0);
         pools.insert(config.clone(), Arc::downgrade(&pool));
@@ -509,6 +513,14 @@ impl Pool {
         let timeout = Some(self.config.timeout());
         conn.set_read_timeout(timeout)?;
         conn.set_write_timeout(timeout)?;
+        Ok(conn)
+    }
+
+    /// A connection of its own for a blocking reader (not one of the pool's `pool_size`):
+    /// opened like the pool's, with replies allowed to take `block` longer.
+    pub(crate) fn dedicated(&self, block: std::time::Duration) -> RedisResult<Connection> {
+        let conn = self.connect(Budget::Call)?;
+        conn.set_read_timeout(Some(self.config.timeout() + block))?;
         Ok(conn)
     }
 

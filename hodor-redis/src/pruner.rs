@@ -4,7 +4,8 @@
 //! expiry cycle). The contract's index and expiry sets are this driver's, so it removes
 //! their members of expired keys: every write removes up to [`LIMIT`] of them, and one
 //! thread per pool does the same for every contract open on the pool, every
-//! `prune_interval_ms`.
+//! `prune_interval_ms`. Each member removed is an `Expired` entry in the contract's change
+//! log, so watches learn of expiries within about one interval.
 //!
 //! The thread starts when the pool's first contract has opened, so an open that fails
 //! starts none. It holds no strong reference to the pool, and it waits on a channel whose
@@ -68,11 +69,13 @@ fn prune_once(pool: &Weak<Pool>) -> bool {
     for namespace in pool.namespaces() {
         for _ in 0..ROUNDS {
             let removed = pool.run(Op::Write, |conn| {
-                scripts::PRUNE
+                let mut invocation = scripts::PRUNE.prepare_invoke();
+                invocation
                     .key(namespace.index_key())
                     .key(namespace.expiry_key())
-                    .arg(LIMIT)
-                    .invoke::<usize>(conn)
+                    .arg(LIMIT);
+                scripts::log_args(&mut invocation, &namespace, pool.config.watch_history);
+                invocation.invoke::<usize>(conn)
             });
             // An unreachable server is the callers' news; the next round tries again.
             match removed {

@@ -36,6 +36,12 @@ impl Harness for RedisHarness {
             slack: Duration::from_millis(50),
         }
     }
+
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        let mut config = support::config(&self.url);
+        config["watch_history"] = serde_json::json!(events);
+        Some(Contract::new("redis", name, Some(config)))
+    }
 }
 
 // The harness expression runs at the top of each generated test; without a server it

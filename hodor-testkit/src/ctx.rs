@@ -140,6 +140,8 @@ impl<'h> Ctx<'h> {
                 Need::Limits => self.capabilities().limits,
                 Need::ManualClock => matches!(self.clock, TestClock::Manual(_)),
                 Need::Conditional => self.capabilities().conditional,
+                Need::Watch => self.capabilities().watch,
+                Need::NoWatch => !self.capabilities().watch,
             };
             if !met {
                 self.skip(need.unmet_reason());

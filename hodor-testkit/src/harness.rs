@@ -95,6 +95,17 @@ pub trait Harness {
         None
     }
 
+    /// Opens the store called `name` keeping at most about `events` events of watch
+    /// history, for a driver with [`Capabilities::watch`](hodor_core::Capabilities::watch):
+    /// the case that resumes from before the history needs a history it can outrun.
+    ///
+    /// `None` (the default) skips that case. The driver may keep somewhat more than asked
+    /// (a server trimming its log approximately), but not ten times more.
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        let _ = (name, events);
+        None
+    }
+
     /// The file where the model-based case saves the failing operation sequences it finds,
     /// so they are replayed first on the next run (proptest's regression file).
     ///
@@ -168,6 +179,9 @@ impl<H: Harness + ?Sized> Harness for &H {
     fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
         (**self).sweep(contract)
     }
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        (**self).open_with_watch_history(name, events)
+    }
     fn regressions_file(&self) -> Option<&'static str> {
         (**self).regressions_file()
     }
@@ -188,6 +202,9 @@ impl<H: Harness + ?Sized> Harness for Box<H> {
     }
     fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
         (**self).sweep(contract)
+    }
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        (**self).open_with_watch_history(name, events)
     }
     fn regressions_file(&self) -> Option<&'static str> {
         (**self).regressions_file()
@@ -224,6 +241,9 @@ impl<H: Harness> Harness for WithRegressions<H> {
     }
     fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
         self.harness.sweep(contract)
+    }
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        self.harness.open_with_watch_history(name, events)
     }
     fn regressions_file(&self) -> Option<&'static str> {
         Some(self.file)

@@ -17,7 +17,8 @@
 //!   1024-byte multi-byte keys, listing order, prefixes and pages, TTL boundaries, stat and
 //!   reads that change nothing, versions, paged listing, close and the data's lifetime,
 //!   names (by case, by length) and sharing, concurrency, bulk calls of thousands of keys,
-//!   conditional writes and their races, metrics and limits. The list is [`cases::ALL`].
+//!   conditional writes and their races, metrics, limits and watch. The list is
+//!   [`cases::ALL`].
 //! - **Capability-aware.** Each case lists what it [needs](Need): TTLs, atomic bulk calls,
 //!   limits, a manual clock. An unmet need skips the case before it runs, and the skip
 //!   says which need (on stderr under `cargo test`, so it is seen; in the [`Report`] when
@@ -36,7 +37,7 @@
 //!   shrinks a failure to a minimal sequence with proptest. The seed is fixed, so every run
 //!   checks the same sequences (`PROPTEST_RNG_SEED` picks others, `PROPTEST_CASES` runs
 //!   more); the operations are weighted so TTLs, overwrites, bulk calls and deletes meet.
-//! - **Strict.** This crate's `tests/broken_drivers.rs` runs the suite against 70
+//! - **Strict.** This crate's `tests/broken_drivers.rs` runs the suite against 79
 //!   deliberately broken drivers (a batch limit nobody split for, a trimmed newline, a
 //!   per-handle cache, a two-step write, an eviction that counts an overwrite as growth, a
 //!   check-then-act create, a compare-and-set that does not compare, an increment that
@@ -128,8 +129,9 @@
 //! | `atomic_bulk` | no reader sees part of a `set_many` or `delete_many`; `get_many` reads one moment | `set_many_is_atomic_for_readers`, `delete_many_is_atomic_for_readers` |
 //! | `limits` | the driver enforces `max_bytes` / `max_entries` by evicting, and reports them in its gauges; the harness implements [`Harness::open_limited`] (and [`Harness::sweep`] for the gauges after reclamation) | every `limits_*` case |
 //! | `persistent` | data outlives the process; without it a store's data is released when its last contract is closed or dropped | `data_lifetime_follows_persistence`, `data_lives_while_any_contract_is_open` |
-//! | `conditional` | `create`, `set_if_version` and `increment` are implemented and atomic per key (so `get_or_insert_with` works) | `create_*`, `set_if_version_*`, `increment_*`, `concurrent_creates_of_one_key_have_one_winner`, `concurrent_set_if_version_has_one_winner`, `concurrent_increments_lose_no_update`, `get_or_insert_with_*` |
+//! | `conditional` | `create`, `set_if_version` and `increment` are implemented and atomic per key (so `get_or_insert_with` works) | `create_*`, `set_if_version_*`, `increment_*`, `concurrent_creates_of_one_key_have_one_winner`, `concurrent_set_if_version_has_one_winner`, `concurrent_increments_lose_no_update`, `get_or_insert_with_*`, and with `watch` `watch_reports_conditional_writes` |
 //! | `non_blocking` | no call waits on I/O: async callers run calls inline | none (a claim about time, which the suite does not measure) |
+//! | `watch` | `Driver::watch` delivers every change by the rules of `hodor_core::watch`; the harness implements [`Harness::open_with_watch_history`] for the resume-before-history case | every `watch_*` case but `watch_unsupported_is_an_error` |
 //!
 //! A driver that refuses to join an open store with another config (as the memory driver
 //! does) lets [`Harness::open_with_other_config`] open one, and

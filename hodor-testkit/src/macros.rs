@@ -380,6 +380,35 @@ macro_rules! __with_cases {
 
             model::model_matches_reference []:
                 "Random operation sequences give the results of a reference model, step by step.";
+
+            watch::watch_reports_puts_and_deletes [Watch]:
+                "Every set, set_many, delete and delete_many that changes a key is one event of its kind; a delete that removes nothing is none.";
+            watch::watch_reports_conditional_writes [Watch, Conditional]:
+                "A create, set_if_version or increment that writes is one Put event; one refused, or failing, is none.";
+            watch::watch_events_of_a_key_arrive_in_write_order [Watch]:
+                "Concurrent writers: each key's events arrive in the order its writes took effect, with increasing seqs, none repeated.";
+            watch::watch_prefix_is_plain_bytes [Watch]:
+                "A watch's prefix is bytes, not a path: `app` sees app, apple and app.json; glob characters are data; watch_key sees one key.";
+            watch::watch_overflow_reports_lagged_and_never_blocks_writers [Watch]:
+                "A watch nobody reads never slows writers; its full buffer becomes one Lagged that accounts for what was dropped, and events go on.";
+            watch::watch_resumes_after_a_seq [Watch]:
+                "watch_from(seq) replays exactly the events after seq, with their seqs, then goes on.";
+            watch::watch_from_before_the_history_is_compacted [Watch]:
+                "watch_from a seq older than the kept history is Compacted, saying to resync.";
+            watch::watch_snapshot_has_no_gap_and_no_duplicate [Watch]:
+                "watch_snapshot's keys and the events after its seq, taken while a writer runs, add up to the store: no gap, no duplicate.";
+            watch::watch_sees_changes_made_through_other_contracts [Watch]:
+                "A watch sees the writes of every contract on its store, and none of another store.";
+            watch::watch_reports_expiry [Watch, Ttl]:
+                "An expired entry the store reclaims is one Expired event; a delete that finds it expired reports Expired, not Delete.";
+            watch::watch_reports_evictions [Watch, Limits]:
+                "A store with limits reports each live entry it evicts with one Evicted event.";
+            watch::watch_dropped_is_unsubscribed [Watch]:
+                "A dropped watch is unsubscribed: the watches gauge counts only the live ones.";
+            watch::watch_ends_when_its_contract_closes [Watch]:
+                "Closing a contract (or a clone) ends its watches with Closed after what they buffered; watch on a closed contract is Closed.";
+            watch::watch_unsupported_is_an_error [NoWatch]:
+                "A driver without watch refuses every watch call with Unsupported.";
         }
     };
 }

@@ -62,6 +62,10 @@ pub enum Need {
     /// The driver claims [`Capabilities::conditional`](hodor_core::Capabilities::conditional):
     /// `create`, `set_if_version`, `increment` and `get_or_insert_with`.
     Conditional,
+    /// The driver claims [`Capabilities::watch`](hodor_core::Capabilities::watch).
+    Watch,
+    /// The driver does not claim `watch`: the case that checks a watch is refused.
+    NoWatch,
 }
 
 impl Need {
@@ -76,6 +80,10 @@ impl Need {
                 "needs a manual clock (TestClock::Manual) to move time to exact instants"
             }
             Need::Conditional => "needs Capabilities::conditional, which the driver does not claim",
+            Need::Watch => "needs Capabilities::watch, which the driver does not claim",
+            Need::NoWatch => {
+                "checks a driver without watch; this driver claims Capabilities::watch"
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hodor_core::clock::{Clock, ManualClock};
 use hodor_core::driver::{Driver, DriverError, DriverResult, Gauges, page_of};
+use hodor_core::watch::{EventKind, Hub, HubConfig, Start, Watch, WatchRequest};
 use hodor_core::{Bytes, Capabilities, Contract, Metadata, Page, Result, Version};
 use hodor_testkit::{Harness, Limits, Outcome, Report, TestClock, cases, run_cases, run_suite};
 
@@ -203,6 +204,50 @@ enum Flaw {
     ListPageSkipsPastTheCursor,
     /// Pages include keys whose TTL has passed.
     ListPageIncludesExpired,
+
+    // Watch.
+    /// The driver cannot watch and says so: watch cases must be skipped, not failed.
+    NoWatchCapability,
+    /// Events are handed to the hub two at a time, newest first (a batching publisher
+    /// that flushes its buffer LIFO).
+    WatchOutOfOrderPerKey,
+    /// A watch on `foo` is a watch on the directory `foo/`, as a file-system watcher has.
+    WatchPrefixAsPath,
+    /// The watch's requested buffer is ignored: the hub's large default is used, so a
+    /// watch nobody reads never reports Lagged.
+    WatchIgnoresBuffer,
+    /// Events for a watch whose buffer is full are skipped (a `try_send` whose error is
+    /// ignored) instead of reported as Lagged.
+    WatchDropsWhenFull,
+    /// A writer waits while a watch's buffer is full (a blocking `send`).
+    WatchBlocksWriters,
+    /// A snapshot lists the keys, then subscribes a moment later: changes in between are
+    /// lost.
+    SnapshotWithGap,
+    /// A snapshot subscribes, then lists the keys a moment later, claiming the older seq:
+    /// changes in between are in both.
+    SnapshotWithDuplicates,
+    /// Each watch also registers a forwarding subscription that outlives it.
+    DroppedWatchKeepsReceiving,
+    /// `create`, `set_if_version` and `increment` write without publishing: the event
+    /// hook sits in `set`, not in the write path they share.
+    ConditionalWritesAreNotWatched,
+    /// A delete publishes `Delete` whether or not it removed anything (the hook runs on
+    /// the request, not on the change).
+    DeletesOfNothingAreWatched,
+    /// A delete that finds only an expired entry reports it as `Delete`, not `Expired`.
+    ExpiredDeletesReportedAsDeletes,
+    /// CLOCK's victims are reported as `Delete`, as if a caller had removed them.
+    EvictionsReportedAsDeletes,
+    /// Resuming after `seq` replays from `seq` itself (an inclusive bound): the event the
+    /// consumer already had comes twice.
+    ResumeReplaysItsSeq,
+    /// Resuming from before the history quietly starts from now instead of saying
+    /// `Compacted`: everything in between is lost without a word.
+    ResumeBeforeTheHistoryStartsNow,
+    /// Each contract publishes into a hub of its own: a watch sees only the writes made
+    /// through its own contract.
+    HubPerHandle,
 }
 
 use Flaw::*;
@@ -241,6 +286,10 @@ struct State {
     seq: u64,
     evictions: u64,
     expirations: u64,
+    /// Changes made under the current hold of the lock, published when it is released.
+    events: Vec<(String, EventKind)>,
+    /// [`WatchOutOfOrderPerKey`]: the event held back to go after the next one.
+    held: Option<(String, EventKind)>,
 }
 
 fn charge(key: &str, value: &[u8]) -> u64 {
@@ -250,6 +299,21 @@ fn charge(key: &str, value: &[u8]) -> u64 {
 impl State {
     fn live(&self, key: &str, now: SystemTime) -> Option<&Entry> {
         self.data.get(key).filter(|e| e.live(now))
+    }
+
+    /// Records a change for the watches.
+    fn note(&mut self, key: &str, kind: EventKind) {
+        self.events.push((key.to_owned(), kind));
+    }
+
+    /// Records the removal of `entry`: `Expired` if it had expired, else `live_kind`.
+    fn note_removal(&mut self, key: &str, entry: &Entry, now: SystemTime, live_kind: EventKind) {
+        let kind = if entry.live(now) {
+            live_kind
+        } else {
+            EventKind::Expired
+        };
+        self.note(key, kind);
     }
 
     fn add_index(&mut self, key: &str) {
@@ -278,6 +342,7 @@ impl State {
         flaw: Flaw,
     ) {
         let old_version = self.remove_data(key).map(|e| e.version);
+        self.note(key, EventKind::Put);
         self.seq += 1;
         self.bytes += charge(key, &value);
         let version = match (flaw, old_version) {
@@ -336,6 +401,7 @@ impl State {
             if current || (flaw == StaleDeadlineRemovesRewrittenKey && self.data.contains_key(&key))
             {
                 self.remove(&key);
+                self.note(&key, EventKind::Expired);
                 if flaw != ExpirationsNotCounted {
                     self.expirations += 1;
                 }
@@ -376,6 +442,14 @@ impl State {
             let Some(victim) = oldest else { return };
             let expired = self.data.get(&victim).is_some_and(|e| !e.live(now));
             self.remove(&victim);
+            self.note(
+                &victim,
+                match (expired, flaw) {
+                    (true, _) => EventKind::Expired,
+                    (false, EvictionsReportedAsDeletes) => EventKind::Delete,
+                    (false, _) => EventKind::Evicted,
+                },
+            );
             if expired {
                 if flaw != ExpirationsNotCounted {
                     self.expirations += 1;
@@ -396,6 +470,7 @@ impl State {
             .collect();
         for key in expired {
             self.remove(&key);
+            self.note(&key, EventKind::Expired);
             if flaw != ExpirationsNotCounted {
                 self.expirations += 1;
             }
@@ -407,7 +482,13 @@ impl State {
 struct Store {
     limits: Limits,
     clock: Clock,
+    flaw: Flaw,
     state: Mutex<State>,
+    hub: Hub,
+    /// The buffer of the last watch asked for ([`WatchDropsWhenFull`], [`WatchBlocksWriters`]).
+    watch_buffer: AtomicUsize,
+    /// [`DroppedWatchKeepsReceiving`]: the subscriptions nobody ever drops.
+    forwarders: Mutex<Vec<Watch>>,
     /// [`RacyEntriesGauge`]: the entries gauge kept apart from the data.
     resident: AtomicU64,
     /// [`LostWrites`]: a set is in progress.
@@ -418,9 +499,73 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The store's lock: on release it publishes the changes made under it, still holding
+/// it, so each key's events are in the order its writes took effect.
+struct StateGuard<'s> {
+    guard: MutexGuard<'s, State>,
+    store: &'s Store,
+    /// Where the changes go: the store's hub, or a handle's own ([`HubPerHandle`]).
+    hub: &'s Hub,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        if self.guard.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.guard.events);
+        let hub = self.hub;
+        for event in events {
+            match self.store.flaw {
+                WatchOutOfOrderPerKey => match self.guard.held.take() {
+                    None => self.guard.held = Some(event),
+                    Some(older) => {
+                        hub.publish(&event.0, event.1);
+                        hub.publish(&older.0, older.1);
+                    }
+                },
+                WatchDropsWhenFull => {
+                    if hub.backlog() < self.store.watch_buffer.load(Ordering::Acquire) {
+                        hub.publish(&event.0, event.1);
+                    }
+                }
+                WatchBlocksWriters => {
+                    // Until the watch is read (or dropped: the case gave up).
+                    while hub.is_watched()
+                        && hub.backlog() >= self.store.watch_buffer.load(Ordering::Acquire)
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    hub.publish(&event.0, event.1);
+                }
+                _ => {
+                    hub.publish(&event.0, event.1);
+                }
+            }
+        }
+    }
+}
+
 impl Store {
-    fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+    fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: lock(&self.state),
+            store: self,
+            hub: &self.hub,
+        }
     }
 
     fn sweep(&self, flaw: Flaw) {
@@ -453,6 +598,8 @@ struct Handle {
     /// Per-handle caches of the cache flaws: key -> (answer, expiry of the answer).
     values: Mutex<HashMap<String, CachedRead>>,
     lists: Mutex<HashMap<String, (Vec<String>, SystemTime)>>,
+    /// [`HubPerHandle`]: the hub this handle's writes and watches use instead of the store's.
+    own_hub: Option<Hub>,
     released: AtomicBool,
 }
 
@@ -465,13 +612,23 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    fn open(store_name: &str, limits: Limits, clock: Clock, flaw: Flaw) -> DriverResult<Handle> {
+    fn open(
+        store_name: &str,
+        limits: Limits,
+        history: usize,
+        clock: Clock,
+        flaw: Flaw,
+    ) -> DriverResult<Handle> {
         let mut open = lock(registry());
         let (store, handles) = open.entry(store_name.to_owned()).or_insert_with(|| {
             let store = Store {
                 limits,
                 clock: clock.clone(),
+                flaw,
                 state: Mutex::default(),
+                hub: Hub::new("reference", store_name, HubConfig::new().history(history)),
+                watch_buffer: AtomicUsize::new(usize::MAX),
+                forwarders: Mutex::default(),
                 resident: AtomicU64::new(0),
                 writing: AtomicBool::new(false),
             };
@@ -480,7 +637,9 @@ impl Handle {
         if flaw == RefusedOpenKeepsAHandle {
             *handles += 1;
         }
-        let same = store.limits == limits && store.clock.same_as(&clock);
+        let same = store.limits == limits
+            && store.clock.same_as(&clock)
+            && store.hub.config().history == history;
         if !same && flaw != JoinsWithOtherConfig {
             if *handles == 0 {
                 open.remove(store_name);
@@ -496,6 +655,8 @@ impl Handle {
             flaw,
             values: Mutex::default(),
             lists: Mutex::default(),
+            own_hub: (flaw == HubPerHandle)
+                .then(|| Hub::new("reference", store_name, HubConfig::new().history(history))),
             released: AtomicBool::new(false),
         })
     }
@@ -504,6 +665,9 @@ impl Handle {
     fn release(&self) {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Some(hub) = &self.own_hub {
+            hub.close();
         }
         let mut open = lock(registry());
         let last = match open.get_mut(&self.store_name) {
@@ -517,6 +681,8 @@ impl Handle {
             open.remove(&self.store_name);
             drop(open);
             *self.store.state() = State::default();
+            self.store.hub.close();
+            lock(&self.store.forwarders).clear();
             self.store.resident.store(0, Ordering::Release);
         }
     }
@@ -525,8 +691,68 @@ impl Handle {
         self.store.clock.now()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.store.state()
+    fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: lock(&self.store.state),
+            store: &self.store,
+            hub: self.hub(),
+        }
+    }
+
+    /// The hub this handle publishes into and watches: the store's, shared by every handle.
+    fn hub(&self) -> &Hub {
+        self.own_hub.as_ref().unwrap_or(&self.store.hub)
+    }
+
+    /// The live keys `request` matches, sorted.
+    fn matching(&self, st: &State, request: &WatchRequest<'_>) -> Vec<String> {
+        let now = self.now();
+        st.data
+            .iter()
+            .filter(|(k, e)| e.live(now) && request.matches(k))
+            .map(|(k, _)| k.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn start_watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        let hub = self.hub();
+        match request.start {
+            Start::Snapshot => match self.flaw {
+                SnapshotWithGap => {
+                    let keys = self.matching(&self.state(), request);
+                    std::thread::sleep(Duration::from_millis(2));
+                    Ok(hub.subscribe_now(request)?.with_snapshot(keys))
+                }
+                SnapshotWithDuplicates => {
+                    let watch = {
+                        let _st = self.state();
+                        hub.subscribe_now(request)?
+                    };
+                    std::thread::sleep(Duration::from_millis(2));
+                    let keys = self.matching(&self.state(), request);
+                    Ok(watch.with_snapshot(keys))
+                }
+                _ => {
+                    // No write can publish while the lock is held: the keys and the
+                    // watch's start are one moment.
+                    let st = self.state();
+                    let keys = self.matching(&st, request);
+                    let watch = hub.subscribe_now(request)?;
+                    drop(st);
+                    Ok(watch.with_snapshot(keys))
+                }
+            },
+            Start::After(seq) => match self.flaw {
+                ResumeReplaysItsSeq => hub.subscribe(request, seq.saturating_sub(1)),
+                ResumeBeforeTheHistoryStartsNow => hub
+                    .subscribe(request, seq)
+                    .or_else(|_| hub.subscribe_now(request)),
+                _ => hub.subscribe(request, seq),
+            },
+            _ => hub.subscribe_now(request),
+        }
     }
 
     /// The key the store files `key` under.
@@ -710,7 +936,7 @@ impl Handle {
     /// What every `set` does after writing: keep the limits, reclaim a few due entries.
     fn finish_set(
         &self,
-        mut st: MutexGuard<'_, State>,
+        mut st: StateGuard<'_>,
         key: &str,
         existed: bool,
         now: SystemTime,
@@ -743,11 +969,16 @@ impl Handle {
                 drop(st);
                 std::thread::yield_now();
                 st = self.state();
-                st.remove(key);
+                if let Some(entry) = st.remove(key) {
+                    st.note_removal(key, &entry, now, EventKind::Delete);
+                }
                 return self.finish_delete(live, live);
             }
             IndexBeforeData => {
                 let removed = st.remove_data(key);
+                if let Some(entry) = &removed {
+                    st.note_removal(key, entry, now, EventKind::Delete);
+                }
                 drop(st);
                 std::thread::yield_now();
                 self.state().index.remove(key);
@@ -757,9 +988,25 @@ impl Handle {
                 st.index.remove(key);
                 drop(st);
                 std::thread::yield_now();
-                self.state().remove_data(key)
+                let mut st = self.state();
+                let removed = st.remove_data(key);
+                if let Some(entry) = &removed {
+                    st.note_removal(key, entry, now, EventKind::Delete);
+                }
+                removed
             }
-            _ => st.remove(key),
+            _ => {
+                let removed = st.remove(key);
+                match (&removed, flaw) {
+                    (None, DeletesOfNothingAreWatched)
+                    | (Some(_), ExpiredDeletesReportedAsDeletes) => {
+                        st.note(key, EventKind::Delete);
+                    }
+                    (Some(entry), _) => st.note_removal(key, entry, now, EventKind::Delete),
+                    (None, _) => {}
+                }
+                removed
+            }
         };
         let present = removed.is_some();
         let live = removed.is_some_and(|e| e.live(now));
@@ -902,7 +1149,7 @@ impl Handle {
     /// limits, the reclaim and the gauge follow.
     fn put_decided(
         &self,
-        mut st: MutexGuard<'_, State>,
+        mut st: StateGuard<'_>,
         key: &str,
         value: Bytes,
         expires: Option<SystemTime>,
@@ -910,6 +1157,9 @@ impl Handle {
     ) -> DriverResult<()> {
         let existed = st.data.contains_key(key);
         st.put(key, value, now, expires, self.flaw);
+        if self.flaw == ConditionalWritesAreNotWatched {
+            st.events.pop();
+        }
         self.finish_set(st, key, existed, now)
     }
 
@@ -1044,11 +1294,36 @@ impl Driver for Handle {
             .ttl(true)
             .atomic_bulk(true)
             .limits(true)
-            .conditional(true);
+            .conditional(true)
+            .watch(true);
         match self.flaw {
             NoTtlCapability => caps.ttl(false),
+            NoWatchCapability => caps.watch(false),
             _ => caps,
         }
+    }
+
+    fn watch(&self, request: &WatchRequest<'_>) -> DriverResult<Watch> {
+        if self.flaw == NoWatchCapability {
+            return Err(DriverError::unsupported("watch"));
+        }
+        let mut request = *request;
+        let directory;
+        if self.flaw == WatchPrefixAsPath && !request.exact && !request.prefix.ends_with('/') {
+            directory = format!("{}/", request.prefix);
+            request.prefix = &directory;
+        }
+        if self.flaw == WatchIgnoresBuffer {
+            request.buffer = None;
+        }
+        let buffer = request.buffer.unwrap_or(self.hub().config().buffer);
+        self.store.watch_buffer.store(buffer, Ordering::Release);
+        let watch = self.start_watch(&request)?;
+        if self.flaw == DroppedWatchKeepsReceiving {
+            let forwarder = self.hub().subscribe_now(&request)?;
+            lock(&self.store.forwarders).push(forwarder);
+        }
+        Ok(watch)
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
@@ -1258,6 +1533,9 @@ impl Driver for Handle {
         for key in keys {
             let key = self.canonical(&st, key);
             let entry = st.remove(&key);
+            if let Some(e) = &entry {
+                st.note_removal(&key, e, now, EventKind::Delete);
+            }
             gone += i64::from(entry.is_some());
             let answer = match self.flaw {
                 DeleteAlwaysTrue => true,
@@ -1322,6 +1600,7 @@ impl Driver for Handle {
         g.expirations = Some(st.expirations);
         g.max_bytes = self.store.limits.max_bytes;
         g.max_entries = self.store.limits.max_entries;
+        g.watches = Some(self.hub().watch_count());
         g
     }
 }
@@ -1366,9 +1645,14 @@ impl BrokenHarness {
     }
 
     fn open_with(&self, name: &str, limits: Limits) -> Result<Contract> {
+        self.open_full(name, limits, HubConfig::new().history)
+    }
+
+    fn open_full(&self, name: &str, limits: Limits, history: usize) -> Result<Contract> {
         let handle = Handle::open(
             &self.store_name(name),
             limits,
+            history,
             self.clock.clone().into(),
             self.flaw,
         )
@@ -1392,6 +1676,10 @@ impl Harness for BrokenHarness {
 
     fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
         Some(self.open_with(name, Limits::NONE.max_entries(987_654_321)))
+    }
+
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        Some(self.open_full(name, Limits::NONE, events))
     }
 
     fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
@@ -1530,6 +1818,22 @@ mutations! {
     list_page_repeating_the_cursor: ListPageRepeatsTheCursor => "list_page_pages_add_up_to_list";
     list_page_skipping_past_the_cursor: ListPageSkipsPastTheCursor => "list_page_pages_add_up_to_list";
     list_page_including_expired_keys: ListPageIncludesExpired => "list_page_skips_expired_keys";
+
+    watch_out_of_order_per_key: WatchOutOfOrderPerKey => "watch_events_of_a_key_arrive_in_write_order";
+    conditional_writes_are_not_watched: ConditionalWritesAreNotWatched => "watch_reports_conditional_writes";
+    watch_prefix_as_a_path: WatchPrefixAsPath => "watch_prefix_is_plain_bytes";
+    watch_ignoring_its_buffer: WatchIgnoresBuffer => "watch_overflow_reports_lagged_and_never_blocks_writers";
+    watch_dropping_events_silently: WatchDropsWhenFull => "watch_overflow_reports_lagged_and_never_blocks_writers";
+    watch_blocking_writers: WatchBlocksWriters => "watch_overflow_reports_lagged_and_never_blocks_writers";
+    snapshot_with_a_gap: SnapshotWithGap => "watch_snapshot_has_no_gap_and_no_duplicate";
+    snapshot_with_duplicates: SnapshotWithDuplicates => "watch_snapshot_has_no_gap_and_no_duplicate";
+    dropped_watch_keeps_receiving: DroppedWatchKeepsReceiving => "watch_dropped_is_unsubscribed";
+    deletes_of_nothing_watched: DeletesOfNothingAreWatched => "watch_reports_puts_and_deletes";
+    expired_deletes_reported_as_deletes: ExpiredDeletesReportedAsDeletes => "watch_reports_expiry";
+    evictions_reported_as_deletes: EvictionsReportedAsDeletes => "watch_reports_evictions";
+    resume_replaying_its_seq: ResumeReplaysItsSeq => "watch_resumes_after_a_seq";
+    resume_before_the_history_starting_now: ResumeBeforeTheHistoryStartsNow => "watch_from_before_the_history_is_compacted";
+    a_hub_per_contract: HubPerHandle => "watch_sees_changes_made_through_other_contracts";
 }
 
 fn print_report(flaw: Flaw, report: &Report) {
@@ -1550,11 +1854,17 @@ fn the_reference_driver_passes_everything() {
         assert!(report.is_success(), "run {run}:\n{report}");
         assert_eq!(
             report.skipped_with_reasons(),
-            [(
-                "ttl_unsupported_is_an_error",
-                "checks a driver without TTLs; this driver claims Capabilities::ttl"
-            )],
-            "every case but the one for drivers without TTLs runs"
+            [
+                (
+                    "ttl_unsupported_is_an_error",
+                    "checks a driver without TTLs; this driver claims Capabilities::ttl"
+                ),
+                (
+                    "watch_unsupported_is_an_error",
+                    "checks a driver without watch; this driver claims Capabilities::watch"
+                )
+            ],
+            "every case but the ones for drivers without TTLs or watch runs"
         );
     }
 }
@@ -1565,6 +1875,9 @@ fn a_driver_without_ttls_passes_with_the_ttl_cases_skipped() {
     assert!(report.is_success(), "{report}");
     let skipped = report.skipped_with_reasons();
     for (case, why) in &skipped {
+        if *case == "watch_unsupported_is_an_error" {
+            continue; // the reference claims watch
+        }
         assert!(why.contains("Capabilities::ttl"), "{case} skipped: {why}");
     }
     let names: Vec<&str> = skipped.iter().map(|(n, _)| *n).collect();
@@ -1583,6 +1896,36 @@ fn a_driver_without_ttls_passes_with_the_ttl_cases_skipped() {
         Some(&Outcome::Passed),
         "the one TTL case for drivers without TTLs runs"
     );
+}
+
+#[test]
+fn a_driver_without_watch_passes_with_the_watch_cases_skipped() {
+    let watch_cases: Vec<_> = cases::ALL
+        .iter()
+        .filter(|c| {
+            c.needs.contains(&hodor_testkit::Need::Watch)
+                || c.needs.contains(&hodor_testkit::Need::NoWatch)
+        })
+        .copied()
+        .collect();
+    let report = run_cases(&BrokenHarness::new(NoWatchCapability), &watch_cases);
+    assert!(report.is_success(), "{report}");
+    for case in &watch_cases {
+        let outcome = report.outcome(case.name);
+        if case.name == "watch_unsupported_is_an_error" {
+            assert_eq!(
+                outcome,
+                Some(&Outcome::Passed),
+                "the case for drivers without watch runs"
+            );
+        } else {
+            assert!(
+                matches!(outcome, Some(Outcome::Skipped(why)) if why.contains("Capabilities::watch")),
+                "{} needs watch but was not skipped: {outcome:?}",
+                case.name
+            );
+        }
+    }
 }
 
 #[test]

@@ -300,6 +300,12 @@ impl Persist {
         }
     }
 
+    /// The last sequence number handed out (or recovered): every record logged so far has
+    /// one at most this.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.shared.seq.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// This opening's epoch, durable before `open` returned: larger than the epoch of
     /// every earlier opening of the directory, in any process, and below 2^47.
     pub(crate) fn epoch(&self) -> u64 {

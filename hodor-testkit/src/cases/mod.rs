@@ -23,6 +23,7 @@ mod sharing;
 mod stat;
 mod ttl;
 mod versions;
+mod watch;
 
 crate::__with_cases!(__case_functions!());
 
@@ -63,6 +64,7 @@ mod tests {
             include_str!("stat.rs"),
             include_str!("ttl.rs"),
             include_str!("versions.rs"),
+            include_str!("watch.rs"),
         ];
         let defined: Vec<&str> = sources
             .iter()
