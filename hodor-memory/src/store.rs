@@ -2629,8 +2629,16 @@ mod tests {
         use crate::change::Removal;
         use crate::change::tests::What;
         use crate::config::{Fsync, PersistConfig};
+        /// Removed when the test ends, passed or not.
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
         let dir = std::env::temp_dir().join(format!("hodor-store-hook-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let _cleanup = Dir(dir.clone());
         let config = || {
             MemoryConfig::default()
                 .max_entries(40)
@@ -2714,7 +2722,5 @@ mod tests {
         let again = Store::open("hook", config(), clock.clone().into()).unwrap();
         assert_eq!(live(&again), before, "the log missed a change");
         again.close_persist().unwrap();
-        drop(again);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
