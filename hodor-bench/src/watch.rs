@@ -283,13 +283,14 @@ fn redis(plan: &Plan, r: &mut WatchResults, progress: &Progress) -> Result<(), S
         p.redis_threads
     ));
     let (mut logged, mut unlogged, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-    let _ = redis_kops(server.port, 10_000, p.redis_threads, plan.warmup)?;
+    let _ = redis_kops(server.port(), 10_000, p.redis_threads, plan.warmup)?;
     for rep in 0..p.reps {
         let mut pair = [0.0; 2];
         for second in [false, true] {
             let log = second == (rep % 2 == 0);
             let history = if log { 10_000 } else { 0 };
-            pair[usize::from(log)] = redis_kops(server.port, history, p.redis_threads, p.duration)?;
+            pair[usize::from(log)] =
+                redis_kops(server.port(), history, p.redis_threads, p.duration)?;
         }
         unlogged.push(pair[0]);
         logged.push(pair[1]);
