@@ -21,9 +21,7 @@
 //! `INFO commandstats` gives the server time per operation, which tells the server's work
 //! apart from the client's and the network's.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -39,79 +37,37 @@ use crate::plan::Plan;
 use crate::results::{RedisOp, RedisResults, RedisRow, Summary};
 use crate::rng::Rng;
 
-/// Starts `redis-server` in the background and kills it (`SIGKILL`) as soon as its
-/// standard input closes, which the kernel does when the benchmark exits, however it exits.
-const WRAPPER: &str = r#"
-command -v redis-server >/dev/null 2>&1 || exit 127
-redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
-    --logfile "" >/dev/null 2>&1 &
-srv=$!
-echo "$srv"
-read -r _
-kill -9 "$srv" 2>/dev/null
-wait "$srv" 2>/dev/null
-"#;
+#[path = "../../hodor-redis/tests/support/server.rs"]
+mod launcher;
 
-/// A `redis-server` this phase started (the watch phase starts one too).
-pub(crate) struct Server {
-    pub(crate) port: u16,
-    wrapper: Child,
-    stdin: Option<ChildStdin>,
-}
+/// A `redis-server` this phase started (the watch phase starts one too): the launcher
+/// hodor-redis's tests use, so the server runs with the same settings and dies with the
+/// benchmark however it exits.
+pub(crate) struct Server(launcher::Server);
 
 impl Server {
-    /// Starts a server on a free port, trying a few ports.
+    /// Starts a server on a free port, or says why it could not.
     pub(crate) fn start() -> Result<Server, String> {
         if !Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
         {
             return Err("redis-server is not on PATH (apt-get install redis-server)".to_owned());
         }
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| format!("finding a free port: {e}"))?
-                .port();
-            if let Some(server) = Server::start_on(port) {
-                return Ok(server);
-            }
-        }
-        Err("redis-server did not start".to_owned())
+        launcher::Server::start()
+            .map(Server)
+            .ok_or_else(|| "redis-server did not start".to_owned())
     }
 
-    fn start_on(port: u16) -> Option<Server> {
-        let mut wrapper = Command::new("sh")
-            .args(["-c", WRAPPER, "sh", &port.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let stdin = wrapper.stdin.take();
-        let mut pid = String::new();
-        BufReader::new(wrapper.stdout.take()?)
-            .read_line(&mut pid)
-            .ok()?;
-        let server = Server {
-            port,
-            wrapper,
-            stdin,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if server.admin().is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    pub(crate) fn port(&self) -> u16 {
+        self.0.port
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        self.0.url()
     }
 
     /// A connection of its own, for loading data and reading statistics.
@@ -120,13 +76,6 @@ impl Server {
             Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))?;
         redis::cmd("PING").query::<String>(&mut conn)?;
         Ok(conn)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.wrapper.wait();
     }
 }
 
@@ -341,7 +290,7 @@ pub fn run(plan: &Plan, progress: &Progress) -> Result<RedisResults, String> {
     let server = Server::start()?;
     progress.say(&format!(
         "redis: started redis-server on 127.0.0.1:{} ({version})",
-        server.port
+        server.port()
     ));
     let mut admin = server.admin().map_err(|e| e.to_string())?;
     let hodor = Contract::new("redis", "bench", Some(json!({ "url": server.url() })))

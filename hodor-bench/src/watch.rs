@@ -4,7 +4,11 @@
 //! - **Writes with one watcher:** `plan.watch.threads` threads overwrite random keys of a
 //!   memory store loaded with `plan.watch.keys` keys, with nobody watching and with one
 //!   prefix watch whose thread receives every change, repetitions interleaved; the ratio of
-//!   the medians is the target.
+//!   the medians is the target. Both sides also report where the time went: the CPU time
+//!   the writers used per `set` (what publishing costs a write), the cores they got, and
+//!   the watcher's share of a core and CPU time per event (what it takes from the writers
+//!   when writers and watcher outnumber the cores); and the same ratio with one writer
+//!   thread, which leaves a core to the watcher.
 //! - **Writes with nobody watching, against the code before watching existed:** the
 //!   `hodor-watch-probe` package is built twice, as users get it and with
 //!   `--cfg hodor_no_watch` (the memory driver's hooks compiled out), each in a target
@@ -62,6 +66,25 @@ pub struct WatchResults {
     pub watcher_events: u64,
     /// Lag markers the watcher received (its buffer overflowed).
     pub watcher_lagged: u64,
+    /// Per watched repetition, the CPU the watcher's thread used over its wall time (1.0 is
+    /// a whole core): with the writers on every core, what it took from them.
+    pub consumer_cpu_share: Summary,
+    /// The watcher's CPU time per event received, nanoseconds, over all repetitions.
+    pub consumer_ns_per_event: f64,
+    /// Per repetition, the cores the writers' threads got with nobody watching (their CPU
+    /// time over their wall time, summed over the threads).
+    pub writer_cores_unwatched: Summary,
+    /// The same with the watcher.
+    pub writer_cores_watched: Summary,
+    /// The writers' CPU time per `set`, nanoseconds, nobody watching, over all
+    /// repetitions: the cost of a write, whatever the share of the cores it got.
+    pub writer_ns_per_set_unwatched: f64,
+    /// The same with the watcher: the difference is what publishing costs a write.
+    pub writer_ns_per_set_watched: f64,
+    /// The watched / unwatched ratio with one writer thread, which leaves a core to the
+    /// watcher: `threads` writers and a busy watcher on fewer cores than threads share
+    /// them.
+    pub one_writer_ratio: Summary,
     /// Probe rounds: million sets per second of the build with the hooks and without.
     pub probe_with_hooks: Summary,
     /// See `probe_with_hooks`.
@@ -97,37 +120,25 @@ pub fn run(plan: &Plan, progress: &Progress) -> WatchResults {
     ));
     let keys = hodor_watch_probe::keys(p.keys);
     let store = hodor_watch_probe::load(&unique("hodor-bench-watch"), &keys);
-    let (mut unwatched, mut watched, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     let _ = hodor_watch_probe::set_mops(&store, &keys, p.threads, plan.warmup, plan.warmup);
-    for rep in 0..p.reps {
-        // Alternate which goes first.
-        let mut pair = [0.0; 2];
-        for second in [false, true] {
-            let with_watch = second == (rep % 2 == 0);
-            let consumer = with_watch.then(|| hodor_watch_probe::Consumer::start(&store, "k/"));
-            let mops = hodor_watch_probe::set_mops(
-                &store,
-                &keys,
-                p.threads,
-                Duration::from_millis(20),
-                p.duration,
-            );
-            if let Some(consumer) = consumer {
-                let (events, lagged) = consumer.stop();
-                r.watcher_events += events;
-                r.watcher_lagged += lagged;
-            }
-            pair[usize::from(with_watch)] = mops;
-        }
-        unwatched.push(pair[0]);
-        watched.push(pair[1]);
-        if pair[0] > 0.0 {
-            ratio.push(pair[1] / pair[0]);
-        }
+    let writes = watched_writes(&store, &keys, p.threads, p);
+    r.set_unwatched = Summary::of(writes.mops[0].clone());
+    r.set_watched = Summary::of(writes.mops[1].clone());
+    r.watched_ratio = Summary::of(writes.ratio.clone());
+    r.watcher_events = writes.consumed.events;
+    r.watcher_lagged = writes.consumed.lagged;
+    r.consumer_cpu_share = Summary::of(writes.consumer_share.clone());
+    r.consumer_ns_per_event = writes.consumed.cpu.map_or(f64::NAN, |cpu| {
+        cpu.as_secs_f64() * 1e9 / writes.consumed.events.max(1) as f64
+    });
+    r.writer_cores_unwatched = Summary::of(writes.cores[0].clone());
+    r.writer_cores_watched = Summary::of(writes.cores[1].clone());
+    r.writer_ns_per_set_unwatched = writes.ns_per_set(0);
+    r.writer_ns_per_set_watched = writes.ns_per_set(1);
+    if p.threads > 1 {
+        progress.say("watch: the same with one writer thread");
+        r.one_writer_ratio = Summary::of(watched_writes(&store, &keys, 1, p).ratio);
     }
-    r.set_unwatched = Summary::of(unwatched);
-    r.set_watched = Summary::of(watched);
-    r.watched_ratio = Summary::of(ratio);
 
     progress.say(&format!("watch: latency of {} events", p.latency_events));
     let mut lat: Vec<f64> =
@@ -160,6 +171,83 @@ pub fn run(plan: &Plan, progress: &Progress) -> WatchResults {
         r.redis_error = Some("not run in this plan".to_owned());
     }
     r
+}
+
+/// Interleaved repetitions of `set` on `threads` threads with nobody watching (index 0)
+/// and with a watcher consuming every change (index 1).
+#[derive(Default)]
+struct Writes {
+    mops: [Vec<f64>; 2],
+    ratio: Vec<f64>,
+    /// The writers' CPU time over their wall time, per repetition.
+    cores: [Vec<f64>; 2],
+    /// Over all repetitions: sets counted and their CPU time (`None`: not told).
+    sets: [u64; 2],
+    cpu: [Option<Duration>; 2],
+    consumed: hodor_watch_probe::Consumed,
+    consumer_share: Vec<f64>,
+}
+
+impl Writes {
+    fn ns_per_set(&self, which: usize) -> f64 {
+        self.cpu[which].map_or(f64::NAN, |cpu| {
+            cpu.as_secs_f64() * 1e9 / self.sets[which].max(1) as f64
+        })
+    }
+}
+
+fn watched_writes(
+    store: &hodor_core::Contract,
+    keys: &[String],
+    threads: usize,
+    p: &WatchPlan,
+) -> Writes {
+    let mut w = Writes {
+        cpu: [Some(Duration::ZERO); 2],
+        consumed: hodor_watch_probe::Consumed {
+            cpu: Some(Duration::ZERO),
+            ..Default::default()
+        },
+        ..Writes::default()
+    };
+    for rep in 0..p.reps {
+        // Alternate which goes first.
+        let mut pair = [0.0; 2];
+        for second in [false, true] {
+            let with_watch = second == (rep % 2 == 0);
+            let i = usize::from(with_watch);
+            let consumer = with_watch.then(|| hodor_watch_probe::Consumer::start(store, "k/"));
+            let run = hodor_watch_probe::set_run(
+                store,
+                keys,
+                threads,
+                Duration::from_millis(20),
+                p.duration,
+            );
+            if let Some(consumer) = consumer {
+                let c = consumer.stop();
+                w.consumed.events += c.events;
+                w.consumed.lagged += c.lagged;
+                w.consumed.cpu = w.consumed.cpu.zip(c.cpu).map(|(a, b)| a + b);
+                if let Some(cpu) = c.cpu.filter(|_| c.wall > Duration::ZERO) {
+                    w.consumer_share
+                        .push(cpu.as_secs_f64() / c.wall.as_secs_f64());
+                }
+            }
+            pair[i] = run.mops;
+            w.mops[i].push(run.mops);
+            w.sets[i] += run.sets;
+            w.cpu[i] = w.cpu[i].zip(run.cpu).map(|(a, b)| a + b);
+            if let Some(cpu) = run.cpu.filter(|_| run.wall > Duration::ZERO) {
+                // Summed walls of `threads` threads: times `threads` gives cores.
+                w.cores[i].push(cpu.as_secs_f64() / run.wall.as_secs_f64() * threads as f64);
+            }
+        }
+        if pair[0] > 0.0 {
+            w.ratio.push(pair[1] / pair[0]);
+        }
+    }
+    w
 }
 
 fn unique(base: &str) -> String {
@@ -283,13 +371,14 @@ fn redis(plan: &Plan, r: &mut WatchResults, progress: &Progress) -> Result<(), S
         p.redis_threads
     ));
     let (mut logged, mut unlogged, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-    let _ = redis_kops(server.port, 10_000, p.redis_threads, plan.warmup)?;
+    let _ = redis_kops(server.port(), 10_000, p.redis_threads, plan.warmup)?;
     for rep in 0..p.reps {
         let mut pair = [0.0; 2];
         for second in [false, true] {
             let log = second == (rep % 2 == 0);
             let history = if log { 10_000 } else { 0 };
-            pair[usize::from(log)] = redis_kops(server.port, history, p.redis_threads, p.duration)?;
+            pair[usize::from(log)] =
+                redis_kops(server.port(), history, p.redis_threads, p.duration)?;
         }
         unlogged.push(pair[0]);
         logged.push(pair[1]);
@@ -344,14 +433,24 @@ pub fn ratios(plan: &Plan, r: Option<&WatchResults>) -> Vec<Ratio> {
                 Some(r) => format!(
                     "set, {} keys, {} threads: with one prefix watch receiving every change / \
                      with none, median of {} interleaved pairs ({:.3} vs {:.3} Mops/s; the \
-                     watcher received {} events, lagged {} times)",
+                     watcher received {} events, lagged {} times, used {:.2} of a core, {:.0} \
+                     ns CPU per event; the writers got {:.2} vs {:.2} cores of {}, {:.0} vs \
+                     {:.0} ns CPU per set; 1 writer thread: {:.2})",
                     p.keys,
                     p.threads,
                     r.watched_ratio.samples.len(),
                     r.set_watched.median,
                     r.set_unwatched.median,
                     r.watcher_events,
-                    r.watcher_lagged
+                    r.watcher_lagged,
+                    r.consumer_cpu_share.median,
+                    r.consumer_ns_per_event,
+                    r.writer_cores_watched.median,
+                    r.writer_cores_unwatched.median,
+                    std::thread::available_parallelism().map_or(0, |n| n.get()),
+                    r.writer_ns_per_set_watched,
+                    r.writer_ns_per_set_unwatched,
+                    r.one_writer_ratio.median,
                 ),
                 None => "watch phase not run".to_owned(),
             },
@@ -408,6 +507,10 @@ pub fn markdown(plan: &Plan, r: &WatchResults, h: &str) -> String {
          | set, nobody watching, M/s | {} |\n\
          | set, one prefix watch receiving every change, M/s | {} |\n\
          | ratio, watched / unwatched | {} |\n\
+         | the same with 1 writer thread | {} |\n\
+         | watcher: CPU share of a core / ns CPU per event | {} / {:.0} |\n\
+         | writers: cores they got, unwatched / watched | {} / {} |\n\
+         | writers: ns CPU per set, unwatched / watched | {:.0} / {:.0} |\n\
          | probe: set, nobody watching, as users get it, M/s | {} |\n\
          | probe: set, watch hooks compiled out, M/s | {} |\n\
          | probe ratio | {} |\n\
@@ -419,6 +522,13 @@ pub fn markdown(plan: &Plan, r: &WatchResults, h: &str) -> String {
         cell(&r.set_unwatched),
         cell(&r.set_watched),
         cell(&r.watched_ratio),
+        cell(&r.one_writer_ratio),
+        cell(&r.consumer_cpu_share),
+        r.consumer_ns_per_event,
+        cell(&r.writer_cores_unwatched),
+        cell(&r.writer_cores_watched),
+        r.writer_ns_per_set_unwatched,
+        r.writer_ns_per_set_watched,
         cell(&r.probe_with_hooks),
         cell(&r.probe_without_hooks),
         cell(&r.probe_ratio),

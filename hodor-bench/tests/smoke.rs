@@ -155,6 +155,13 @@ fn every_workload_runs_and_reports() {
         "{watch:?}"
     );
     assert!(watch.watcher_events > 0, "the watcher received the changes");
+    assert_eq!(watch.one_writer_ratio.samples.len(), plan.watch.reps);
+    if cfg!(target_os = "linux") {
+        // Where the time went comes from the threads' CPU times.
+        assert_eq!(watch.consumer_cpu_share.samples.len(), plan.watch.reps);
+        assert_eq!(watch.writer_cores_watched.samples.len(), plan.watch.reps);
+        assert!(watch.writer_ns_per_set_unwatched.is_finite(), "{watch:?}");
+    }
     assert!(watch.latency_p99_us > 0.0, "{watch:?}");
 
     let summary = report::summary_section(&r, "docs/bench.png");

@@ -64,6 +64,32 @@ pub fn set_mops(
     warmup: Duration,
     duration: Duration,
 ) -> f64 {
+    set_run(c, keys, threads, warmup, duration).mops
+}
+
+/// What [`set_run`] measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SetRun {
+    /// Million `set`s per second, all threads together.
+    pub mops: f64,
+    /// The `set`s counted.
+    pub sets: u64,
+    /// The writers' wall time (each thread's own window, summed).
+    pub wall: Duration,
+    /// The CPU time the writers got in their windows, summed ([`thread_cpu`] granularity);
+    /// `None` where the system does not tell.
+    pub cpu: Option<Duration>,
+}
+
+/// [`set_mops`], also reporting how much CPU the writers got: with a watcher competing
+/// for the cores, what the writers lost to it.
+pub fn set_run(
+    c: &Contract,
+    keys: &[String],
+    threads: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> SetRun {
     let value = Bytes::from(vec![b'w'; 64]);
     let start = std::sync::Barrier::new(threads);
     let timed = AtomicBool::new(false);
@@ -77,6 +103,7 @@ pub fn set_mops(
                     start.wait();
                     let mut counted = 0u64;
                     let mut began = None;
+                    let mut cpu_began = None;
                     // At least one timed chunk per thread, however late it sees the start.
                     loop {
                         for _ in 0..16 {
@@ -90,14 +117,14 @@ pub fn set_mops(
                             }
                         } else if timed.load(Ordering::Relaxed) {
                             began = Some(Instant::now());
+                            cpu_began = thread_cpu();
                         }
                     }
-                    let secs = began.map_or(0.0, |b| b.elapsed().as_secs_f64());
-                    if secs > 0.0 {
-                        counted as f64 / secs
-                    } else {
-                        0.0
-                    }
+                    let wall = began.map_or(Duration::ZERO, |b| b.elapsed());
+                    let cpu = thread_cpu()
+                        .zip(cpu_began)
+                        .map(|(end, start)| end.saturating_sub(start));
+                    (counted, wall, cpu)
                 })
             })
             .collect();
@@ -105,19 +132,57 @@ pub fn set_mops(
         timed.store(true, Ordering::Relaxed);
         std::thread::sleep(duration);
         done.store(true, Ordering::Relaxed);
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or(0.0))
-            .sum::<f64>()
-            / 1e6
+        let mut run = SetRun {
+            cpu: Some(Duration::ZERO),
+            ..SetRun::default()
+        };
+        for w in workers {
+            let (counted, wall, cpu) = w.join().unwrap_or((0, Duration::ZERO, None));
+            if wall > Duration::ZERO {
+                run.mops += counted as f64 / wall.as_secs_f64() / 1e6;
+            }
+            run.sets += counted;
+            run.wall += wall;
+            run.cpu = run.cpu.zip(cpu).map(|(a, b)| a + b);
+        }
+        run
     })
+}
+
+/// The CPU time the calling thread has used (user and system), from
+/// `/proc/thread-self/stat`; `None` where there is no such file. Its unit is the kernel's
+/// clock tick (10 ms): sum it over a long enough window.
+pub fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses: state is
+    // the first, utime and stime the 12th and 13th.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux the bench runs on.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// A thread that receives every event of a prefix watch until stopped.
 #[derive(Debug)]
 pub struct Consumer {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<(u64, u64)>>,
+    thread: Option<JoinHandle<Consumed>>,
+}
+
+/// What a [`Consumer`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Consumed {
+    /// Events received.
+    pub events: u64,
+    /// Lag markers received (its buffer overflowed).
+    pub lagged: u64,
+    /// The CPU time its thread used ([`thread_cpu`]); `None` where the system does not
+    /// tell.
+    pub cpu: Option<Duration>,
+    /// How long it ran.
+    pub wall: Duration,
 }
 
 impl Consumer {
@@ -130,6 +195,7 @@ impl Consumer {
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let (mut events, mut lagged) = (0u64, 0u64);
+            let (began, cpu_began) = (Instant::now(), thread_cpu());
             while !stopped.load(Ordering::Relaxed) {
                 match watch.recv_timeout(Duration::from_millis(5)) {
                     Ok(Some(Item::Event(e))) => {
@@ -141,7 +207,14 @@ impl Consumer {
                     Err(_) => break,
                 }
             }
-            (events, lagged)
+            Consumed {
+                events,
+                lagged,
+                cpu: thread_cpu()
+                    .zip(cpu_began)
+                    .map(|(end, start)| end.saturating_sub(start)),
+                wall: began.elapsed(),
+            }
         });
         Consumer {
             stop,
@@ -149,13 +222,13 @@ impl Consumer {
         }
     }
 
-    /// Stops; returns how many events and lag markers it received.
-    pub fn stop(mut self) -> (u64, u64) {
+    /// Stops; returns what it received and the CPU it used.
+    pub fn stop(mut self) -> Consumed {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .take()
             .and_then(|t| t.join().ok())
-            .unwrap_or((0, 0))
+            .unwrap_or_default()
     }
 }
 

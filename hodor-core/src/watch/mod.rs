@@ -444,10 +444,25 @@ impl Shared {
 
 /// A consumer whose last batch held this many events or more is following a stream.
 const STREAMING: usize = 8;
-/// While it does, it is woken once this many events are waiting (at most half its buffer)...
-const BATCH: usize = 128;
-/// ... or after this long, whichever comes first: the most a streamed event waits.
+/// While it does, it wakes on its own after this long (the most a streamed event waits)...
 const BATCH_WAIT: Duration = Duration::from_micros(200);
+/// ... and a publisher wakes it earlier only once this many events are waiting, or an
+/// eighth of its buffer if that is more (at most half of it): enough that a stream of
+/// writes rarely gets there before the consumer's own timer, and enough room left that a
+/// consumer the scheduler is slow to run does not overflow. Waking a thread is a system
+/// call (on a virtual machine, also an interrupt sent to another CPU) paid by a writer on
+/// its write path; woken per small batch, a writer pays it every few dozen events.
+const BATCH: usize = 128;
+
+/// How many queued events make a publisher wake a sleeping consumer with a buffer of
+/// `capacity` events (see [`BATCH`]).
+fn wake_at(capacity: usize, streaming: bool) -> usize {
+    if streaming {
+        (capacity / 8).max(BATCH.min(capacity / 2)).max(1)
+    } else {
+        1
+    }
+}
 
 /// A handle that ends a watch from elsewhere (the contract's close) without owning it.
 #[derive(Clone)]
@@ -530,6 +545,11 @@ impl Watch {
 
     /// Waits at most `timeout` for the next item; `Ok(None)` if none came.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Item>> {
+        // The batch in hand needs no deadline (reading the clock per event would cost more
+        // than taking the event).
+        if let Some(item) = self.next_local() {
+            return Ok(Some(item));
+        }
         let deadline = Instant::now().checked_add(timeout);
         match deadline {
             // Returns early, without an item, only when interrupted (the sync layer).
@@ -615,16 +635,13 @@ impl Watch {
             if std::mem::take(&mut state.interrupted) {
                 return Ok(None);
             }
-            // While events stream (the last batch was large), sleep until a batch has
-            // gathered or a moment has passed, rather than be woken for each event: every
+            // While events stream (the last batch was large), sleep for a moment and take
+            // what gathered, rather than be woken for each event or small batch: a
             // wake-up is a system call for the publisher and an interrupt for this CPU. A
+            // publisher still wakes this consumer well before its buffer can overflow. A
             // lone event is delivered at once.
             let streaming = self.last_batch >= STREAMING;
-            state.wake_at = if streaming {
-                BATCH.min(self.shared.capacity / 2).max(1)
-            } else {
-                1
-            };
+            state.wake_at = wake_at(self.shared.capacity, streaming);
             let mut until = deadline;
             if streaming {
                 let soon = Instant::now() + BATCH_WAIT;

@@ -389,3 +389,53 @@ fn after_a_stream_a_lone_event_still_arrives_without_waiting_for_a_batch() {
     }
     publisher.join().unwrap();
 }
+
+#[test]
+fn a_streaming_consumer_is_not_woken_by_publishers_for_each_small_batch() {
+    let hub = hub();
+    assert_eq!(hub.config().buffer, 4096);
+    let mut w = hub.subscribe_now(&prefix("")).unwrap();
+    let shared = w.shared.clone();
+    // A stream: the consumer takes a large batch, and so sleeps for batches next.
+    for i in 0..100 {
+        hub.publish(&format!("s{i}"), EventKind::Put);
+    }
+    for _ in 0..100 {
+        assert!(matches!(w.recv().unwrap(), Item::Event(_)));
+    }
+    const BURST: u64 = 400;
+    let consumer = std::thread::spawn(move || {
+        for _ in 0..BURST {
+            match w.recv_timeout(Duration::from_secs(10)).unwrap() {
+                Some(Item::Event(_)) => {}
+                other => panic!("expected an event, got {other:?}"),
+            }
+        }
+    });
+    while !shared.state.lock().waiting {
+        std::thread::yield_now();
+    }
+    // A burst far below an eighth of the buffer: the consumer's own timer takes it, and no
+    // publisher pays for a wake-up (each `true` is one).
+    let burst: Vec<Event> = (0..BURST)
+        .map(|i| Event::new(1000 + i, format!("b{i}"), EventKind::Put))
+        .collect();
+    let woken = burst.iter().filter(|e| shared.push(e)).count();
+    assert_eq!(
+        woken, 0,
+        "a publisher woke a streaming consumer for a small batch"
+    );
+    consumer.join().unwrap();
+}
+
+#[test]
+fn a_publisher_wakes_a_streaming_consumer_while_half_its_buffer_is_free() {
+    for capacity in [1, 2, 3, 15, 16, 255, 256, 4096, WatchOptions::MAX_BUFFER] {
+        let at = wake_at(capacity, true);
+        assert!(
+            (1..=capacity.div_ceil(2)).contains(&at),
+            "buffer {capacity}: woken at {at}"
+        );
+        assert_eq!(wake_at(capacity, false), 1, "a lone event wakes at once");
+    }
+}

@@ -12,154 +12,18 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-const WRAPPER: &str = r#"
-command -v redis-server >/dev/null 2>&1 || exit 127
-port=$1
-shift
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
-    --logfile "" "$@" >/dev/null 2>&1 &
-srv=$!
-echo "$srv"
-read -r _
-kill -9 "$srv" 2>/dev/null
-wait "$srv" 2>/dev/null
-"#;
-
-/// A `redis-server` this process started.
-pub struct Server {
-    pub port: u16,
-    pid: u32,
-    wrapper: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Server {
-    /// Starts a server on a free port.
-    pub fn start() -> Option<Server> {
-        for _ in 0..5 {
-            let port = free_port();
-            if let Some(server) = Server::start_on(port) {
-                return Some(server);
-            }
-        }
-        None
-    }
-
-    /// Starts a server on a free port with more `redis-server` arguments.
-    pub fn start_with(args: &[String]) -> Option<Server> {
-        (0..5).find_map(|_| Server::start_on_with(free_port(), args))
-    }
-
-    /// Starts a server on `port`; `None` if `redis-server` is missing or does not come up.
-    pub fn start_on(port: u16) -> Option<Server> {
-        Server::start_on_with(port, &[])
-    }
-
-    /// Starts a server on `port` with more `redis-server` arguments.
-    pub fn start_on_with(port: u16, args: &[String]) -> Option<Server> {
-        let mut wrapper = Command::new("sh")
-            .arg("-c")
-            .arg(WRAPPER)
-            .arg("sh")
-            .arg(port.to_string())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let stdin = wrapper.stdin.take();
-        let mut line = String::new();
-        BufReader::new(wrapper.stdout.take()?)
-            .read_line(&mut line)
-            .ok()?;
-        let pid: u32 = line.trim().parse().ok()?;
-        let mut server = Server {
-            port,
-            pid,
-            wrapper,
-            stdin,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if ping(&server.url()) {
-                return Some(server);
-            }
-            if matches!(Command::new("kill").arg("-0").arg(pid.to_string()).status(), Ok(s) if !s.success())
-            {
-                break; // redis-server exited: missing, or the port was taken
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server.stop();
-        None
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Kills the server and waits until it is gone.
-    pub fn stop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.wrapper.wait();
-    }
-
-    /// Freezes the server (`SIGSTOP`): connections stay open but nothing is answered.
-    pub fn freeze(&self) {
-        signal("-STOP", self.pid);
-    }
-
-    /// Undoes [`Server::freeze`].
-    pub fn thaw(&self) {
-        signal("-CONT", self.pid);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let status = Command::new("kill")
-        .arg(sig)
-        .arg(pid.to_string())
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {sig} {pid} failed");
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Whether a server answers at `url`; a server that wants a password answers too.
-fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
-        return false;
-    };
-    match redis::cmd("PING").query::<String>(&mut conn) {
-        Ok(_) => true,
-        Err(e) => e.code() == Some("NOAUTH"),
-    }
-}
+mod server;
+// Each test binary compiles this module and uses a part of it.
+#[allow(unused_imports)]
+pub use server::{Server, free_port};
 
 fn required() -> bool {
     std::env::var("HODOR_REQUIRE_REDIS").is_ok_and(|v| v == "1")
