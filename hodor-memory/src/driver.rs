@@ -250,10 +250,10 @@ impl Driver for MemoryDriver {
             .non_blocking(self.store.persist_dir().is_none())
     }
 
+    // The key is checked when the store creates its entry: an existing key passed then,
+    // so an overwrite needs no check.
     fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> DriverResult<()> {
-        let store = self.store()?;
-        input::check_key(key)?;
-        store.set(key, value, input::ttl(ttl)?)
+        self.store()?.set(key, value, input::ttl(ttl)?)
     }
 
     // Reads look the key up first and check it only on a miss: a stored key is always

@@ -55,8 +55,15 @@ pub(crate) fn check_name(name: &str) -> DriverResult<()> {
 /// A TTL as the contract keeps it: `None` stays `None`; zero and anything over
 /// [`MAX_TTL`] are `InvalidInput`; the rest is rounded up to whole milliseconds, so an
 /// entry never expires earlier than asked.
+#[inline]
 pub(crate) fn ttl(ttl: Option<Duration>) -> DriverResult<Option<Duration>> {
-    let Some(ttl) = ttl else { return Ok(None) };
+    match ttl {
+        None => Ok(None),
+        Some(ttl) => checked_ttl(ttl),
+    }
+}
+
+fn checked_ttl(ttl: Duration) -> DriverResult<Option<Duration>> {
     if ttl.is_zero() {
         return Err(DriverError::InvalidInput(
             "a TTL of zero would expire the entry at once; pass None for no expiry".to_owned(),

@@ -178,7 +178,9 @@ impl KeyRef {
             && word.fetch_and(!VISITED, Ordering::Relaxed) & VISITED != 0
     }
 
-    #[cfg(test)]
+    /// Whether both handles are on one allocation (the same stored key, not merely equal
+    /// bytes).
+    #[inline]
     pub(crate) fn same(&self, other: &KeyRef) -> bool {
         self.header == other.header
     }

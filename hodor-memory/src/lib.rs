@@ -24,10 +24,22 @@
 //! ## Design
 //! Keys hash to one of N shards ([`MemoryConfig::shards`]: by default 8 per CPU, at least
 //! 16, fewer for small entry limits), each a hash table over an array of entries behind
-//! its own `RwLock`; `get` takes one shard's read lock and writes no shared structure. One
+//! its own `RwLock`; `get` takes one shard's read lock and writes no shared structure. An
 //! ordered index holds the same key allocations and is touched only when a key is created
 //! or removed, so `list(prefix)` costs O(log n + k) for k matches and returns keys already
-//! sorted (it copies key handles under the index lock and builds the strings after).
+//! sorted (it copies key handles under the index's locks and builds the strings after).
+//! The index is cut by key range into partitions, each behind its own lock, so writers
+//! creating keys in different ranges never wait for each other; a creating writer appends
+//! its key to its partition's pending batch, merged into the sorted leaves 256 keys at a
+//! time. A list locks the partitions it reads in key order and holds them until it ends,
+//! so it is one atomic look that includes keys still pending; `set_many` and `delete_many`
+//! are whole to it through a store-wide batch gate.
+//!
+//! Every change (a put of any kind, a removal by delete, expiry or eviction, the release
+//! of the whole store) goes through one hook, `Store::changed`, called under the write lock
+//! of the key's shard, which orders that key's writes; that is where changes get their
+//! store-wide sequence number.
+//!
 //! Values are [`Bytes`](hodor_core::Bytes): `get` returns the stored buffer without copying
 //! it (a compressed value is decompressed; see Compression). A value may be
 //! `Bytes::from_owner` with any `Drop`, even one that calls the store: removed values are
@@ -295,10 +307,12 @@
 // Library code never panics on caller input; unit tests may (see clippy.toml).
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod change;
 mod codec;
 mod conditional;
 mod config;
 mod driver;
+mod index;
 mod input;
 // The crate's only unsafe code: the key allocation (see its SAFETY comments).
 #[allow(unsafe_code)]

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 
 use crate::codec::Codec;
+use crate::index::View;
 use crate::key::KeyRef;
 
 /// Bytes an entry is charged beyond its key and value: what it costs the store. The slot
@@ -179,6 +180,8 @@ pub(crate) struct Shard {
     pub(crate) expirations: u64,
     /// Live entries evicted from this shard.
     pub(crate) evictions: u64,
+    /// The ordered index's directory as this shard last used it (see `index::View`).
+    pub(crate) view: View,
     /// The stamp of the last write in this shard (see `Shard::stamp`).
     last_stamp: (u64, u16),
 }
@@ -287,17 +290,20 @@ impl Shard {
         hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<Replaced> {
         let slot = self.slots.get_mut(index)?.as_mut()?;
-        let old_charge = slot.charge();
+        let old_expires = slot.key.expires();
+        let key_len = slot.key.as_bytes().len();
         let old = Replaced {
-            charge: old_charge,
-            expires: slot.key.expires(),
+            charge: charge(key_len, slot.value.len(), old_expires != 0),
+            expires: old_expires,
             value: std::mem::replace(&mut slot.value, value),
         };
         slot.set_written(modified, codec);
-        slot.key.set_expires(expires);
-        let new_charge = slot.charge();
+        if expires != old_expires {
+            slot.key.set_expires(expires);
+        }
+        let new_charge = charge(key_len, slot.value.len(), expires != 0);
         self.charged = self.charged.saturating_sub(old.charge) + new_charge;
-        match (old.expires != 0, expires != 0) {
+        match (old_expires != 0, expires != 0) {
             (false, true) => self.with_expiry += 1,
             (true, false) => self.with_expiry = self.with_expiry.saturating_sub(1),
             _ => {}
@@ -305,7 +311,10 @@ impl Shard {
         if expires != 0 {
             self.queue(Deadline { at: expires, hash });
         }
-        self.compact_deadlines(hash_of);
+        if old_expires != 0 || expires != 0 {
+            // Only a write with a deadline, old or new, can make a record stale.
+            self.compact_deadlines(hash_of);
+        }
         Some(old)
     }
 
@@ -328,6 +337,10 @@ impl Shard {
                 end
             }
         };
+        if self.table.len() == self.table.capacity() {
+            // Before the new slot is placed: the new table gets every slot the old one has.
+            self.grow_table(&hash_of);
+        }
         let expires = slot.key.expires();
         self.charged += slot.charge();
         slot.set_round(self.round);
@@ -361,6 +374,25 @@ impl Shard {
             self.compact_deadlines(&hash_of);
         }
         Some(position)
+    }
+
+    /// Doubles the hash table, filling the new one in slot order.
+    ///
+    /// The table holds only slot numbers, so moving an entry means hashing its key again:
+    /// hashbrown's own resize visits entries in bucket order, which is random in the slot
+    /// array and in memory, and waits for two cache misses per entry (its slot, then its
+    /// key). Slots are in insertion order, and so, mostly, are their key allocations: read
+    /// in that order, both stream from memory.
+    #[cold]
+    fn grow_table(&mut self, hash_of: impl Fn(&[u8]) -> u64) {
+        let mut table = HashTable::with_capacity(2 * self.table.capacity().max(8));
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                // Never rehashes: the capacity covers every slot.
+                table.insert_unique(hash_of(slot.key.as_bytes()), i as u32, |_| 0);
+            }
+        }
+        self.table = table;
     }
 
     /// Removes the slot at `index` (whose key hashes to `hash`) and returns it.

@@ -1,9 +1,20 @@
 //! The store behind one memory contract name: sharded slots plus one ordered key index.
 //!
 //! Point operations hash the key to one of N shards, each behind its own `RwLock`; a `get`
-//! takes one shard's read lock and writes nothing shared. The ordered index (a `BTreeSet`
-//! of the same key allocations) is touched only when a key is created or removed, and lets
-//! `list(prefix)` seek to the prefix and walk only the matching keys: O(log n + k).
+//! takes one shard's read lock and writes nothing shared. The ordered index (range
+//! partitions of the same key allocations, see `crate::index`) is touched only when a key
+//! is created or removed, and lets `list(prefix)` seek to the prefix and walk only the
+//! matching keys: O(log n + k).
+//!
+//! ## The change hook
+//! Every write of an entry ends in `Store::write`, every removal (delete, expiry,
+//! eviction) in `Store::forget`, and the release of the whole store is `Store::clear`;
+//! each reports its change to `Store::changed` while it holds the write lock of the key's
+//! shard (for `clear`, of every shard), which orders that key's writes. That one place
+//! takes the change's store-wide sequence number and hands the change to every consumer:
+//! the persistence log (through the caller's [`WriteLog`]) and the store's other observers
+//! (`Changes`). So each change is logged and published exactly once, and each key's
+//! changes in the order they took effect.
 //!
 //! Lock order: the batch gate, then shards, then the index, then the persistence log's
 //! buffer; several shards only in ascending order (bulk operations, `clear`, refreshing the
@@ -20,10 +31,11 @@
 //! 1. Before a write changes anything: `hook()` refuses it if the store's log failed, and
 //!    `fits` checks the record's size. Compression (`encode`) also happens here, before
 //!    any lock.
-//! 2. Under the shard lock, right after the change: the key's new state goes to the log
-//!    (`WriteLog::put`, `WriteLog::delete`; one `log_batch` for `set_many` and
-//!    `delete_many`, under all their shard locks), as do the expiries and evictions the
-//!    store makes on its own (in `forget`). The one invariant the log needs: each key's
+//! 2. Under the shard lock, right after the change: the change hook hands the key's new
+//!    state to the log (`WriteLog::put`, `WriteLog::remove`; for `set_many` and
+//!    `delete_many` a `Batched` log gathers the records, logged as one `log_batch` under
+//!    all their shard locks), as it does the expiries and evictions the store makes on its
+//!    own (through `forget`). The one invariant the log needs: each key's
 //!    records reach it in the order that key's writes took effect, which holding the shard
 //!    lock gives. Records of different keys may arrive out of sequence order.
 //! 3. After releasing every lock: `WriteLog::commit` (waits for the sync with
@@ -34,7 +46,7 @@
 //! conversion between the store's monotonic timeline and the wall-clock instants records
 //! carry (`WallMap`, `on_timeline`).
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,8 +60,11 @@ use hodor_core::watch::{EventKind, Hub, HubConfig, Watch, WatchRequest};
 use hodor_core::{Applied, BackendKind, MAX_TTL, Metadata, Version};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::change::{Change, Changes};
 use crate::codec::{self, Codec, Compressor};
 use crate::config::MemoryConfig;
+use crate::index::Index;
+use crate::input;
 use crate::key::{KeyRef, MAX_EXPIRY};
 use crate::persist::{self, Persist, PersistError, Record, Removal, Replay, Ticket};
 use crate::shard::{MAX_TIME, Shard, Slot, Step, charge};
@@ -167,7 +182,7 @@ pub(crate) struct Store {
     origin: u64,
     hasher: DefaultHashBuilder,
     shards: Box<[RwLock<Shard>]>,
-    index: RwLock<BTreeSet<KeyRef>>,
+    index: Index,
     /// Held exclusively by `set_many` and `delete_many` while they change the index key by
     /// key, and shared by `list`, so a list never sees part of a batch.
     batches: RwLock<()>,
@@ -189,6 +204,8 @@ pub(crate) struct Store {
     persist: Option<Persist>,
     /// Neither persistent nor compressing: `set` takes the plain path.
     plain: bool,
+    /// Who else consumes the store's changes (see `Store::changed`).
+    pub(crate) changes: Changes,
     /// Which store of this process this is, or for a persistent store which opening of
     /// its directory, for versions (see `Store::version`).
     incarnation: u64,
@@ -344,17 +361,19 @@ impl Read {
 /// memory all the same, see `unsure`).
 type Logged = DriverResult<Option<Ticket>>;
 
-/// PERSIST HOOK: what a write does with the new state of a key: nothing (`NotLogged`, every
-/// call compiles away), or log it (`Logging`). Writes are generic over it, so a store
-/// without persistence checks for it once per call, not at each step.
+/// PERSIST HOOK: what a change does with the new state of a key: nothing (`NotLogged`,
+/// every call compiles away), log it (`Logging`), or gather it for a batch logged as one
+/// unit (`Batched`). Writes are generic over it, so a store without persistence checks for
+/// it once per call, not at each step. Only `Store::changed` calls `put` and `remove`.
 trait WriteLog: Copy {
     /// Whether this logs anything (a persistent store).
     fn logs(self) -> bool;
-    /// Under the shard lock, right after the slot at `index` was written at store time
-    /// `now`: logs its new state.
-    fn put(self, shard: &Shard, index: usize, now: u64) -> Logged;
-    /// Under the shard lock, right after `key` was removed: logs that it is gone.
-    fn delete(self, key: &str) -> Logged;
+    /// Under the shard lock, right after `slot` was written at store time `now`: logs its
+    /// new state as change number `seq`.
+    fn put(self, seq: u64, slot: &Slot, now: u64) -> Logged;
+    /// Under the shard lock, right after `key` left the store: logs that it is gone, as
+    /// change number `seq`.
+    fn remove(self, seq: u64, key: &[u8], why: Removal) -> Logged;
     /// After every lock is released: returns once the write is as durable as the fsync
     /// mode promises.
     fn commit(self, logged: Logged) -> DriverResult<()>;
@@ -369,11 +388,11 @@ impl WriteLog for NotLogged {
         false
     }
     #[inline(always)]
-    fn put(self, _: &Shard, _: usize, _: u64) -> Logged {
+    fn put(self, _: u64, _: &Slot, _: u64) -> Logged {
         Ok(None)
     }
     #[inline(always)]
-    fn delete(self, _: &str) -> Logged {
+    fn remove(self, _: u64, _: &[u8], _: Removal) -> Logged {
         Ok(None)
     }
     #[inline(always)]
@@ -394,8 +413,7 @@ impl WriteLog for Logging<'_> {
         true
     }
 
-    fn put(self, shard: &Shard, index: usize, now: u64) -> Logged {
-        let slot = shard.slot(index).ok_or_else(inconsistent)?;
+    fn put(self, seq: u64, slot: &Slot, now: u64) -> Logged {
         let wall = WallMap::read(self.clock, now);
         let record = Record::Put {
             key: slot.key.as_bytes(),
@@ -404,17 +422,12 @@ impl WriteLog for Logging<'_> {
             modified: wall.modified(slot.modified()),
             expires: wall.expires(slot.key.expires()),
         };
-        let p = self.persist;
-        p.log(p.next_seq(), record).map(Some).map_err(unsure)
+        self.persist.log(seq, record).map(Some).map_err(unsure)
     }
 
-    fn delete(self, key: &str) -> Logged {
-        let record = Record::Remove {
-            key: key.as_bytes(),
-            why: Removal::Delete,
-        };
-        let p = self.persist;
-        p.log(p.next_seq(), record).map(Some).map_err(unsure)
+    fn remove(self, seq: u64, key: &[u8], why: Removal) -> Logged {
+        let record = Record::Remove { key, why };
+        self.persist.log(seq, record).map(Some).map_err(unsure)
     }
 
     fn commit(self, logged: Logged) -> DriverResult<()> {
@@ -422,6 +435,34 @@ impl WriteLog for Logging<'_> {
             Some(ticket) => self.persist.commit(ticket).map_err(unsure),
             None => Ok(()),
         }
+    }
+}
+
+/// PERSIST HOOK: the sequence numbers of a batch's changes, in the order they took effect,
+/// gathered under the batch's shard locks; the batch then logs its records with them, as
+/// one unit (`Persist::log_batch`), before it releases the locks.
+#[derive(Clone, Copy)]
+struct Batched<'a> {
+    seqs: &'a RefCell<Vec<u64>>,
+}
+
+impl WriteLog for Batched<'_> {
+    fn logs(self) -> bool {
+        true
+    }
+
+    fn put(self, seq: u64, _: &Slot, _: u64) -> Logged {
+        self.seqs.borrow_mut().push(seq);
+        Ok(None)
+    }
+
+    fn remove(self, seq: u64, _: &[u8], _: Removal) -> Logged {
+        self.seqs.borrow_mut().push(seq);
+        Ok(None)
+    }
+
+    fn commit(self, logged: Logged) -> DriverResult<()> {
+        logged.map(drop)
     }
 }
 
@@ -526,7 +567,7 @@ impl Store {
             origin,
             hasher: DefaultHashBuilder::default(),
             shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
-            index: RwLock::new(BTreeSet::new()),
+            index: Index::default(),
             batches: RwLock::new(()),
             limits,
             earliest_deadline: AtomicU64::new(u64::MAX),
@@ -535,6 +576,7 @@ impl Store {
             decode_values: config.compression.is_some(),
             persist: None,
             plain: config.compression.is_none(),
+            changes: Changes::default(),
             incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
             hub: Hub::new(
                 crate::DRIVER_NAME,
@@ -557,13 +599,9 @@ impl Store {
                 let (keys, watch) = {
                     let _batches = self.batches.read();
                     let _shards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
-                    let index = self.index.read();
-                    let keys: Vec<KeyRef> = index
-                        .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-                        .take_while(|k| k.as_bytes().starts_with(prefix))
-                        .filter(|k| k.is_live(now))
-                        .cloned()
-                        .collect();
+                    let keys = self
+                        .index
+                        .collect(Bound::Unbounded, prefix, now, usize::MAX);
                     (keys, self.hub.subscribe_now(request)?)
                 };
                 let keys = keys
@@ -692,10 +730,11 @@ impl Store {
         }
     }
 
-    /// PERSIST HOOK: inserts a snapshot's entry without looking its key up first: it is new
-    /// to the store (a snapshot holds each key once and is loaded first). The index says if
-    /// it was there after all (a damaged snapshot); then the insert is undone and the entry
-    /// stored the usual way. Only for stores without limits, which never need to make room.
+    /// PERSIST HOOK: inserts a snapshot's entry straight into its shard and the index, past
+    /// the write path: it is new to the store (a snapshot holds each key once and is loaded
+    /// first), and recovery logs nothing and nobody watches yet. A key the shard holds
+    /// already (a damaged snapshot) is stored the usual way. Only for stores without limits,
+    /// which never need to make room.
     fn load(&self, p: persist::PutRef<'_>) {
         let When::Recovered { modified, expires } = self.recovered_when(&p) else {
             return;
@@ -706,24 +745,22 @@ impl Store {
             return; // Longer than any key a write accepts: the record is not ours.
         };
         let value = Bytes::copy_from_slice(p.value);
-        let slot = Slot::new(key.clone(), value, modified, p.codec);
         let mut shard = self.shard(self.shard_of(hash)).write();
-        // Relied on by `Shard::stamp`: the slot did not get its stamp there.
-        shard.raise_stamp(modified);
-        let Some(index) = shard.insert(hash, slot, hash_of) else {
-            return; // A full shard (2^32 - 1 entries): the entry cannot be held.
-        };
-        if self.index.write().insert(key) {
-            if expires != 0 {
-                self.note_deadline(expires);
-            }
+        if shard.find(hash, p.key.as_bytes()).is_some() {
+            drop(shard);
+            let when = When::Recovered { modified, expires };
+            let _ = self.put(NotLogged, p.key, value, p.codec, when);
             return;
         }
-        let again = shard.remove(hash, index, hash_of);
-        drop(shard);
-        if let Some(slot) = again {
-            let when = When::Recovered { modified, expires };
-            let _ = self.put(NotLogged, p.key, slot.value, p.codec, when);
+        let slot = Slot::new(key.clone(), value, modified, p.codec);
+        // Relied on by `Shard::stamp`: the slot did not get its stamp there.
+        shard.raise_stamp(modified);
+        if shard.insert(hash, slot, hash_of).is_none() {
+            return; // A full shard (2^32 - 1 entries): the entry cannot be held.
+        }
+        self.index.insert(&mut shard.view, key);
+        if expires != 0 {
+            self.note_deadline(expires);
         }
     }
 
@@ -935,13 +972,8 @@ impl Store {
         // stalled that shard's readers too.
         let keys: Vec<KeyRef> = {
             let _batches = self.batches.read();
-            let index = self.index.read();
-            index
-                .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-                .take_while(|k| k.as_bytes().starts_with(prefix))
-                .filter(|k| k.is_live(now))
-                .cloned()
-                .collect()
+            self.index
+                .collect(Bound::Unbounded, prefix, now, usize::MAX)
         };
         keys.iter()
             .map(|k| {
@@ -970,14 +1002,8 @@ impl Store {
         };
         let mut keys: Vec<KeyRef> = {
             let _batches = self.batches.read();
-            let index = self.index.read();
-            index
-                .range::<[u8], _>((from, Bound::Unbounded))
-                .take_while(|k| k.as_bytes().starts_with(prefix))
-                .filter(|k| k.is_live(now))
-                .take(limit.saturating_add(1))
-                .cloned()
-                .collect()
+            self.index
+                .collect(from, prefix, now, limit.saturating_add(1))
         };
         let more = keys.len() > limit;
         keys.truncate(limit);
@@ -990,6 +1016,9 @@ impl Store {
             // makes.
             return self.put(NotLogged, key, value, Codec::Raw, When::Now(ttl));
         }
+        // A key that breaks the rules is `InvalidInput` before anything else is looked at
+        // (the plain path checks it where it creates the entry; see `Store::write`).
+        input::check_key(key)?;
         // COMPRESSION HOOK: CPU work, done before any lock is taken.
         let (value, codec) = self.encode(value);
         match self.hook()? {
@@ -1021,6 +1050,9 @@ impl Store {
             drop(shard);
             return log.commit(logged);
         };
+        // With limits every key is checked first, so a key that breaks the rules is
+        // `InvalidInput` before the limits are looked at.
+        input::check_key(key)?;
         let with_ttl = when.with_ttl();
         let new_charge = charge(key.len(), value.len(), with_ttl);
         self.check_entry_fits(key, value.len(), with_ttl)?;
@@ -1257,7 +1289,7 @@ impl Store {
             }
         };
         let hash_of = |k: &[u8]| self.hash(k);
-        let index = match shard.find(hash, key.as_bytes()) {
+        let (index, created) = match shard.find(hash, key.as_bytes()) {
             Some(index) => {
                 let old = shard
                     .overwrite(hash, index, value, codec, modified, expires, hash_of)
@@ -1270,10 +1302,13 @@ impl Store {
                     shard.expirations += 1;
                 }
                 dead.push(old.value);
-                index
+                (index, false)
             }
             None => {
-                // The driver checked the key; KeyRef refuses a too-long one on its own too.
+                // A key is checked only here, when it is created: every stored key passed,
+                // so an overwrite needs no check (the driver leaves a single write's check
+                // to this point). KeyRef refuses a too-long one on its own too.
+                input::check_key(key)?;
                 let stored = KeyRef::new(key, expires).ok_or_else(|| {
                     DriverError::InvalidInput(format!(
                         "the key is {} bytes, longer than the limit of {} bytes",
@@ -1289,22 +1324,27 @@ impl Store {
                         "a memory shard holds at most 2^32 - 1 entries".to_owned(),
                     )
                 })?;
-                self.index.write().insert(key_ref);
-                index
+                self.index.insert(&mut shard.view, key_ref);
+                (index, true)
             }
         };
         if expires != 0 {
             self.note_deadline(expires);
         }
         // PERSIST HOOK 2: the key's new state, under its shard's lock, once it took effect.
-        let logged = log.put(shard, index, now);
-        // Published under the same lock, so a key's events are in the order of its log
-        // records. A recovered record is history, not a change: recovery runs before the
-        // store is shared, so no watch exists yet, and it is not published even if one did.
-        if self.watched() && !matches!(when, When::Recovered { .. }) {
-            self.hub.publish(key, EventKind::Put);
-        }
-        Ok(logged)
+        let slot = shard.slot(index).ok_or_else(inconsistent)?;
+        // A recovered record is history, not a change: recovery runs before the store is
+        // shared, so no watch exists yet, and it is not published even if one did.
+        let recovered = matches!(when, When::Recovered { .. });
+        Ok(self.changed(
+            log,
+            Change::Put {
+                slot,
+                created,
+                now,
+                recovered,
+            },
+        ))
     }
 
     /// Reclaims a few expired entries of a locked shard, as writes do on their way.
@@ -1324,42 +1364,106 @@ impl Store {
     fn reclaim_due(&self, shard: &mut Shard, dead: &mut Dead) {
         let mut reclaimed = Vec::new();
         shard.expire(self.now(), WRITE_RECLAIM, |k| self.hash(k), &mut reclaimed);
-        self.forget(&mut reclaimed, Removal::Expire, dead);
+        self.forget_on_its_own(shard, &mut reclaimed, Removal::Expire, dead);
     }
 
-    /// Removes slots that left a shard (still locked by the caller) from the index, releases
-    /// their charges, publishes their events and hands their values to `dead`.
-    fn forget(&self, removed: &mut Vec<Slot>, why: Removal, dead: &mut Dead) {
-        if removed.is_empty() {
-            return;
-        }
-        // Every removal persistence logs (expiries and evictions here, deletes by the
-        // callers) is published here, under the same shard lock.
-        if self.watched() {
-            self.publish_removals(removed, why);
-        }
-        // PERSIST HOOK 2: expiries and evictions, under the shard's lock; deletes are logged
-        // by their callers (as one batch for `delete_many`). Nobody waits for these: a
-        // failure leaves the log failed, and the next write reports it.
-        if let Some(p) = &self.persist
-            && why != Removal::Delete
-        {
-            for slot in removed.iter() {
-                let key = slot.key.as_bytes();
-                let _ = p.log(p.next_seq(), Record::Remove { key, why });
+    /// [`Store::forget`] for removals the store makes on its own (expiries, evictions):
+    /// logged when the store is persistent, but nobody waits for them. A failure leaves
+    /// the log failed, and the next write reports it.
+    fn forget_on_its_own(
+        &self,
+        shard: &mut Shard,
+        removed: &mut Vec<Slot>,
+        why: Removal,
+        dead: &mut Dead,
+    ) {
+        match &self.persist {
+            Some(persist) => {
+                let log = Logging {
+                    persist,
+                    clock: &self.clock,
+                };
+                let _ = self.forget(log, shard, removed, why, dead);
+            }
+            None => {
+                let _ = self.forget(NotLogged, shard, removed, why, dead);
             }
         }
-        let mut index = self.index.write();
+    }
+
+    /// Slots that left `shard` (still locked by the caller): the one path every removal
+    /// takes. Takes them out of the index, reports each to the change hook (and so to
+    /// `log`), releases their charges and hands their values to `dead`. Returns what
+    /// logging gave: the last ticket, which covers the earlier ones (the log is in order),
+    /// or the first failure.
+    fn forget(
+        &self,
+        log: impl WriteLog,
+        shard: &mut Shard,
+        removed: &mut Vec<Slot>,
+        why: Removal,
+        dead: &mut Dead,
+    ) -> Logged {
+        let mut logged: Logged = Ok(None);
         for slot in removed.iter() {
-            index.remove(slot.key.as_bytes());
+            self.index.remove(&mut shard.view, &slot.key);
+            // PERSIST HOOK 2, under the shard's lock.
+            let this = self.changed(log, Change::Removed { slot, why });
+            if logged.is_ok() {
+                logged = match (this, logged) {
+                    (Ok(None), earlier) => earlier,
+                    (this, _) => this,
+                };
+            }
         }
-        drop(index);
-        if let Some(limits) = &self.limits {
+        if let Some(limits) = &self.limits
+            && !removed.is_empty()
+        {
             let bytes = removed.iter().map(Slot::charge).sum();
             limits.release(bytes, removed.len() as u64);
         }
         for slot in removed.drain(..) {
             dead.push(slot.value);
+        }
+        logged
+    }
+
+    /// The one place every change of the store is known: called under the write lock of
+    /// the shard that owns the key (for `Cleared`, under every shard's), right after the
+    /// change, so each key's changes come in the order they took effect. Here the change
+    /// is published to the store's watches (the hub numbers its events in this order), and
+    /// when something else consumes changes it gets the store's next sequence number (a
+    /// persistent store's is its log's) and goes to the persistence log through `log` and
+    /// to the store's other observers (`Changes`). A store that nobody watches or
+    /// observes, and that does not log, pays one relaxed load and two checks that are
+    /// constant for its life.
+    #[inline(always)]
+    fn changed(&self, log: impl WriteLog, change: Change<'_>) -> Logged {
+        if self.watched() {
+            self.publish(&change);
+        }
+        let observed = self.changes.observed();
+        if !log.logs() && !observed {
+            return Ok(None);
+        }
+        let seq = self.next_seq();
+        if observed {
+            self.changes.consume(seq, &change);
+        }
+        match change {
+            Change::Put { slot, now, .. } => log.put(seq, slot, now),
+            Change::Removed { slot, why } => log.remove(seq, slot.key.as_bytes(), why),
+            // Releasing the store is no change to its data on disk: nothing is logged.
+            Change::Cleared => Ok(None),
+        }
+    }
+
+    /// The next store-wide sequence number: the log's for a persistent store (it goes on
+    /// across restarts), else the store's own. Taken under the shard lock of the change.
+    fn next_seq(&self) -> u64 {
+        match &self.persist {
+            Some(p) => p.next_seq(),
+            None => self.changes.seq.fetch_add(1, Ordering::Relaxed) + 1,
         }
     }
 
@@ -1374,22 +1478,28 @@ impl Store {
         self.hub.is_watched()
     }
 
-    /// The events of entries that left a locked shard.
+    /// A change's event for the store's watches.
     #[cold]
-    fn publish_removals(&self, removed: &[Slot], why: Removal) {
-        let now = self.now();
-        for slot in removed {
-            let expired = slot.key.expires() != 0 && !slot.key.is_live(now);
-            let kind = match why {
-                Removal::Expire => EventKind::Expired,
-                Removal::Evict => EventKind::Evicted,
-                Removal::Delete if expired => EventKind::Expired,
-                Removal::Delete => EventKind::Delete,
-            };
-            // Stored keys are the `&str`s they were written with.
-            if let Ok(key) = std::str::from_utf8(slot.key.as_bytes()) {
-                self.hub.publish(key, kind);
+    fn publish(&self, change: &Change<'_>) {
+        let (slot, kind) = match *change {
+            Change::Put {
+                recovered: true, ..
+            } => return,
+            Change::Put { slot, .. } => (slot, EventKind::Put),
+            Change::Removed { slot, why } => {
+                let kind = match why {
+                    Removal::Expire => EventKind::Expired,
+                    Removal::Evict => EventKind::Evicted,
+                    Removal::Delete => EventKind::Delete,
+                };
+                (slot, kind)
             }
+            // The hub is closed once the locks are released (see `Store::clear`).
+            Change::Cleared => return,
+        };
+        // Stored keys are the `&str`s they were written with.
+        if let Ok(key) = std::str::from_utf8(slot.key.as_bytes()) {
+            self.hub.publish(key, kind);
         }
     }
 
@@ -1506,7 +1616,8 @@ impl Store {
             let mut shard = self.shard(number).write();
             match shard.clock_step(force, hash_of) {
                 Step::Evicted(victim) => {
-                    self.forget(&mut vec![victim], Removal::Evict, &mut dead);
+                    let mut victim = vec![victim];
+                    self.forget_on_its_own(&mut shard, &mut victim, Removal::Evict, &mut dead);
                     return true;
                 }
                 Step::Passed => empty_in_a_row = 0,
@@ -1531,7 +1642,7 @@ impl Store {
                 let mut guard = shard.write();
                 guard.expire(now, SWEEP_BATCH, hash_of, &mut removed);
                 total += removed.len();
-                self.forget(&mut removed, Removal::Expire, &mut dead);
+                self.forget_on_its_own(&mut guard, &mut removed, Removal::Expire, &mut dead);
                 if guard.next_deadline().is_none_or(|at| at > now) {
                     break;
                 }
@@ -1592,28 +1703,31 @@ impl Store {
         let hash = self.hash(key.as_bytes());
         let mut dead = Dead::default();
         let mut shard = self.shard(self.shard_of(hash)).write();
-        let live = self.remove_locked(&mut shard, hash, key, &mut dead)?;
-        // PERSIST HOOK 2.
-        Some((live, log.delete(key)))
+        self.remove_locked(log, &mut shard, hash, key, &mut dead)
     }
 
-    /// Removes `key` from its locked shard; `Some(live)` if it was there. The caller logs
-    /// the removal.
+    /// Removes `key` from its locked shard, through `forget` (which reports it to the
+    /// change hook and so to `log`); `Some(live)` if it was there, with what logging gave.
+    /// A delete that finds the entry expired reports an expiry.
     fn remove_locked(
         &self,
+        log: impl WriteLog,
         shard: &mut Shard,
         hash: u64,
         key: &str,
         dead: &mut Dead,
-    ) -> Option<bool> {
+    ) -> Option<(bool, Logged)> {
         let index = shard.find(hash, key.as_bytes())?;
         let slot = shard.remove(hash, index, |k| self.hash(k))?;
         let live = slot.key.expires() == 0 || slot.key.is_live(self.now());
-        if !live {
+        let why = if live {
+            Removal::Delete
+        } else {
             shard.expirations += 1;
-        }
-        self.forget(&mut vec![slot], Removal::Delete, dead);
-        Some(live)
+            Removal::Expire
+        };
+        let logged = self.forget(log, shard, &mut vec![slot], why, dead);
+        Some((live, logged))
     }
 
     /// Locks the shards of `hashes` for writing, each once, in ascending order.
@@ -1806,27 +1920,35 @@ impl Store {
             modified: now,
             expires,
         };
+        // Each write reports its change to the hook, which takes its sequence number; with
+        // persistence the numbers are gathered and the whole batch logged below as one
+        // record, under every shard lock.
+        let seqs = RefCell::new(Vec::new());
         for ((key, value, codec), &hash) in entries.iter().zip(hashes) {
             let shard = Store::locked(&mut guards, self.shard_of(hash)).ok_or_else(inconsistent)?;
-            // Logged below, as one record for the whole batch.
-            let _ = self.write(
-                shard,
-                hash,
-                key,
-                value.clone(),
-                *codec,
-                when,
-                &mut dead,
-                NotLogged,
-            )?;
+            let value = value.clone();
+            let written = match log {
+                Some(_) => {
+                    let log = Batched { seqs: &seqs };
+                    self.write(shard, hash, key, value, *codec, when, &mut dead, log)
+                }
+                None => self.write(shard, hash, key, value, *codec, when, &mut dead, NotLogged),
+            };
+            // Nothing to wait for: `Batched` and `NotLogged` only gather or drop.
+            let _ = written?;
         }
         // PERSIST HOOK 2: the whole batch as one record, under every shard lock.
         let logged = match log {
             Some(Logging { persist: p, clock }) if !entries.is_empty() => {
                 let wall = WallMap::read(clock, now);
+                let seqs = seqs.into_inner();
+                if seqs.len() != entries.len() {
+                    return Err(inconsistent());
+                }
                 let records: Vec<(u64, Record<'_>)> = entries
                     .iter()
-                    .map(|(key, value, codec)| {
+                    .zip(seqs)
+                    .map(|((key, value, codec), seq)| {
                         let record = Record::Put {
                             key: key.as_bytes(),
                             value,
@@ -1834,7 +1956,7 @@ impl Store {
                             modified: wall.modified(now),
                             expires: wall.expires(expires),
                         };
-                        (p.next_seq(), record)
+                        (seq, record)
                     })
                     .collect();
                 p.log_batch(&records).map(Some).map_err(unsure)
@@ -1859,12 +1981,21 @@ impl Store {
             let _batches = self.batches.write();
             let mut guards = self.lock_all(&hashes);
             let mut removed = 0;
+            // The keys removed, in order, and the sequence numbers the hook gave them.
             let mut gone: Vec<&str> = Vec::new();
+            let seqs = RefCell::new(Vec::new());
             for (key, &hash) in keys.iter().zip(&hashes) {
                 let Some(shard) = Store::locked(&mut guards, self.shard_of(hash)) else {
                     continue;
                 };
-                if let Some(live) = self.remove_locked(shard, hash, key, &mut dead) {
+                let found = match log {
+                    Some(_) => {
+                        let log = Batched { seqs: &seqs };
+                        self.remove_locked(log, shard, hash, key, &mut dead)
+                    }
+                    None => self.remove_locked(NotLogged, shard, hash, key, &mut dead),
+                };
+                if let Some((live, _)) = found {
                     removed += usize::from(live);
                     if log.is_some() {
                         gone.push(key);
@@ -1874,14 +2005,19 @@ impl Store {
             // PERSIST HOOK 2: the keys removed, as one record, under every shard lock.
             let logged = match log {
                 Some(Logging { persist: p, .. }) if !gone.is_empty() => {
+                    let seqs = seqs.into_inner();
+                    if seqs.len() != gone.len() {
+                        return Err(inconsistent());
+                    }
                     let records: Vec<(u64, Record<'_>)> = gone
                         .iter()
-                        .map(|key| {
+                        .zip(seqs)
+                        .map(|(key, seq)| {
                             let record = Record::Remove {
                                 key: key.as_bytes(),
                                 why: Removal::Delete,
                             };
-                            (p.next_seq(), record)
+                            (seq, record)
                         })
                         .collect();
                     p.log_batch(&records).map(Some).map_err(unsure)
@@ -1937,7 +2073,6 @@ impl Store {
         let (released, old_index) = {
             let _batches = self.batches.write();
             let mut shards: Vec<_> = self.shards.iter().map(|s| s.write()).collect();
-            let mut index = self.index.write();
             let (bytes, entries) = shards
                 .iter()
                 .fold((0, 0), |(b, e), s| (b + s.charged, e + s.len() as u64));
@@ -1945,7 +2080,8 @@ impl Store {
                 limits.release(bytes, entries);
             }
             let released: Vec<Shard> = shards.iter_mut().map(|s| s.clear()).collect();
-            (released, std::mem::take(&mut *index))
+            let _ = self.changed(NotLogged, Change::Cleared);
+            (released, self.index.clear())
         };
         #[cfg(test)]
         crate::pause::reach("clear: shards emptied");
@@ -2064,7 +2200,7 @@ mod tests {
         // While list turns keys into strings, a writer creating a key must not wait for it:
         // the index and the batch gate are free.
         crate::pause::at("list: building a string", move || {
-            let index_free = probe.index.try_write().is_some();
+            let index_free = probe.index.is_free();
             let gate_free = probe.batches.try_write().is_some();
             *seen.lock().unwrap() = Some(index_free && gate_free);
         });
@@ -2135,7 +2271,8 @@ mod tests {
             in_shards.extend(shard.iter().map(|slot| slot.key.to_owned_string()));
         }
         in_shards.sort();
-        let indexed: Vec<String> = s.index.read().iter().map(KeyRef::to_owned_string).collect();
+        let indexed: Vec<String> = s.index.keys().iter().map(KeyRef::to_owned_string).collect();
+        s.index.check();
         assert_eq!(in_shards, indexed, "the shards and the index disagree");
     }
 
@@ -2316,5 +2453,274 @@ mod tests {
             .map(|k| charge(k.len(), s.get(k).unwrap().len(), false))
             .sum();
         assert_eq!(s.gauges().bytes, Some(resident));
+    }
+
+    fn resident(s: &Store) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut all = std::collections::BTreeMap::new();
+        for shard in s.shards.iter() {
+            for slot in shard.read().iter() {
+                all.insert(slot.key.to_owned_string(), slot.value.to_vec());
+            }
+        }
+        all
+    }
+
+    /// Replays recorded changes into a map of the store's contents, checking each against
+    /// the state before it: a creation of an absent key, a replacement or removal of a
+    /// present one, sequence numbers increasing for each key.
+    fn replay(
+        changes: &[crate::change::tests::Recorded],
+        model: &mut std::collections::BTreeMap<String, Vec<u8>>,
+        last_seq: &mut std::collections::HashMap<String, u64>,
+    ) {
+        use crate::change::tests::What;
+        for c in changes {
+            if let Some(&before) = last_seq.get(&c.key) {
+                assert!(c.seq > before, "{c:?} after seq {before}");
+            }
+            last_seq.insert(c.key.clone(), c.seq);
+            match &c.what {
+                What::Put { created, value } => {
+                    let had = model.insert(c.key.clone(), value.clone()).is_some();
+                    assert_eq!(*created, !had, "{c:?}: created is wrong");
+                }
+                What::Removed(_) => {
+                    assert!(
+                        model.remove(&c.key).is_some(),
+                        "{c:?}: removed an absent key"
+                    );
+                }
+                What::Cleared => model.clear(),
+            }
+        }
+    }
+
+    #[test]
+    fn every_change_goes_through_the_hook_once_in_order() {
+        use crate::change::Removal;
+        use crate::change::tests::What;
+        let clock = ManualClock::new();
+        let s = Store::new(
+            "t",
+            MemoryConfig::default().max_entries(40),
+            clock.clone().into(),
+        );
+        s.changes.record();
+        let options = hodor_core::watch::WatchOptions::new().buffer(1 << 20);
+        let mut watch = s
+            .watch(&hodor_core::watch::WatchRequest::new("", options))
+            .unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for round in 0..4_000u64 {
+            let key = format!("k{}", next(60));
+            let value = Bytes::from(round.to_string());
+            let ttl = (next(3) == 0).then(|| Duration::from_millis(1 + next(20)));
+            match next(10) {
+                0..=4 => s.set(&key, value, ttl).unwrap(),
+                5 => {
+                    s.delete(&key).unwrap();
+                }
+                6 => {
+                    let other = format!("k{}", next(60));
+                    s.set_many(&[(&key, value.clone()), (&other, value)], ttl)
+                        .unwrap();
+                }
+                7 => {
+                    s.delete_many(&[&key, "k1", "k2"]).unwrap();
+                }
+                8 => clock.advance(Duration::from_millis(next(8))),
+                _ => s.sweep(),
+            }
+        }
+        let changes = s.changes.recorded();
+        let mut model = Default::default();
+        replay(&changes, &mut model, &mut Default::default());
+        assert_eq!(
+            model,
+            resident(&s),
+            "the changes do not add up to the store"
+        );
+        for why in [Removal::Delete, Removal::Expire, Removal::Evict] {
+            assert!(
+                changes.iter().any(|c| c.what == What::Removed(why)),
+                "no {why:?} change seen"
+            );
+        }
+        let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "sequence numbers repeat or go back"
+        );
+        // The watch got one event per change, in the same order.
+        let mut events = Vec::new();
+        while let Ok(Some(hodor_core::watch::Item::Event(e))) = watch.recv_timeout(Duration::ZERO) {
+            events.push((e.key.to_string(), e.kind));
+        }
+        let expected: Vec<(String, EventKind)> = changes
+            .iter()
+            .map(|c| {
+                let kind = match c.what {
+                    What::Put { .. } => EventKind::Put,
+                    What::Removed(Removal::Delete) => EventKind::Delete,
+                    What::Removed(Removal::Expire) => EventKind::Expired,
+                    What::Removed(Removal::Evict) => EventKind::Evicted,
+                    What::Cleared => unreachable!("no clear yet"),
+                };
+                (c.key.clone(), kind)
+            })
+            .collect();
+        assert_eq!(
+            events.len(),
+            expected.len(),
+            "events and changes differ in number"
+        );
+        assert!(
+            events == expected,
+            "the watch saw other changes than the hook"
+        );
+        s.clear();
+        let after = s.changes.recorded();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].what, What::Cleared);
+    }
+
+    #[test]
+    fn each_keys_changes_arrive_in_the_order_they_took_effect_under_concurrency() {
+        let (s, _) = store();
+        s.changes.record();
+        let s = std::sync::Arc::new(s);
+        let writers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..3_000u64 {
+                        let key = format!("c{}", (i * 7 + t) % 50);
+                        if i % 5 == 4 {
+                            s.delete(&key).unwrap();
+                        } else {
+                            s.set(&key, Bytes::from(format!("{t}/{i}")), None).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let changes = s.changes.recorded();
+        // Recorded in the order they were reported; each key's in its shard's lock order.
+        let mut model = Default::default();
+        replay(&changes, &mut model, &mut Default::default());
+        assert_eq!(model, resident(&s));
+    }
+
+    /// A persistent store, with a limit (evictions), TTLs (expiries) and every kind of
+    /// write: each change goes through the hook once, takes one sequence number of the
+    /// log's, and the log gets every one of them (a reopened store holds what this one
+    /// held).
+    #[test]
+    fn a_persistent_store_logs_every_change_once_through_the_hook() {
+        use crate::change::Removal;
+        use crate::change::tests::What;
+        use crate::config::{Fsync, PersistConfig};
+        /// Removed when the test ends, passed or not.
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("hodor-store-hook-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _cleanup = Dir(dir.clone());
+        let config = || {
+            MemoryConfig::default()
+                .max_entries(40)
+                .persist(PersistConfig::new(&dir).fsync(Fsync::Always))
+        };
+        let clock = ManualClock::new();
+        let s = Store::open("hook", config(), clock.clone().into()).unwrap();
+        s.changes.record();
+        let first_seq = s.next_seq();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for round in 0..3_000u64 {
+            let key = format!("k{}", next(60));
+            let value = Bytes::from(round.to_string());
+            let ttl = (next(3) == 0).then(|| Duration::from_millis(1 + next(20)));
+            match next(12) {
+                0..=2 => s.set(&key, value, ttl).unwrap(),
+                3 => {
+                    s.create(&key, value, ttl).unwrap();
+                }
+                4 => {
+                    // Fails on a value that is not a counter: nothing changes then.
+                    let _ = s.increment(&format!("n{}", next(5)), 1);
+                }
+                5 => {
+                    if let Some(meta) = s.stat(&key) {
+                        s.set_if_version(&key, value, ttl, meta.version).unwrap();
+                    }
+                }
+                6 => {
+                    s.delete(&key).unwrap();
+                }
+                7 => {
+                    let other = format!("k{}", next(60));
+                    s.set_many(&[(&key, value.clone()), (&other, value)], ttl)
+                        .unwrap();
+                }
+                8 => {
+                    s.delete_many(&[&key, "k1", "k2"]).unwrap();
+                }
+                9 => clock.advance(Duration::from_millis(next(8))),
+                _ => s.sweep(),
+            }
+        }
+        let changes = s.changes.recorded();
+        let mut model = Default::default();
+        replay(&changes, &mut model, &mut Default::default());
+        let held = resident(&s);
+        assert_eq!(model, held, "the changes do not add up to the store");
+        for why in [Removal::Delete, Removal::Expire, Removal::Evict] {
+            assert!(
+                changes.iter().any(|c| c.what == What::Removed(why)),
+                "no {why:?} change seen"
+            );
+        }
+        // One number of the log's per change, in the order they were reported.
+        let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs.first(), Some(&(first_seq + 1)));
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "a number skipped"
+        );
+        assert_eq!(s.next_seq(), first_seq + 1 + changes.len() as u64);
+        // Whatever is live now is what the log says, read back after a restart (the clock
+        // stands still in between).
+        let live = |st: &Store| -> std::collections::BTreeMap<String, Vec<u8>> {
+            st.list("")
+                .into_iter()
+                .filter_map(|k| Some((k.clone(), st.get(&k)?.to_vec())))
+                .collect()
+        };
+        let before = live(&s);
+        assert!(!before.is_empty());
+        s.close_persist().unwrap();
+        drop(s);
+        let again = Store::open("hook", config(), clock.clone().into()).unwrap();
+        assert_eq!(live(&again), before, "the log missed a change");
+        again.close_persist().unwrap();
     }
 }
