@@ -19,18 +19,18 @@
 //! contract sees one store's counts across the restarts, as the suite expects of a store
 //! that never closed.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hodor_core::clock::{Clock, ManualClock};
+use common::persistent::PersistentHarness;
+use hodor_core::clock::Clock;
 use hodor_core::driver::{Capabilities, DriverResult, Gauges};
 use hodor_core::{Contract, Driver, Metadata, Result};
-use hodor_memory::{CompressionConfig, Fsync, MemoryConfig, MemoryDriver, PersistConfig};
-use hodor_testkit::{Harness, Limits, TestClock};
+use hodor_memory::{Fsync, MemoryConfig, MemoryDriver};
 use parking_lot::RwLock;
 
 /// A memory driver handle that closes and reopens its store now and then.
@@ -142,123 +142,23 @@ impl Driver for Reopening {
     }
 }
 
-/// Persistent stores, each in its own directory under one per-case root, on one manual
-/// clock.
-struct PersistentMemory {
-    clock: ManualClock,
-    root: PathBuf,
-    /// Each name's config: its directory (numbered: names may hold bytes a file name
-    /// cannot, and be longer than one may be) and limits.
-    configs: Mutex<HashMap<String, MemoryConfig>>,
+/// Opens `name`'s store behind a handle that restarts it now and then.
+fn open_reopening(name: &str, config: MemoryConfig, clock: Clock) -> Result<Contract> {
+    let driver = MemoryDriver::open(name, config.clone(), clock.clone())
+        .map_err(|e| e.into_error("memory", name, "open"))?;
+    let reopening = Reopening {
+        name: name.to_owned(),
+        config,
+        clock,
+        inner: RwLock::new(Some(driver)),
+        writes: AtomicU64::new(0),
+        before: Mutex::new((0, 0)),
+    };
+    Contract::from_driver("memory", name, reopening)
 }
 
-impl PersistentMemory {
-    fn new() -> PersistentMemory {
-        static CASES: AtomicU64 = AtomicU64::new(0);
-        let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "conformance-persistent-{}-{}",
-            std::process::id(),
-            CASES.fetch_add(1, Ordering::Relaxed)
-        ));
-        PersistentMemory {
-            clock: ManualClock::new(),
-            root,
-            configs: Mutex::default(),
-        }
-    }
-
-    /// `config` with `name`'s directory: the one its store was first opened with, or a new
-    /// one.
-    fn persistent(&self, name: &str, config: MemoryConfig) -> MemoryConfig {
-        static DIRS: AtomicU64 = AtomicU64::new(0);
-        let dir = self
-            .configs
-            .lock()
-            .unwrap()
-            .get(name)
-            .and_then(|c| c.persist.as_ref())
-            .map(|p| p.dir.clone())
-            .unwrap_or_else(|| {
-                let n = DIRS.fetch_add(1, Ordering::Relaxed);
-                self.root.join(format!("store-{n}"))
-            });
-        config.persist(PersistConfig::new(dir).fsync(Fsync::Interval))
-    }
-
-    fn open_with(&self, name: &str, config: MemoryConfig) -> Result<Contract> {
-        let config = self.persistent(name, config);
-        let clock = Clock::from(self.clock.clone());
-        let driver = MemoryDriver::open(name, config.clone(), clock.clone())
-            .map_err(|e| e.into_error("memory", name, "open"))?;
-        self.configs
-            .lock()
-            .unwrap()
-            .entry(name.to_owned())
-            .or_insert_with(|| config.clone());
-        let reopening = Reopening {
-            name: name.to_owned(),
-            config,
-            clock,
-            inner: RwLock::new(Some(driver)),
-            writes: AtomicU64::new(0),
-            before: Mutex::new((0, 0)),
-        };
-        Contract::from_driver("memory", name, reopening)
-    }
-}
-
-impl Drop for PersistentMemory {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-impl Harness for PersistentMemory {
-    fn open(&self, name: &str) -> Result<Contract> {
-        self.open_with(
-            name,
-            MemoryConfig::default().compression(CompressionConfig::lz4(1024)),
-        )
-    }
-
-    fn clock(&self) -> TestClock {
-        TestClock::Manual(self.clock.clone())
-    }
-
-    fn open_limited(&self, name: &str, limits: Limits) -> Option<Result<Contract>> {
-        let mut config = MemoryConfig::default();
-        if let Some(bytes) = limits.max_bytes {
-            config = config.max_bytes(bytes);
-        }
-        if let Some(entries) = limits.max_entries {
-            config = config.max_entries(entries);
-        }
-        Some(self.open_with(name, config))
-    }
-
-    fn open_with_other_config(&self, name: &str) -> Option<Result<Contract>> {
-        Some(
-            self.open_with(
-                name,
-                MemoryConfig::default()
-                    .compression(CompressionConfig::lz4(1024))
-                    .sweep_interval_ms(37),
-            ),
-        )
-    }
-
-    fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
-        // A second handle on the open store (same config, same clock) sweeps it, then
-        // closes without closing the store: the contract's handle still holds it.
-        let name = contract.name();
-        let config = self.configs.lock().unwrap().get(name).cloned()?;
-        let driver = MemoryDriver::open(name, config, self.clock.clone().into())
-            .map_err(|e| e.into_error(hodor_memory::DRIVER_NAME, name, "open"));
-        Some(driver.and_then(|d| {
-            d.sweep();
-            Driver::close(&d).map_err(|e| e.into_error(hodor_memory::DRIVER_NAME, name, "close"))
-        }))
-    }
-}
-
-hodor_testkit::conformance_tests!(PersistentMemory::new());
+hodor_testkit::conformance_tests!(PersistentHarness::new(
+    "conformance-persistent",
+    Fsync::Interval,
+    open_reopening
+));

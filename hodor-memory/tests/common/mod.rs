@@ -1,6 +1,8 @@
 //! Helpers shared by the behaviour tests (each test binary uses some of them).
 #![allow(dead_code)]
 
+pub mod persistent;
+
 /// A small deterministic generator (xorshift), so a failure replays.
 pub struct Rng(pub u64);
 
