@@ -112,6 +112,21 @@ impl Harness for PersistentHarness {
         )
     }
 
+    fn open_with_watch_history(&self, name: &str, events: usize) -> Option<Result<Contract>> {
+        // As `open` but for the history, so the case runs on a store that logs and
+        // compresses: a persistent store publishes its changes under the shard lock of
+        // their log records, and numbers them past every earlier opening's, and its
+        // history must still be bounded and still refuse a seq from before it (Compacted).
+        Some(
+            self.open_with(
+                name,
+                MemoryConfig::default()
+                    .compression(CompressionConfig::lz4(1024))
+                    .watch_history(events),
+            ),
+        )
+    }
+
     fn sweep(&self, contract: &Contract) -> Option<Result<()>> {
         // A second handle on the open store (same config, same clock) sweeps it, then
         // closes without closing the store: the contract's handle still holds it.
