@@ -48,7 +48,7 @@
 //!   [`Applied::Unknown`](hodor_core::Applied) once the request may have reached the server
 //!   (its reply timed out, the connection broke mid-call, the server's script failed
 //!   part-way): the server may have applied it, so read it back to know. `kind` is
-//!   `Timeout`, `Unavailable` (no connection, or a server that cannot serve for now:
+//!   `Timeout` (also when a signal interrupted the wait for the reply), `Unavailable` (no connection, or a server that cannot serve for now:
 //!   loading, busy with a script, without a master, a replica in a failover),
 //!   `Unauthenticated` (the server refused the credentials or the ACL the command) or
 //!   `Other` (any other error the server returned); `Error::is_retryable` is true for the
