@@ -2495,6 +2495,68 @@ mod tests {
         }
     }
 
+    /// Random writes of every kind on 60 keys (with TTLs, so expiries; the stores these
+    /// tests open have an entry limit, so evictions), clock steps and sweeps: the traffic
+    /// the change-hook tests check the hook against.
+    fn churn(s: &Store, clock: &ManualClock, seed: u64, rounds: u64) {
+        let mut rng = seed;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for round in 0..rounds {
+            let key = format!("k{}", next(60));
+            let value = Bytes::from(round.to_string());
+            let ttl = (next(3) == 0).then(|| Duration::from_millis(1 + next(20)));
+            match next(12) {
+                0..=2 => s.set(&key, value, ttl).unwrap(),
+                3 => {
+                    s.create(&key, value, ttl).unwrap();
+                }
+                4 => {
+                    // Fails on a value that is not a counter: nothing changes then.
+                    let _ = s.increment(&format!("n{}", next(5)), 1);
+                }
+                5 => {
+                    if let Some(meta) = s.stat(&key) {
+                        s.set_if_version(&key, value, ttl, meta.version).unwrap();
+                    }
+                }
+                6 => {
+                    s.delete(&key).unwrap();
+                }
+                7 => {
+                    let other = format!("k{}", next(60));
+                    s.set_many(&[(&key, value.clone()), (&other, value)], ttl)
+                        .unwrap();
+                }
+                8 => {
+                    s.delete_many(&[&key, "k1", "k2"]).unwrap();
+                }
+                9 => clock.advance(Duration::from_millis(next(8))),
+                _ => s.sweep(),
+            }
+        }
+    }
+
+    /// The recorded changes, replayed into a model, give what the store holds, and every
+    /// kind of removal happened.
+    fn assert_changes_add_up(s: &Store, changes: &[crate::change::tests::Recorded]) {
+        use crate::change::Removal;
+        use crate::change::tests::What;
+        let mut model = Default::default();
+        replay(changes, &mut model, &mut Default::default());
+        assert_eq!(model, resident(s), "the changes do not add up to the store");
+        for why in [Removal::Delete, Removal::Expire, Removal::Evict] {
+            assert!(
+                changes.iter().any(|c| c.what == What::Removed(why)),
+                "no {why:?} change seen"
+            );
+        }
+    }
+
     #[test]
     fn every_change_goes_through_the_hook_once_in_order() {
         use crate::change::Removal;
@@ -2510,48 +2572,9 @@ mod tests {
         let mut watch = s
             .watch(&hodor_core::watch::WatchRequest::new("", options))
             .unwrap();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
-        for round in 0..4_000u64 {
-            let key = format!("k{}", next(60));
-            let value = Bytes::from(round.to_string());
-            let ttl = (next(3) == 0).then(|| Duration::from_millis(1 + next(20)));
-            match next(10) {
-                0..=4 => s.set(&key, value, ttl).unwrap(),
-                5 => {
-                    s.delete(&key).unwrap();
-                }
-                6 => {
-                    let other = format!("k{}", next(60));
-                    s.set_many(&[(&key, value.clone()), (&other, value)], ttl)
-                        .unwrap();
-                }
-                7 => {
-                    s.delete_many(&[&key, "k1", "k2"]).unwrap();
-                }
-                8 => clock.advance(Duration::from_millis(next(8))),
-                _ => s.sweep(),
-            }
-        }
+        churn(&s, &clock, 0x2545_f491_4f6c_dd1d, 4_000);
         let changes = s.changes.recorded();
-        let mut model = Default::default();
-        replay(&changes, &mut model, &mut Default::default());
-        assert_eq!(
-            model,
-            resident(&s),
-            "the changes do not add up to the store"
-        );
-        for why in [Removal::Delete, Removal::Expire, Removal::Evict] {
-            assert!(
-                changes.iter().any(|c| c.what == What::Removed(why)),
-                "no {why:?} change seen"
-            );
-        }
+        assert_changes_add_up(&s, &changes);
         let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
@@ -2626,8 +2649,6 @@ mod tests {
     /// held).
     #[test]
     fn a_persistent_store_logs_every_change_once_through_the_hook() {
-        use crate::change::Removal;
-        use crate::change::tests::What;
         use crate::config::{Fsync, PersistConfig};
         /// Removed when the test ends, passed or not.
         struct Dir(std::path::PathBuf);
@@ -2648,57 +2669,9 @@ mod tests {
         let s = Store::open("hook", config(), clock.clone().into()).unwrap();
         s.changes.record();
         let first_seq = s.next_seq();
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
-        for round in 0..3_000u64 {
-            let key = format!("k{}", next(60));
-            let value = Bytes::from(round.to_string());
-            let ttl = (next(3) == 0).then(|| Duration::from_millis(1 + next(20)));
-            match next(12) {
-                0..=2 => s.set(&key, value, ttl).unwrap(),
-                3 => {
-                    s.create(&key, value, ttl).unwrap();
-                }
-                4 => {
-                    // Fails on a value that is not a counter: nothing changes then.
-                    let _ = s.increment(&format!("n{}", next(5)), 1);
-                }
-                5 => {
-                    if let Some(meta) = s.stat(&key) {
-                        s.set_if_version(&key, value, ttl, meta.version).unwrap();
-                    }
-                }
-                6 => {
-                    s.delete(&key).unwrap();
-                }
-                7 => {
-                    let other = format!("k{}", next(60));
-                    s.set_many(&[(&key, value.clone()), (&other, value)], ttl)
-                        .unwrap();
-                }
-                8 => {
-                    s.delete_many(&[&key, "k1", "k2"]).unwrap();
-                }
-                9 => clock.advance(Duration::from_millis(next(8))),
-                _ => s.sweep(),
-            }
-        }
+        churn(&s, &clock, 0x9e37_79b9_7f4a_7c15, 3_000);
         let changes = s.changes.recorded();
-        let mut model = Default::default();
-        replay(&changes, &mut model, &mut Default::default());
-        let held = resident(&s);
-        assert_eq!(model, held, "the changes do not add up to the store");
-        for why in [Removal::Delete, Removal::Expire, Removal::Evict] {
-            assert!(
-                changes.iter().any(|c| c.what == What::Removed(why)),
-                "no {why:?} change seen"
-            );
-        }
+        assert_changes_add_up(&s, &changes);
         // One number of the log's per change, in the order they were reported.
         let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
         assert_eq!(seqs.first(), Some(&(first_seq + 1)));
