@@ -143,6 +143,15 @@ impl Slot {
     }
 }
 
+/// The deadline of the entry in slot `i`: 0 for none, and for a hole.
+#[inline]
+fn deadline_in(slots: &[Option<Slot>], i: u32) -> u64 {
+    slots
+        .get(i as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |s| s.key.expires())
+}
+
 #[derive(Default)]
 pub(crate) struct Shard {
     table: HashTable<u32>,
@@ -516,12 +525,8 @@ impl Shard {
     /// the queue, paid for by the stale records made since the last one.
     fn compact_deadlines(&mut self) {
         let slots = &self.slots;
-        self.deadlines.compact(self.with_expiry, |i| {
-            slots
-                .get(i as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |s| s.key.expires())
-        });
+        self.deadlines
+            .compact(self.with_expiry, |i| deadline_in(slots, i));
     }
 
     /// The earliest pending deadline, possibly stale, possibly rounded down: never later
@@ -543,14 +548,8 @@ impl Shard {
         let mut left = budget;
         while left > 0 {
             let slots = &self.slots;
-            let deadline_of = |i: u32| {
-                slots
-                    .get(i as usize)
-                    .and_then(Option::as_ref)
-                    .map_or(0, |s| s.key.expires())
-            };
             // Only an entry whose own deadline has passed comes back (see `deadlines`).
-            let Some(index) = self.deadlines.pop_due(now, deadline_of) else {
+            let Some(index) = self.deadlines.pop_due(now, |i| deadline_in(slots, i)) else {
                 break;
             };
             let index = index as usize;
