@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub struct MemoryConfig {
     /// The most bytes the store may hold, counting each entry as its key length plus its
-    /// value length plus a fixed 120-byte overhead, 32 more with a TTL (see the crate
+    /// value length plus a fixed 120-byte overhead, 16 more with a TTL (see the crate
     /// docs), so the limit tracks real memory. `None` (the default): no limit. When a `set` would exceed it, entries
     /// are evicted first (expired ones, then by CLOCK); a single entry larger than the limit
     /// is `CapacityExceeded`. With [`MemoryConfig::compression`], a compressed value counts

@@ -100,14 +100,14 @@
 //! ## Limits and eviction
 //! [`MemoryConfig::max_bytes`] and [`MemoryConfig::max_entries`] bound the store (both
 //! unbounded by default). Each entry is charged its key length + value length + 120 bytes,
-//! and 32 more if it has a TTL: what an entry costs the store (its slot, key header, hash
+//! and 16 more if it has a TTL: what an entry costs the store (its slot, key header, hash
 //! bucket, index share, the slack of growing arrays and of holes not yet reused, the
 //! 24-byte header `Bytes` allocates for a `Vec`-backed value once it is read, and for a
 //! TTL its deadline record). So `max_bytes` tracks the store's real memory: under a churn
 //! of TTL entries whose sizes keep changing, the live heap stays within 1.1 × `max_bytes`
 //! plus about 2 MiB (`tests/heap.rs` checks it with a counting allocator). A removed
 //! entry's key and value are freed when it is removed (deleted, overwritten, evicted or
-//! expired), not at its old deadline: deadline records hold only the key's hash.
+//! expired), not at its old deadline: deadline records hold only a slot position.
 //!
 //! - A `set` that would pass a limit evicts before it returns. Writers reserve space before
 //!   inserting and release it after removing, with a compare-and-swap that never passes the
@@ -311,6 +311,7 @@ mod change;
 mod codec;
 mod conditional;
 mod config;
+mod deadlines;
 mod driver;
 mod index;
 mod input;

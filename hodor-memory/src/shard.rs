@@ -8,13 +8,11 @@
 //! CLOCK), and the array is compacted, keeping the order, once holes pass a quarter of it,
 //! so memory stays proportional to the live entries.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use bytes::Bytes;
 use hashbrown::HashTable;
 
 use crate::codec::Codec;
+use crate::deadlines::Deadlines;
 use crate::index::View;
 use crate::key::KeyRef;
 
@@ -26,10 +24,11 @@ use crate::key::KeyRef;
 /// total against a counting allocator under churn.
 pub(crate) const ENTRY_OVERHEAD: u64 = 120;
 
-/// What an entry with a TTL is charged on top of `ENTRY_OVERHEAD`: its 16-byte deadline
-/// record, with the stale records and queue slack `compact_deadlines` allows (up to a
-/// quarter each).
-pub(crate) const DEADLINE_OVERHEAD: u64 = 32;
+/// What an entry with a TTL is charged on top of `ENTRY_OVERHEAD`: its 6-byte deadline
+/// record (see `deadlines`), with the stale records `compact_deadlines` allows (a quarter)
+/// and the queue's spare capacity (up to a half before it is given back), rounded up; the
+/// 12-byte exact records only hold entries due within the current unit, a small share.
+pub(crate) const DEADLINE_OVERHEAD: u64 = 16;
 
 /// What an entry is charged against `max_bytes`.
 #[inline]
@@ -144,17 +143,13 @@ impl Slot {
     }
 }
 
-/// A pending expiry: when, and the hash of the key it was queued for.
-///
-/// It holds no reference to the key: a removed or overwritten entry's record stays in the
-/// queue (removing it would need its position), but the key and value are freed at once.
-/// A record whose entry is gone or carries another deadline is stale: skipped when popped,
-/// and dropped by `compact_deadlines`, which keeps stale records under a quarter of the
-/// live ones.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Deadline {
-    at: u64,
-    hash: u64,
+/// The deadline of the entry in slot `i`: 0 for none, and for a hole.
+#[inline]
+fn deadline_in(slots: &[Option<Slot>], i: u32) -> u64 {
+    slots
+        .get(i as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |s| s.key.expires())
 }
 
 #[derive(Default)]
@@ -167,7 +162,9 @@ pub(crate) struct Shard {
     holes: Vec<u32>,
     /// Entries in `slots` (not holes).
     live: usize,
-    deadlines: BinaryHeap<Reverse<Deadline>>,
+    /// The expiry queue. Its records name slot positions: `tidy`, which moves slots,
+    /// rebuilds it.
+    deadlines: Deadlines,
     /// Slots whose key has an expiry: how many deadline records are current.
     with_expiry: usize,
     /// This shard's CLOCK hand: the next position it looks at.
@@ -276,18 +273,14 @@ impl Shard {
         self.slots.get(index)?.as_ref()
     }
 
-    /// Replaces the value (stored as `codec`) and expiry of the slot at `index` (whose key
-    /// hashes to `hash`).
-    #[allow(clippy::too_many_arguments)]
+    /// Replaces the value (stored as `codec`) and expiry of the slot at `index`.
     pub(crate) fn overwrite(
         &mut self,
-        hash: u64,
         index: usize,
         value: Bytes,
         codec: Codec,
         modified: u64,
         expires: u64,
-        hash_of: impl Fn(&[u8]) -> u64,
     ) -> Option<Replaced> {
         let slot = self.slots.get_mut(index)?.as_mut()?;
         let old_expires = slot.key.expires();
@@ -309,11 +302,11 @@ impl Shard {
             _ => {}
         }
         if expires != 0 {
-            self.queue(Deadline { at: expires, hash });
+            self.deadlines.push(expires, index as u32);
         }
         if old_expires != 0 || expires != 0 {
             // Only a write with a deadline, old or new, can make a record stale.
-            self.compact_deadlines(hash_of);
+            self.compact_deadlines();
         }
         Some(old)
     }
@@ -370,8 +363,8 @@ impl Shard {
         // be among them or its deadline is lost.
         if expires != 0 {
             self.with_expiry += 1;
-            self.queue(Deadline { at: expires, hash });
-            self.compact_deadlines(&hash_of);
+            self.deadlines.push(expires, position as u32);
+            self.compact_deadlines();
         }
         Some(position)
     }
@@ -404,7 +397,7 @@ impl Shard {
     ) -> Option<Slot> {
         let slot = self.take(hash, index)?;
         self.tidy(&hash_of);
-        self.compact_deadlines(hash_of);
+        self.compact_deadlines();
         Some(slot)
     }
 
@@ -454,6 +447,13 @@ impl Shard {
         self.hand = hand.unwrap_or(kept);
         self.slots.truncate(kept);
         self.holes.clear();
+        // Deadline records name slot positions, which just changed: relied on by
+        // `deadlines` (a record names the slot its entry is in, or a stale one).
+        self.deadlines
+            .rebuild(self.slots.iter().enumerate().filter_map(|(i, s)| {
+                let at = s.as_ref()?.key.expires();
+                (at != 0).then_some((at, i as u32))
+            }));
         // Give memory back when the shard has shrunk: neither the slot array nor the hash
         // table shrinks on its own.
         if self.slots.capacity() > kept + kept / 2 + 64 {
@@ -515,65 +515,29 @@ impl Shard {
             self.evictions += 1;
             self.hand += 1;
             self.tidy(&hash_of);
-            self.compact_deadlines(hash_of);
+            self.compact_deadlines();
             return Step::Evicted(evicted);
         }
     }
 
-    /// Queues a deadline record, growing the queue by a quarter rather than doubling it:
-    /// records are part of what a TTL entry costs.
-    fn queue(&mut self, deadline: Deadline) {
-        let len = self.deadlines.len();
-        if len == self.deadlines.capacity() {
-            self.deadlines.reserve_exact((len / 4).max(16));
-        }
-        self.deadlines.push(Reverse(deadline));
-    }
-
-    /// The position of the entry a deadline record is current for: its key hashes to the
-    /// record's hash and its deadline is the record's.
-    fn current(&self, deadline: &Deadline, hash_of: impl Fn(&[u8]) -> u64) -> Option<usize> {
+    /// Drops stale deadline records once they pass a quarter of the current ones (plus a
+    /// few), and gives back queue capacity the shard no longer needs. Each compaction sorts
+    /// the queue, paid for by the stale records made since the last one.
+    fn compact_deadlines(&mut self) {
         let slots = &self.slots;
-        self.table
-            .find(deadline.hash, |&i| {
-                slots
-                    .get(i as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| {
-                        s.key.expires() == deadline.at && hash_of(s.key.as_bytes()) == deadline.hash
-                    })
-            })
-            .map(|&i| i as usize)
+        self.deadlines
+            .compact(self.with_expiry, |i| deadline_in(slots, i));
     }
 
-    /// Drops stale records once they pass a quarter of the current ones (plus a few), and
-    /// gives back queue capacity the shard no longer needs: the queue stays within about
-    /// 1.25 records per entry with a TTL. Each compaction sorts the queue, paid for by the
-    /// stale records made since the last one.
-    fn compact_deadlines(&mut self, hash_of: impl Fn(&[u8]) -> u64) {
-        let len = self.deadlines.len();
-        if len > self.with_expiry + self.with_expiry / 4 + 32 {
-            let mut records: Vec<Reverse<Deadline>> =
-                std::mem::take(&mut self.deadlines).into_vec();
-            // One record per entry: an entry written twice at the same instant has two.
-            records.sort_unstable();
-            records.dedup();
-            records.retain(|Reverse(d)| self.current(d, &hash_of).is_some());
-            self.deadlines = BinaryHeap::from(records);
-        }
-        let len = self.deadlines.len();
-        if self.deadlines.capacity() > 2 * len + 64 {
-            self.deadlines.shrink_to(len + len / 4 + 16);
-        }
-    }
-
-    /// The earliest pending deadline, possibly stale.
+    /// The earliest pending deadline, possibly stale, possibly rounded down: never later
+    /// than the deadline of an entry in the shard, and after `expire(now, ..)` with budget
+    /// to spare, later than `now`.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.peek().map(|Reverse(d)| d.at)
+        self.deadlines.next()
     }
 
-    /// Pops deadlines due at `now`, removing their entries if they are still expired, up to
-    /// `budget` removals, appending the removed slots to `removed`.
+    /// Removes entries expired at `now`, up to `budget` removals, appending the removed
+    /// slots to `removed`.
     pub(crate) fn expire(
         &mut self,
         now: u64,
@@ -583,24 +547,23 @@ impl Shard {
     ) {
         let mut left = budget;
         while left > 0 {
-            let due = matches!(self.deadlines.peek(), Some(Reverse(d)) if d.at <= now);
-            if !due {
-                break;
-            }
-            let Some(Reverse(deadline)) = self.deadlines.pop() else {
+            let slots = &self.slots;
+            // Only an entry whose own deadline has passed comes back (see `deadlines`).
+            let Some(index) = self.deadlines.pop_due(now, |i| deadline_in(slots, i)) else {
                 break;
             };
-            let Some(index) = self.current(&deadline, &hash_of) else {
-                continue; // Stale.
+            let index = index as usize;
+            let Some(hash) = self.slot(index).map(|s| hash_of(s.key.as_bytes())) else {
+                continue;
             };
-            if let Some(slot) = self.take(deadline.hash, index) {
+            if let Some(slot) = self.take(hash, index) {
                 self.expirations += 1;
                 removed.push(slot);
                 left -= 1;
             }
         }
         self.tidy(&hash_of);
-        self.compact_deadlines(hash_of);
+        self.compact_deadlines();
     }
 
     /// Empties the shard, keeping its counters, and returns what it held for the caller to
@@ -900,9 +863,7 @@ mod tests {
         }
         // Overwrite "a" with a later expiry: its first deadline becomes stale.
         let i = shard.find(h(b"a"), b"a").unwrap();
-        shard
-            .overwrite(h(b"a"), i, Bytes::new(), Codec::Raw, 1, 40, h)
-            .unwrap();
+        shard.overwrite(i, Bytes::new(), Codec::Raw, 1, 40).unwrap();
 
         let mut removed = Vec::new();
         shard.expire(25, usize::MAX, h, &mut removed);
@@ -927,18 +888,18 @@ mod tests {
         let i = shard.find(h(b"k"), b"k").unwrap();
         for at in 2..10_000 {
             shard
-                .overwrite(h(b"k"), i, Bytes::new(), Codec::Raw, at, at, h)
+                .overwrite(i, Bytes::new(), Codec::Raw, at, at)
                 .unwrap();
             assert!(shard.deadlines.len() <= shard.with_expiry + shard.with_expiry / 4 + 33);
         }
         // The same instant twice (a stopped clock): the duplicate record is dropped too.
         for _ in 0..1_000 {
             shard
-                .overwrite(h(b"k"), i, Bytes::new(), Codec::Raw, 5, 20_000, h)
+                .overwrite(i, Bytes::new(), Codec::Raw, 5, 20_000)
                 .unwrap();
         }
         assert!(shard.deadlines.len() <= 34);
-        assert!(shard.deadlines.capacity() <= 2 * shard.deadlines.len() + 64);
+        assert!(shard.deadlines.allocated() <= 12 * (2 * shard.deadlines.len() + 64));
     }
 
     #[test]
@@ -969,6 +930,43 @@ mod tests {
     }
 
     #[test]
+    fn deadlines_follow_their_entries_when_slots_are_compacted_and_reused() {
+        let h = hasher();
+        let mut shard = Shard::default();
+        // Deadlines in distinct coarse units, the last entries' earliest, so that moved
+        // entries would be reclaimed early (or never) by records naming old positions.
+        let unit = 1u64 << 26;
+        let at = |i: u64| (1_000 - i) * unit + 7;
+        for i in 0..200 {
+            insert(&mut shard, &format!("k{i:03}"), at(i));
+        }
+        for i in (0..200).filter(|i| i % 5 != 0) {
+            let key = format!("k{i:03}");
+            let found = shard.find(h(key.as_bytes()), key.as_bytes()).unwrap();
+            shard.remove(h(key.as_bytes()), found, h).unwrap();
+        }
+        assert!(shard.slots.len() < 100, "the slots were compacted");
+        // New entries take the holes left behind the compaction, with later deadlines.
+        for i in 0..20 {
+            insert(&mut shard, &format!("n{i}"), 2_000 * unit + i);
+        }
+        assert_consistent(&shard);
+        let mut removed = Vec::new();
+        for i in (0..200u32).step_by(5).rev().map(u64::from) {
+            shard.expire(at(i) - 1, usize::MAX, h, &mut removed);
+            assert!(removed.is_empty(), "reclaimed before {}", at(i));
+            shard.expire(at(i), usize::MAX, h, &mut removed);
+            let names: Vec<_> = removed.drain(..).map(|s| s.key.to_owned_string()).collect();
+            assert_eq!(names, [format!("k{i:03}")]);
+            assert!(shard.next_deadline().is_some_and(|n| n > at(i)));
+        }
+        shard.expire(2_000 * unit + 19, usize::MAX, h, &mut removed);
+        assert_eq!(removed.len(), 20);
+        assert_eq!(shard.len(), 0);
+        assert_eq!(shard.deadlines.len(), 0);
+    }
+
+    #[test]
     fn the_time_the_codec_and_the_round_share_one_word_without_mixing() {
         let h = hasher();
         let mut shard = Shard::default();
@@ -984,9 +982,7 @@ mod tests {
             ] {
                 let slot = shard.slots[i].as_mut().unwrap();
                 slot.set_round(round);
-                shard
-                    .overwrite(h(b"k"), i, Bytes::new(), codec, at, 0, h)
-                    .unwrap();
+                shard.overwrite(i, Bytes::new(), codec, at, 0).unwrap();
                 let slot = shard.slot(i).unwrap();
                 assert_eq!(slot.codec(), codec);
                 assert_eq!(slot.modified(), at.min(MAX_TIME));
@@ -1049,15 +1045,7 @@ mod tests {
         assert_eq!(shard.charged, charge(3, 3, false));
         let i = shard.find(h(b"abc"), b"abc").unwrap();
         let old = shard
-            .overwrite(
-                h(b"abc"),
-                i,
-                Bytes::from_static(b"0123456789"),
-                Codec::Raw,
-                1,
-                0,
-                h,
-            )
+            .overwrite(i, Bytes::from_static(b"0123456789"), Codec::Raw, 1, 0)
             .unwrap();
         assert_eq!(old.charge, charge(3, 3, false));
         assert_eq!(shard.charged, charge(3, 10, false));

@@ -1292,7 +1292,7 @@ impl Store {
         let (index, created) = match shard.find(hash, key.as_bytes()) {
             Some(index) => {
                 let old = shard
-                    .overwrite(hash, index, value, codec, modified, expires, hash_of)
+                    .overwrite(index, value, codec, modified, expires)
                     .ok_or_else(inconsistent)?;
                 if let Some(slot) = shard.slot(index) {
                     slot.key.set_seq(seq);

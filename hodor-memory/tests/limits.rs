@@ -308,6 +308,6 @@ fn set_many_over_an_expired_key_counts_it_once() {
     assert_eq!(listed, ["a", "k"]);
     let m = c.metrics();
     assert_eq!(m.entries, Some(2), "{m:?}");
-    let recount: u64 = listed.iter().map(|k| k.len() as u64 + 1 + 120 + 32).sum();
+    let recount: u64 = listed.iter().map(|k| k.len() as u64 + 1 + 120 + 16).sum();
     assert_eq!(m.bytes, Some(recount), "{m:?}");
 }

@@ -52,7 +52,7 @@ fn unique(prefix: &str) -> String {
 
 /// The documented charge of an entry against `max_bytes`.
 fn charge(key: &str, size: usize, with_ttl: bool) -> u64 {
-    (key.len() + size) as u64 + 120 + if with_ttl { 32 } else { 0 }
+    (key.len() + size) as u64 + 120 + if with_ttl { 16 } else { 0 }
 }
 
 // ---------------------------------------------------------------------------------------
