@@ -16,7 +16,7 @@
 //! | list 100 keys | `list(prefix)`: one script, `ZRANGE ... BYLEX` then the deadlines of what it found | `ZRANGE index [prefix [prefix\xff BYLEX` on a sorted set of the same keys |
 //!
 //! Every key is loaded with the TTL the set rows use, so `list` pays for the deadline check
-//! its correctness needs. Rows run on 1 and 8 client threads; hodor and plain alternate,
+//! its correctness needs (none of those deadlines passes during the run). Rows run on 1 and 8 client threads; hodor and plain alternate,
 //! the one going first swapping every repetition. After each measurement the server's
 //! `INFO commandstats` gives the server time per operation, which tells the server's work
 //! apart from the client's and the network's.

@@ -144,12 +144,23 @@ local function remove(vkey, idx, exp, member)
   return live
 end
 
+-- Whether no deadline in `exp` has passed at `now_ms`: then every index member is live, and
+-- nothing needs its deadline looked up (the common case, where writes and the pruner keep
+-- the index clean). The earliest deadline decides, so this is one O(log n) read.
+local function none_due(exp, now_ms)
+  local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+  return #first == 0 or tonumber(first[2]) > now_ms
+end
+
 -- The members of `members` whose deadline (in `exp`) has not passed.
 local function live_members(exp, members)
   if #members == 0 then
     return members
   end
   local now_ms = math.floor(now_us() / 1000)
+  if none_due(exp, now_ms) then
+    return members
+  end
   local live = {}
   local chunk = 256
   for first = 1, #members, chunk do
@@ -391,7 +402,8 @@ return {redis.call('HSTRLEN', KEYS[1], 'v'), f[1], f[2] or false, f[3] or false}
 
 /// `KEYS`: index, expiry set. `ARGV`: `ZRANGE BYLEX` min and max. Returns the live members
 /// in that range, in byte order. Reads only: members of expired keys are skipped here and
-/// removed by writes and the pruner.
+/// removed by writes and the pruner. The driver runs it only when some deadline has passed:
+/// otherwise every member is live and one `ZRANGE` answers (see `RedisDriver::list`).
 pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -402,16 +414,29 @@ return live_members(KEYS[2], redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BY
 
 /// `KEYS`: index, expiry set. `ARGV`: `ZRANGE BYLEX` min and max, limit. Returns
 /// `{more, {members}}`: at most `limit` live members of the range in byte order, and 1 if
-/// another live member follows them. Reads the index `CHUNK` members at a time with
-/// `ZRANGE ... BYLEX ... LIMIT`, so a page costs what it returns (and the expired members
-/// not yet pruned among them), never the rest of the range.
+/// another live member follows them. When no deadline has passed, that is one
+/// `ZRANGE ... BYLEX ... LIMIT` of `limit + 1` members; otherwise it reads the index
+/// `CHUNK` members at a time and skips the expired ones. Either way a page costs what it
+/// returns (and the expired members not yet pruned among them), never the rest of the
+/// range.
 pub(crate) static LIST_PAGE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local chunk = 256
 local limit = tonumber(ARGV[3])
-local min = ARGV[1]
 local now_ms = math.floor(now_us() / 1000)
+if none_due(KEYS[2], now_ms) then
+  -- Every member is live: one more than the page says whether another follows. (A limit
+  -- past any real page is capped, so that the count stays an integer Redis accepts.)
+  local members = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX', 'LIMIT', 0,
+    int(math.min(limit, 2147483647) + 1))
+  if #members > limit then
+    members[#members] = nil
+    return {1, members}
+  end
+  return {0, members}
+end
+local chunk = 256
+local min = ARGV[1]
 local live = {}
 while true do
   local members = redis.call('ZRANGE', KEYS[1], min, ARGV[2], 'BYLEX', 'LIMIT', 0, chunk)
