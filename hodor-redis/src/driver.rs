@@ -262,6 +262,47 @@ impl RedisDriver {
         Ok(wrote == 1)
     }
 
+    /// The index members in `min..max` if no deadline of the contract has passed, else
+    /// `None`: then some of them may be expired, and `scripts::LIST` must filter them.
+    ///
+    /// One transaction, so the three replies describe one instant: the server's clock, the
+    /// earliest deadline in the expiry set, and the range. Every member of an entry with a
+    /// TTL has its deadline in the expiry set (the invariant `scripts::write` keeps), so an
+    /// earliest deadline still ahead means every member is live, by the rule `scripts`
+    /// states for deadlines (live while `now < deadline`, in whole milliseconds). Nothing
+    /// runs a script: the server only ranges, as a plain `ZRANGE ... BYLEX` would.
+    fn list_if_none_due(&self, min: &[u8], max: &[u8]) -> DriverResult<Option<Vec<Vec<u8>>>> {
+        let (time, earliest, members): (Vec<u64>, redis::Value, Vec<Vec<u8>>) =
+            self.pool.run(Op::Read, |conn| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("TIME")
+                    .cmd("ZRANGE")
+                    .arg(self.namespace.expiry_key())
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+                    .cmd("ZRANGE")
+                    .arg(self.namespace.index_key())
+                    .arg(min)
+                    .arg(max)
+                    .arg("BYLEX")
+                    .query(conn)
+            })?;
+        let [seconds, micros] = time.as_slice() else {
+            return Ok(None);
+        };
+        let now_ms = seconds.saturating_mul(1000).saturating_add(micros / 1000);
+        Ok(match earliest_deadline(&earliest) {
+            Some(None) => Some(members),
+            // Deadlines are whole milliseconds, far below 2^53: exact as doubles.
+            Some(Some(deadline)) if deadline > now_ms as f64 => Some(members),
+            // Something is due, or a reply this code does not understand: the script
+            // decides, member by member.
+            _ => None,
+        })
+    }
+
     /// A reply a watch did not expect.
     fn unexpected_watch(&self, what: &str) -> DriverError {
         unexpected(
@@ -340,6 +381,33 @@ fn now_nanos() -> u64 {
 fn ttl_arg(ttl: Option<Duration>) -> String {
     // The Contract hands over whole milliseconds, at most 100 years.
     ttl.map(|d| d.as_millis().to_string()).unwrap_or_default()
+}
+
+/// The score in a `ZRANGE key 0 0 WITHSCORES` reply: `Some(None)` for an empty set,
+/// `None` for a reply of another shape. RESP2 answers `[member, score]`, RESP3
+/// `[[member, score]]`.
+fn earliest_deadline(reply: &redis::Value) -> Option<Option<f64>> {
+    use redis::Value;
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    let score = match items.as_slice() {
+        [] => return Some(None),
+        [Value::Array(pair)] => match pair.as_slice() {
+            [_, score] => score,
+            _ => return None,
+        },
+        [_, score] => score,
+        _ => return None,
+    };
+    match score {
+        Value::Double(d) => Some(Some(*d)),
+        Value::BulkString(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .map(Some),
+        _ => None,
+    }
 }
 
 /// Marks a version that is an entry's `m` field (an entry written before versions
@@ -528,14 +596,17 @@ impl Driver for RedisDriver {
 
     fn list(&self, prefix: &str) -> DriverResult<Vec<String>> {
         let (min, max) = lex_range(prefix);
-        let members = self.pool.run(Op::Read, |conn| {
-            scripts::LIST
-                .key(self.namespace.index_key())
-                .key(self.namespace.expiry_key())
-                .arg(&min)
-                .arg(&max)
-                .invoke::<Vec<Vec<u8>>>(conn)
-        })?;
+        let members = match self.list_if_none_due(&min, &max)? {
+            Some(members) => members,
+            None => self.pool.run(Op::Read, |conn| {
+                scripts::LIST
+                    .key(self.namespace.index_key())
+                    .key(self.namespace.expiry_key())
+                    .arg(&min)
+                    .arg(&max)
+                    .invoke::<Vec<Vec<u8>>>(conn)
+            })?,
+        };
         self.keys_from(members)
     }
 
@@ -684,6 +755,29 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn the_earliest_deadline_is_read_from_either_protocol() {
+        use redis::Value;
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        assert_eq!(earliest_deadline(&Value::Array(vec![])), Some(None));
+        let resp2 = Value::Array(vec![bulk("k"), bulk("1764604800123")]);
+        assert_eq!(earliest_deadline(&resp2), Some(Some(1_764_604_800_123.0)));
+        let resp3 = Value::Array(vec![Value::Array(vec![
+            bulk("k"),
+            Value::Double(1_764_604_800_123.0),
+        ])]);
+        assert_eq!(earliest_deadline(&resp3), Some(Some(1_764_604_800_123.0)));
+        // Anything else is not understood, so the driver falls back to the script.
+        for odd in [
+            Value::Nil,
+            Value::Array(vec![bulk("k"), bulk("soon")]),
+            Value::Array(vec![bulk("k"), bulk("1"), bulk("l"), bulk("2")]),
+            Value::Array(vec![Value::Array(vec![bulk("k")])]),
+        ] {
+            assert_eq!(earliest_deadline(&odd), None, "{odd:?}");
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ local function changed(kind, member)
     error('hodor: a script changed an entry without logging it (call log_from_args first)')
   end
   local seq = redis.call('INCR', LOG.seq)
+  LOG.last = seq
   if LOG.keep == '0' then
     -- Counted, not logged: a watcher elsewhere sees the gap and resyncs.
     return
@@ -95,6 +96,7 @@ local function changed(kind, member)
       end
     end
     seq = last + 1
+    LOG.last = seq
     redis.call('SET', LOG.seq, int(seq))
     redis.call('XADD', LOG.stream, 'MAXLEN', '~', LOG.keep,
       int(seq) .. '-0', 'k', member, 't', kind)
@@ -144,12 +146,23 @@ local function remove(vkey, idx, exp, member)
   return live
 end
 
+-- Whether no deadline in `exp` has passed at `now_ms`: then every index member is live, and
+-- nothing needs its deadline looked up (the common case, where writes and the pruner keep
+-- the index clean). The earliest deadline decides, so this is one O(log n) read.
+local function none_due(exp, now_ms)
+  local first = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')
+  return #first == 0 or tonumber(first[2]) > now_ms
+end
+
 -- The members of `members` whose deadline (in `exp`) has not passed.
 local function live_members(exp, members)
   if #members == 0 then
     return members
   end
   local now_ms = math.floor(now_us() / 1000)
+  if none_due(exp, now_ms) then
+    return members
+  end
   local live = {}
   local chunk = 256
   for first = 1, #members, chunk do
@@ -213,12 +226,22 @@ end
 
 -- What SET, CREATE and SET_IF_VERSION do once they decided to write: the entry from KEYS
 -- (value hash, index, expiry set, version counter; the log's last) and ARGV (member, value,
--- modified ns, TTL in ms or '', prune limit; the history length last), then a prune.
--- Returns 1.
+-- modified ns, TTL in ms or '', prune limit; the history length last), then, on every
+-- PRUNE_EVERY-th change of the contract, a prune. Returns 1.
+--
+-- Why not a prune on every write: looking for due members is a redis.call that almost
+-- always finds nothing, and it cost about a tenth of the whole script. One in
+-- PRUNE_EVERY still keeps up with what writes add: in those PRUNE_EVERY changes, single-key
+-- writes gave at most PRUNE_EVERY members a deadline, and the prune removes up to the
+-- limit (far more) of those that are due. `list` never depends on it: it filters what is
+-- due and not yet pruned.
+local PRUNE_EVERY = 16
 local function write_entry()
   local now = now_us()
   write(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now, next_version(KEYS[4]))
-  prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
+  if LOG.last % PRUNE_EVERY == 0 then
+    prune(KEYS[2], KEYS[3], int(math.floor(now / 1000)), ARGV[5])
+  end
   return 1
 end
 "#;
@@ -391,7 +414,8 @@ return {redis.call('HSTRLEN', KEYS[1], 'v'), f[1], f[2] or false, f[3] or false}
 
 /// `KEYS`: index, expiry set. `ARGV`: `ZRANGE BYLEX` min and max. Returns the live members
 /// in that range, in byte order. Reads only: members of expired keys are skipped here and
-/// removed by writes and the pruner.
+/// removed by writes and the pruner. The driver runs it only when some deadline has passed:
+/// otherwise every member is live and one `ZRANGE` answers (see `RedisDriver::list`).
 pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -402,16 +426,29 @@ return live_members(KEYS[2], redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BY
 
 /// `KEYS`: index, expiry set. `ARGV`: `ZRANGE BYLEX` min and max, limit. Returns
 /// `{more, {members}}`: at most `limit` live members of the range in byte order, and 1 if
-/// another live member follows them. Reads the index `CHUNK` members at a time with
-/// `ZRANGE ... BYLEX ... LIMIT`, so a page costs what it returns (and the expired members
-/// not yet pruned among them), never the rest of the range.
+/// another live member follows them. When no deadline has passed, that is one
+/// `ZRANGE ... BYLEX ... LIMIT` of `limit + 1` members; otherwise it reads the index
+/// `CHUNK` members at a time and skips the expired ones. Either way a page costs what it
+/// returns (and the expired members not yet pruned among them), never the rest of the
+/// range.
 pub(crate) static LIST_PAGE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local chunk = 256
 local limit = tonumber(ARGV[3])
-local min = ARGV[1]
 local now_ms = math.floor(now_us() / 1000)
+if none_due(KEYS[2], now_ms) then
+  -- Every member is live: one more than the page says whether another follows. (A limit
+  -- past any real page is capped, so that the count stays an integer Redis accepts.)
+  local members = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX', 'LIMIT', 0,
+    int(math.min(limit, 2147483647) + 1))
+  if #members > limit then
+    members[#members] = nil
+    return {1, members}
+  end
+  return {0, members}
+end
+local chunk = 256
+local min = ARGV[1]
 local live = {}
 while true do
   local members = redis.call('ZRANGE', KEYS[1], min, ARGV[2], 'BYLEX', 'LIMIT', 0, chunk)

@@ -44,15 +44,24 @@ fn key_lookups(conn: &mut redis::Connection) -> u64 {
         .sum()
 }
 
-/// What one `list` call costs the server: (calls per command, key lookups).
+/// What one `list("item/")` call costs the server: (calls per command, key lookups).
 fn cost_of_list(
     c: &Contract,
     raw: &mut redis::Connection,
 ) -> (BTreeMap<String, u64>, u64, Vec<String>) {
+    cost_of_list_of(c, raw, "item/")
+}
+
+/// What one `list(prefix)` call costs the server: (calls per command, key lookups).
+fn cost_of_list_of(
+    c: &Contract,
+    raw: &mut redis::Connection,
+    prefix: &str,
+) -> (BTreeMap<String, u64>, u64, Vec<String>) {
     // Warm the pool so no connection handshake lands in the counters.
-    c.list("item/").unwrap();
+    c.list(prefix).unwrap();
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(raw).unwrap();
-    let listed = c.list("item/").unwrap();
+    let listed = c.list(prefix).unwrap();
     let calls = command_calls(raw);
     let lookups = key_lookups(raw);
     (calls, lookups, listed)
@@ -106,8 +115,71 @@ fn listing_ten_keys_ignores_a_hundred_thousand_keys_elsewhere() {
     for scan in ["scan", "keys", "zscan", "sscan", "hscan"] {
         assert!(!calls.contains_key(scan), "list ran {scan}: {calls:?}");
     }
-    // One script call that reads the contract's own index and deadline set.
-    assert_eq!(calls.get("evalsha"), Some(&1), "{calls:?}");
-    assert_eq!(calls.get("zrange"), Some(&1), "{calls:?}");
+    // No deadline has passed, so no script: one transaction that reads the clock, the
+    // earliest deadline and the range of the contract's own index.
+    assert!(!calls.contains_key("evalsha"), "{calls:?}");
+    assert!(!calls.contains_key("zmscore"), "{calls:?}");
+    assert_eq!(calls.get("exec"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("zrange"), Some(&2), "{calls:?}");
     assert!(lookups <= 2, "{lookups} key lookups");
+}
+
+#[test]
+fn list_filters_what_is_due_and_is_one_range_again_once_it_is_pruned() {
+    let Some(server) = support::Server::start() else {
+        support::skip(
+            "list_filters_what_is_due_and_is_one_range_again_once_it_is_pruned",
+            "redis-server could not be started from PATH (this test resets the server's \
+             statistics, so it runs on a server of its own)",
+        );
+        return;
+    };
+    // No background pruning: the expired members stay in the index until a write.
+    let config = json!({"url": server.url(), "prune_interval_ms": 3_600_000});
+    let c = Contract::new("redis", "due", Some(config)).unwrap();
+    let mut raw = support::raw(&server.url());
+    let short = std::time::Duration::from_millis(30);
+    let long = std::time::Duration::from_secs(600);
+    c.set("a/kept", "v", None).unwrap();
+    c.set("a/long", "v", Some(long)).unwrap();
+    c.set("a/short", "v", Some(short)).unwrap();
+    c.set("b/short", "v", Some(short)).unwrap();
+    assert_eq!(c.list("a/").unwrap(), ["a/kept", "a/long", "a/short"]);
+    std::thread::sleep(short + std::time::Duration::from_millis(20));
+
+    // Due but not pruned: still in the index, never listed.
+    let index: Vec<String> = redis::cmd("ZRANGE")
+        .arg("hodor:{due}:i")
+        .arg(0)
+        .arg(-1)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(index, ["a/kept", "a/long", "a/short", "b/short"]);
+    let (calls, _, listed) = cost_of_list_of(&c, &mut raw, "a/");
+    assert_eq!(listed, ["a/kept", "a/long"]);
+    assert_eq!(
+        calls.get("evalsha"),
+        Some(&1),
+        "the script filters: {calls:?}"
+    );
+    assert_eq!(c.list("").unwrap(), ["a/kept", "a/long"]);
+    let page = c.list_page("a/", None, 1).unwrap();
+    assert_eq!(page.keys, ["a/kept"]);
+    assert_eq!(page.next.as_deref(), Some("a/kept"));
+    let page = c.list_page("a/", Some("a/kept"), 5).unwrap();
+    assert_eq!((page.keys, page.next), (vec!["a/long".to_owned()], None));
+
+    // Writes prune what is due (one in 16 does, so 16 in a row include it); listing is
+    // one range again.
+    for _ in 0..16 {
+        c.set("c", "v", None).unwrap();
+    }
+    let (calls, _, listed) = cost_of_list_of(&c, &mut raw, "a/");
+    assert_eq!(listed, ["a/kept", "a/long"]);
+    assert!(!calls.contains_key("evalsha"), "{calls:?}");
+    let page = c.list_page("", Some("a/kept"), 1).unwrap();
+    assert_eq!(page.keys, ["a/long"]);
+    assert_eq!(page.next.as_deref(), Some("a/long"));
+    let page = c.list_page("", Some("a/long"), 1).unwrap();
+    assert_eq!((page.keys, page.next), (vec!["c".to_owned()], None));
 }
