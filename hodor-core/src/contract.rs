@@ -236,15 +236,22 @@ impl Contract {
         miss: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         self.check(operation, key)?;
-        match self.inner.driver.get(key) {
-            Ok(Some(value)) => {
-                self.count(Counter::Hits, 1);
-                hit(value)
-            }
-            Ok(None) => {
-                self.count(Counter::Misses, 1);
-                miss()
-            }
+        let found = self.inner.driver.get(key);
+        // Counted before the value is taken out: counting after, the compiler kept the
+        // value in registers across the count and then stored it again.
+        if let Ok(found) = &found {
+            self.count(
+                if found.is_some() {
+                    Counter::Hits
+                } else {
+                    Counter::Misses
+                },
+                1,
+            );
+        }
+        match found {
+            Ok(Some(value)) => hit(value),
+            Ok(None) => miss(),
             Err(e) => Err(self.error(operation, Some(key), e)),
         }
     }
