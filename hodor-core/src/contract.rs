@@ -608,7 +608,7 @@ impl Contract {
         self.check_key(key)
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_key(&self, key: &str) -> Result<()> {
         if key::is_valid(key) {
             return Ok(());
