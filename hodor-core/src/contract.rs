@@ -239,15 +239,10 @@ impl Contract {
         let found = self.inner.driver.get(key);
         // Counted before the value is taken out: counting after, the compiler kept the
         // value in registers across the count and then stored it again.
-        if let Ok(found) = &found {
-            self.count(
-                if found.is_some() {
-                    Counter::Hits
-                } else {
-                    Counter::Misses
-                },
-                1,
-            );
+        match &found {
+            Ok(Some(_)) => self.count(Counter::Hits, 1),
+            Ok(None) => self.count(Counter::Misses, 1),
+            Err(_) => {}
         }
         match found {
             Ok(Some(value)) => hit(value),
