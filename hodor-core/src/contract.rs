@@ -236,15 +236,17 @@ impl Contract {
         miss: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         self.check(operation, key)?;
-        match self.inner.driver.get(key) {
-            Ok(Some(value)) => {
-                self.count(Counter::Hits, 1);
-                hit(value)
-            }
-            Ok(None) => {
-                self.count(Counter::Misses, 1);
-                miss()
-            }
+        let found = self.inner.driver.get(key);
+        // Counted before the value is taken out: counting after, the compiler kept the
+        // value in registers across the count and then stored it again.
+        match &found {
+            Ok(Some(_)) => self.count(Counter::Hits, 1),
+            Ok(None) => self.count(Counter::Misses, 1),
+            Err(_) => {}
+        }
+        match found {
+            Ok(Some(value)) => hit(value),
+            Ok(None) => miss(),
             Err(e) => Err(self.error(operation, Some(key), e)),
         }
     }
@@ -601,7 +603,7 @@ impl Contract {
         self.check_key(key)
     }
 
-    #[inline]
+    #[inline(always)]
     fn check_key(&self, key: &str) -> Result<()> {
         if key::is_valid(key) {
             return Ok(());

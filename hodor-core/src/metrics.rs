@@ -192,7 +192,8 @@ thread_local! {
     static SHARED_LEFT: Cell<u32> = const { Cell::new(0) };
 }
 
-#[inline]
+/// This thread's stripe, assigning one at its first count.
+#[cfg(test)]
 fn thread_stripe() -> usize {
     let index = STRIPE.get();
     if index != UNASSIGNED {
@@ -237,28 +238,14 @@ fn assign_stripe() -> usize {
 
 /// The shared path's bookkeeping: after [`RECLAIM_EVERY`] counts on a shared stripe the
 /// thread forgets it, so its next count looks for a free owned stripe again.
-///
-/// The shape matters to the owned path, which shares the function: with the whole shared
-/// path out of line, a `get` kept its result on the stack around the call; with the
-/// `STRIPE` store inline, `add` kept the thread-local's address in a saved register. Both
-/// cost the owned path instructions (callgrind, `Contract::get` on a no-op driver); this
-/// shape costs it none.
 #[inline]
 fn count_down_to_reclaim() {
     let left = SHARED_LEFT.get();
     if left > 1 {
         SHARED_LEFT.set(left - 1);
     } else {
-        forget_shared_stripe();
+        STRIPE.set(UNASSIGNED);
     }
-}
-
-/// Out of line so that `add` needs [`STRIPE`]'s address only at its start (see
-/// [`count_down_to_reclaim`]).
-#[cold]
-#[inline(never)]
-fn forget_shared_stripe() {
-    STRIPE.set(UNASSIGNED);
 }
 
 /// Adds to a counter of an owned stripe. Only the owning thread writes it, so no
@@ -280,9 +267,27 @@ impl Counters {
         }
     }
 
+    /// The owned-stripe case is all the hot path holds: one thread-local read, and one
+    /// bounds check that also sends [`UNASSIGNED`] (a thread's first count) and the shared
+    /// stripes' indexes to [`Counters::add_slow`]. Anything more inline (a separate test
+    /// for `UNASSIGNED`, the shared path's bookkeeping) cost every `get` instructions and
+    /// registers (callgrind, `Contract::get` hit).
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
-        let index = thread_stripe();
+        match self.owned.get(STRIPE.get()) {
+            Some(stripe) => add_owned(stripe.cell(counter), n),
+            None => self.add_slow(counter, n),
+        }
+    }
+
+    /// A thread's first count, and every count of a thread on a shared stripe.
+    #[cold]
+    #[inline(never)]
+    fn add_slow(&self, counter: Counter, n: u64) {
+        let mut index = STRIPE.get();
+        if index == UNASSIGNED {
+            index = assign_stripe();
+        }
         if let Some(stripe) = self.owned.get(index) {
             add_owned(stripe.cell(counter), n);
         } else if let Some(stripe) = self.shared.get(index % self.shared.len().max(1)) {
