@@ -193,7 +193,6 @@ thread_local! {
 }
 
 /// This thread's stripe, assigning one at its first count.
-#[cfg(test)]
 fn thread_stripe() -> usize {
     let index = STRIPE.get();
     if index != UNASSIGNED {
@@ -284,10 +283,7 @@ impl Counters {
     #[cold]
     #[inline(never)]
     fn add_slow(&self, counter: Counter, n: u64) {
-        let mut index = STRIPE.get();
-        if index == UNASSIGNED {
-            index = assign_stripe();
-        }
+        let index = thread_stripe();
         if let Some(stripe) = self.owned.get(index) {
             add_owned(stripe.cell(counter), n);
         } else if let Some(stripe) = self.shared.get(index % self.shared.len().max(1)) {
