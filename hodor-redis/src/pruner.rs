@@ -5,8 +5,9 @@
 //! their members of expired keys: one `set`, `create` or `set_if_version` in 16 (the one
 //! whose change's `seq` is a multiple of 16, see `write_entry` in [`crate::scripts`]) and
 //! every `set_many` and `increment` removes up to [`LIMIT`] of them, and one thread per
-//! pool does the same for every contract open on the pool, every `prune_interval_ms`. Each member removed is an `Expired` entry in the contract's change
-//! log, so watches learn of expiries within about one interval.
+//! pool does the same for every contract open on the pool, every `prune_interval_ms`.
+//! Each member removed is an `Expired` entry in the contract's change log, so watches
+//! learn of expiries within about one interval.
 //!
 //! The thread starts when the pool's first contract has opened, so an open that fails
 //! starts none. It holds no strong reference to the pool, and it waits on a channel whose
